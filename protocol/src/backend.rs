@@ -101,7 +101,9 @@ impl ReadyForQuery {
             b'I' => TransactionStatus::Idle,
             b'T' => TransactionStatus::InTransaction,
             b'E' => TransactionStatus::Failed,
-            _ => return Err(ProtocolError::InvalidField { what: "ReadyForQuery", detail: "unknown transaction status" }),
+            _ => {
+                return Err(ProtocolError::InvalidField { what: "ReadyForQuery", detail: "unknown transaction status" })
+            }
         };
         Ok(Self { status })
     }
@@ -295,7 +297,9 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
     use pgwire::messages::data::{DataRow as PgDataRow, FieldDescription as PgField, RowDescription as PgRowDesc};
-    use pgwire::messages::response::{CommandComplete as PgCC, ErrorResponse as PgErr, ReadyForQuery as PgRfq, TransactionStatus as PgTs};
+    use pgwire::messages::response::{
+        CommandComplete as PgCC, ErrorResponse as PgErr, ReadyForQuery as PgRfq, TransactionStatus as PgTs,
+    };
     use pgwire::messages::startup::{Authentication as PgAuth, BackendKeyData as PgKey};
     use pgwire::messages::Message;
 
@@ -320,13 +324,21 @@ mod tests {
         let b = body(PgKey::new(1234, pgwire::messages::startup::SecretKey::I32(99)));
         let k = BackendKeyData::parse(&b).unwrap();
         assert_eq!((k.pid, k.key), (1234, &99i32.to_be_bytes()[..]));
-        assert_eq!(ReadyForQuery::parse(&body(PgRfq::new(PgTs::Transaction))).unwrap().status, TransactionStatus::InTransaction);
+        assert_eq!(
+            ReadyForQuery::parse(&body(PgRfq::new(PgTs::Transaction))).unwrap().status,
+            TransactionStatus::InTransaction
+        );
         assert!(ReadyForQuery::parse(b"Q").is_err());
     }
 
     #[test]
     fn command_complete_rows() {
-        let cases = [("SELECT 5", Some(5), "SELECT"), ("INSERT 0 3", Some(3), "INSERT"), ("CREATE TABLE", None, "CREATE TABLE"), ("COPY 10", Some(10), "COPY")];
+        let cases = [
+            ("SELECT 5", Some(5), "SELECT"),
+            ("INSERT 0 3", Some(3), "INSERT"),
+            ("CREATE TABLE", None, "CREATE TABLE"),
+            ("COPY 10", Some(10), "COPY"),
+        ];
         for (tag, rows, cmd) in cases {
             let b = body(PgCC::new(tag.into()));
             let cc = CommandComplete::parse(&b).unwrap();
@@ -337,7 +349,12 @@ mod tests {
 
     #[test]
     fn error_fields() {
-        let b = body(PgErr::new(vec![(b'S', "ERROR".into()), (b'C', "40P01".into()), (b'M', "deadlock detected".into()), (b'D', "Process 1 waits".into())]));
+        let b = body(PgErr::new(vec![
+            (b'S', "ERROR".into()),
+            (b'C', "40P01".into()),
+            (b'M', "deadlock detected".into()),
+            (b'D', "Process 1 waits".into()),
+        ]));
         let e = ErrorFields::parse(&b).unwrap();
         assert_eq!(e.sqlstate(), Some("40P01"));
         assert_eq!(e.message(), "deadlock detected");

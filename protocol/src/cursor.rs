@@ -60,19 +60,13 @@ impl<'a> Cursor<'a> {
 
     /// Reads a non-negative `i16` count (parameter, column or format counts).
     pub fn count16(&mut self) -> Result<usize, ProtocolError> {
-        usize::try_from(self.i16()?).map_err(|_| ProtocolError::InvalidField {
-            what: self.what,
-            detail: "negative count",
-        })
+        usize::try_from(self.i16()?)
+            .map_err(|_| ProtocolError::InvalidField { what: self.what, detail: "negative count" })
     }
 
     /// Reads a NUL-terminated string, without the NUL.
     pub fn cstr(&mut self) -> Result<&'a [u8], ProtocolError> {
-        let end = self
-            .buf
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(ProtocolError::UnterminatedString(self.what))?;
+        let end = self.buf.iter().position(|&b| b == 0).ok_or(ProtocolError::UnterminatedString(self.what))?;
         let s = &self.buf[..end];
         self.buf = &self.buf[end + 1..];
         Ok(s)
@@ -84,10 +78,8 @@ impl<'a> Cursor<'a> {
         if len == -1 {
             return Ok(None);
         }
-        let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidField {
-            what: self.what,
-            detail: "negative value length",
-        })?;
+        let len = usize::try_from(len)
+            .map_err(|_| ProtocolError::InvalidField { what: self.what, detail: "negative value length" })?;
         self.bytes(len).map(Some)
     }
 }

@@ -107,13 +107,7 @@ pub struct FrameScanner {
 impl FrameScanner {
     /// A scanner accepting bodies up to `max_len` bytes that shows observers up to `prefix_cap`.
     pub fn new(max_len: usize, prefix_cap: usize) -> Self {
-        Self {
-            max_len,
-            prefix_cap,
-            state: ScanState::Header { have: 0 },
-            header: [0; HEADER_LEN],
-            scratch: Vec::new(),
-        }
+        Self { max_len, prefix_cap, state: ScanState::Header { have: 0 }, header: [0; HEADER_LEN], scratch: Vec::new() }
     }
 
     /// True when no message is partially scanned (the stream is at a message boundary).
@@ -132,7 +126,10 @@ impl FrameScanner {
         while !chunk.is_empty() {
             match self.state {
                 ScanState::Broken => {
-                    return Err(ProtocolError::InvalidField { what: "stream", detail: "framing lost after an earlier error" })
+                    return Err(ProtocolError::InvalidField {
+                        what: "stream",
+                        detail: "framing lost after an earlier error",
+                    })
                 }
                 ScanState::Header { have: 0 } if chunk.len() >= HEADER_LEN => {
                     // Fast path: the header is whole in this chunk, and often the body too.
@@ -141,7 +138,11 @@ impl FrameScanner {
                     chunk = &chunk[HEADER_LEN..];
                     if chunk.len() >= header.body_len {
                         let (body, rest) = chunk.split_at(header.body_len);
-                        on_message(ScannedMessage { tag: header.tag, body_len: header.body_len, body: self.capped(body) });
+                        on_message(ScannedMessage {
+                            tag: header.tag,
+                            body_len: header.body_len,
+                            body: self.capped(body),
+                        });
                         chunk = rest;
                     } else {
                         self.begin_body(header);

@@ -31,6 +31,8 @@ pub struct Parse<'a> {
     pub param_type_count: usize,
 }
 
+// "Parse" is the protocol's name for the message, and every view here decodes with `parse`.
+#[allow(clippy::self_named_constructors)]
 impl<'a> Parse<'a> {
     /// Decodes a Parse body.
     pub fn parse(body: &'a [u8]) -> Result<Self, ProtocolError> {
@@ -89,7 +91,10 @@ impl<'a> Bind<'a> {
         }
         let param_count = c.count16()?;
         if nformats > 1 && nformats != param_count {
-            return Err(ProtocolError::InvalidField { what: "Bind", detail: "format count differs from parameter count" });
+            return Err(ProtocolError::InvalidField {
+                what: "Bind",
+                detail: "format count differs from parameter count",
+            });
         }
         let start = c.remaining();
         for _ in 0..param_count {

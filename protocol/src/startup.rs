@@ -58,9 +58,7 @@ impl<'a> StartupParams<'a> {
 
     /// The value of parameter `name`, if present.
     pub fn get(&self, name: &str) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|(n, _)| *n == name.as_bytes())
-            .map(|(_, v)| v)
+        self.iter().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| v)
     }
 }
 
@@ -107,11 +105,7 @@ pub fn parse_startup(buf: &[u8]) -> Result<Option<(StartupPacket<'_>, usize)>, P
             if params.last() != Some(&0) {
                 return Err(ProtocolError::UnterminatedString("StartupMessage"));
             }
-            StartupPacket::Startup {
-                major: 3,
-                minor: (code & 0xffff) as u16,
-                params: StartupParams(params),
-            }
+            StartupPacket::Startup { major: 3, minor: (code & 0xffff) as u16, params: StartupParams(params) }
         }
         other => return Err(ProtocolError::UnknownStartupCode(other)),
     };
@@ -167,10 +161,7 @@ mod tests {
     #[test]
     fn protocol_3_2_startup() {
         let p = packet(196_610, b"user\0a\0database\0d\0\0");
-        let (StartupPacket::Startup { minor, params, .. }, _) = parse_startup(&p).unwrap().unwrap()
-        else {
-            panic!()
-        };
+        let (StartupPacket::Startup { minor, params, .. }, _) = parse_startup(&p).unwrap().unwrap() else { panic!() };
         assert_eq!(minor, 2);
         assert_eq!(params.iter().count(), 2);
     }
@@ -180,16 +171,11 @@ mod tests {
         let mut rest = 42u32.to_be_bytes().to_vec();
         rest.extend_from_slice(&[1, 2, 3, 4]);
         let p = packet(CANCEL_REQUEST_CODE, &rest);
-        assert_eq!(
-            parse_startup(&p).unwrap().unwrap().0,
-            StartupPacket::CancelRequest { pid: 42, key: &[1, 2, 3, 4] }
-        );
+        assert_eq!(parse_startup(&p).unwrap().unwrap().0, StartupPacket::CancelRequest { pid: 42, key: &[1, 2, 3, 4] });
         let mut rest = 7u32.to_be_bytes().to_vec();
         rest.extend_from_slice(&[9; 32]);
         let p = packet(CANCEL_REQUEST_CODE, &rest);
-        let (StartupPacket::CancelRequest { pid, key }, _) = parse_startup(&p).unwrap().unwrap() else {
-            panic!()
-        };
+        let (StartupPacket::CancelRequest { pid, key }, _) = parse_startup(&p).unwrap().unwrap() else { panic!() };
         assert_eq!((pid, key.len()), (7, 32));
         let mut rest = 7u32.to_be_bytes().to_vec();
         rest.extend_from_slice(&[9; 2]);

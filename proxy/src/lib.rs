@@ -1,1 +1,18 @@
-pub fn x(){}
+//! pgvisor: a transparent PostgreSQL wire-protocol proxy with live advice.
+//!
+//! The binary is a thin shell over this library so tests can run many proxies in one process.
+
+pub mod config;
+pub mod embedded;
+pub mod error;
+pub mod logging;
+pub mod relay;
+pub mod server;
+pub mod session;
+pub mod stats;
+pub mod stream;
+pub mod tap;
+pub mod tls;
+pub mod upstream;
+
+pub use server::{Proxy, ProxyHandle, ProxySettings};

@@ -1,1 +1,65 @@
-fn main(){}
+//! The `pgvisor` binary: parses flags, starts an embedded PostgreSQL when no upstream is given,
+//! and runs the proxy until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use pgvisor::config::{Cli, Command, UpstreamAddr};
+use pgvisor::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use pgvisor::{Proxy, ProxySettings};
+use tracing::info;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    pgvisor::logging::init(cli.proxy.log_format);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(cli.proxy),
+    }
+}
+
+fn run(args: pgvisor::config::ProxyArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let embedded = match &args.upstream {
+        Some(_) => None,
+        None => {
+            info!("no --upstream given: starting an embedded throwaway PostgreSQL");
+            let pg = EmbeddedPostgres::start(EmbeddedOptions::default())?;
+            info!(port = pg.port(), bindir = %pg.bindir().display(), data_dir = %pg.data_dir().display(), "embedded PostgreSQL is ready");
+            Some(pg)
+        }
+    };
+    let upstream = match (&args.upstream, &embedded) {
+        (Some(addr), _) => addr.clone(),
+        (None, Some(pg)) => UpstreamAddr { host: "127.0.0.1".into(), port: pg.port() },
+        (None, None) => unreachable!("an embedded server was started"),
+    };
+    let settings = ProxySettings::from_args(&args, upstream.clone());
+    let result = runtime.block_on(async {
+        let proxy = Proxy::bind(settings).await.context("cannot start the proxy")?;
+        let addr = proxy.local_addr();
+        info!(listen = %addr, upstream = %upstream, "pgvisor is forwarding");
+        if let Some(pg) = &embedded {
+            println!(
+                "pgvisor is ready. Connect with:\n  psql \"host={} port={} user={} dbname=postgres\"\n  postgres://{}@{}/postgres",
+                addr.ip(), addr.port(), pg.superuser(), pg.superuser(), addr
+            );
+        }
+        proxy.run(shutdown_signal()).await;
+        anyhow::Ok(())
+    });
+    if let Some(mut pg) = embedded {
+        info!("stopping the embedded PostgreSQL and removing its data directory");
+        pg.stop();
+    }
+    result
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = int.recv() => info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,227 @@
+//! Command line and environment configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// pgvisor: a transparent PostgreSQL wire-protocol proxy with live advice.
+///
+/// Point your application at pgvisor instead of PostgreSQL. Every byte is forwarded unchanged;
+/// with no --upstream, pgvisor starts a throwaway PostgreSQL of its own and prints how to connect.
+#[derive(Debug, Parser)]
+#[command(name = "pgvisor", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run; without a subcommand pgvisor runs the proxy.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Proxy options (also used when no subcommand is given).
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (the default).
+    Run,
+}
+
+/// How the client leg answers SSLRequest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientTls {
+    /// Answer 'N': clients stay in plain text.
+    Off,
+    /// A self-signed certificate generated at start-up.
+    SelfSigned,
+    /// Certificate chain and private key from PEM files.
+    Files {
+        /// PEM certificate chain.
+        cert: PathBuf,
+        /// PEM private key.
+        key: PathBuf,
+    },
+}
+
+/// TLS policy on the upstream leg, named as libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamTlsMode {
+    /// Never ask the upstream for TLS.
+    Disable,
+    /// Use TLS when the upstream offers it; do not verify its certificate (libpq's default).
+    Prefer,
+    /// Require TLS; do not verify the certificate.
+    Require,
+    /// Require TLS and verify the certificate chain and host name.
+    VerifyFull,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the upstream PostgreSQL listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamAddr {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for UpstreamAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::str::FromStr for UpstreamAddr {
+    type Err = String;
+
+    /// Accepts `HOST:PORT`, `HOST` (port 5432), `[IPv6]:PORT` and a bare IPv6 address.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("the upstream address is empty; expected HOST:PORT".into());
+        }
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or("missing ']' after an IPv6 address")?;
+            match after.strip_prefix(':') {
+                Some(p) => (host, Some(p)),
+                None if after.is_empty() => (host, None),
+                None => return Err(format!("unexpected text after ']': {after}")),
+            }
+        } else if s.matches(':').count() > 1 {
+            (s, None)
+        } else {
+            match s.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (s, None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| format!("invalid port {p:?}; expected a number 1-65535"))?,
+            None => 5432,
+        };
+        if host.is_empty() || port == 0 {
+            return Err(format!("invalid upstream address {s:?}; expected HOST:PORT"));
+        }
+        Ok(Self { host: host.to_string(), port })
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e}; expected e.g. 10s, 500ms or 2m"))
+}
+
+/// Options of the proxy; each flag can also come from a `PGVISOR_*` environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyArgs {
+    /// Address clients connect to.
+    #[arg(long, env = "PGVISOR_LISTEN", default_value = "127.0.0.1:6432", global = true)]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL to forward to (HOST:PORT). Without it pgvisor starts an embedded throwaway
+    /// PostgreSQL from the local server binaries and removes it on exit.
+    #[arg(long, env = "PGVISOR_UPSTREAM", global = true)]
+    pub upstream: Option<UpstreamAddr>,
+
+    /// Address of the admin HTTP port (JSON API, metrics, web page).
+    #[arg(long, env = "PGVISOR_ADMIN", default_value = "127.0.0.1:6480", global = true)]
+    pub admin: SocketAddr,
+
+    /// PEM certificate chain for TLS on the client leg (with --tls-key). Without both, a
+    /// self-signed certificate is generated at start-up so sslmode=require works.
+    #[arg(long, env = "PGVISOR_TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "PGVISOR_TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Refuse TLS on the client leg (answer SSLRequest with 'N').
+    #[arg(long, env = "PGVISOR_NO_TLS", conflicts_with_all = ["tls_cert", "tls_key"], global = true)]
+    pub no_tls: bool,
+
+    /// TLS on the upstream leg, as libpq's sslmode: disable, prefer (use it if offered, no
+    /// verification), require (no verification), verify-full (chain and host name verified).
+    #[arg(long, env = "PGVISOR_UPSTREAM_TLS", value_enum, default_value = "prefer", global = true)]
+    pub upstream_tls: UpstreamTlsMode,
+
+    /// PEM file of CA certificates trusted for --upstream-tls verify-full (default: the system's).
+    #[arg(long, env = "PGVISOR_UPSTREAM_CA", global = true)]
+    pub upstream_ca: Option<PathBuf>,
+
+    /// Time to connect to the upstream before giving up (e.g. 5s).
+    #[arg(long, env = "PGVISOR_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub connect_timeout: Duration,
+
+    /// On SIGINT/SIGTERM, how long open sessions may finish before they are closed (e.g. 10s).
+    #[arg(long, env = "PGVISOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
+    /// Log format: human or json. Verbosity follows RUST_LOG (default info).
+    #[arg(long, env = "PGVISOR_LOG_FORMAT", value_enum, default_value = "human", global = true)]
+    pub log_format: LogFormat,
+}
+
+impl ProxyArgs {
+    /// The client-leg TLS choice these flags make.
+    pub fn client_tls(&self) -> ClientTls {
+        match (&self.tls_cert, &self.tls_key, self.no_tls) {
+            (_, _, true) => ClientTls::Off,
+            (Some(cert), Some(key), false) => ClientTls::Files { cert: cert.clone(), key: key.clone() },
+            _ => ClientTls::SelfSigned,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_addresses() {
+        let a: UpstreamAddr = "db.internal:5433".parse().unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("db.internal", 5433));
+        let a: UpstreamAddr = "localhost".parse().unwrap();
+        assert_eq!(a.port, 5432);
+        let a: UpstreamAddr = "[::1]:6000".parse().unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.to_string()), ("::1", 6000, "[::1]:6000".to_string()));
+        assert!("host:notaport".parse::<UpstreamAddr>().is_err());
+        assert!("".parse::<UpstreamAddr>().is_err());
+        assert!("host:0".parse::<UpstreamAddr>().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("2.5").unwrap(), Duration::from_millis(2500));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn flags_parse_and_verify() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["pgvisor", "--upstream", "h:1", "--no-tls"]).unwrap();
+        assert_eq!(cli.proxy.client_tls(), ClientTls::Off);
+        assert!(Cli::try_parse_from(["pgvisor", "--tls-cert", "a.pem"]).is_err(), "cert needs key");
+    }
+}

@@ -1,0 +1,222 @@
+//! The forwarding loop: bytes go on as soon as they are read, framed beside the copy.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use bytes::{Buf, BytesMut};
+use pgwire::messages::startup::Authentication as PgAuthentication;
+use pgwire::messages::Message;
+use protocol::backend::Authentication;
+use protocol::{parse_message, BackendTag, Frame, FrameScanner, ProtocolError, ScannedMessage, MAX_MESSAGE_LEN};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{fatal_error_response, SessionError};
+use crate::stats::ProxyStats;
+use crate::stream::Conn;
+use crate::tap::SessionTap;
+
+/// Bytes read per system call in each direction.
+const READ_BUF: usize = 32 * 1024;
+/// How much of each message body the tap may see.
+const OBSERVED_PREFIX: usize = 64 * 1024;
+/// SASL mechanism that cannot work through a TLS-terminating proxy (channel binding).
+const SCRAM_PLUS: &[u8] = b"SCRAM-SHA-256-PLUS";
+
+/// Relays a session until either side closes, a side breaks the protocol, or `close` fires.
+pub async fn relay(
+    client: Conn,
+    upstream: Conn,
+    tap: &Mutex<SessionTap>,
+    stats: &ProxyStats,
+    close: &CancellationToken,
+) -> Result<(), SessionError> {
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let (mut upstream_rd, mut upstream_wr) = tokio::io::split(upstream);
+    let outcome = tokio::select! {
+        r = client_to_upstream(&mut client_rd, &mut upstream_wr, tap, stats) => r,
+        r = upstream_to_client(&mut upstream_rd, &mut client_wr, tap, stats) => r,
+        _ = close.cancelled() => Err(SessionError::ShuttingDown),
+    };
+    if let Some((sqlstate, message)) = outcome.as_ref().err().and_then(SessionError::user_facing) {
+        let _ = client_wr.write_all(&fatal_error_response(sqlstate, &message)).await;
+    }
+    let _ = client_wr.shutdown().await;
+    let _ = upstream_wr.shutdown().await;
+    outcome
+}
+
+async fn client_to_upstream<R, W>(
+    from: &mut R,
+    to: &mut W,
+    tap: &Mutex<SessionTap>,
+    stats: &ProxyStats,
+) -> Result<(), SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut scanner = FrameScanner::new(MAX_MESSAGE_LEN, OBSERVED_PREFIX);
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        let n = from.read(&mut buf).await.map_err(SessionError::ClientIo)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let chunk = &buf[..n];
+        observe(&mut scanner, chunk, tap, SessionTap::frontend, &stats.frontend_messages)
+            .map_err(SessionError::ClientProtocol)?;
+        to.write_all(chunk).await.map_err(SessionError::UpstreamIo)?;
+        to.flush().await.map_err(SessionError::UpstreamIo)?;
+        ProxyStats::add(&stats.bytes_to_upstream, n as u64);
+    }
+}
+
+async fn upstream_to_client<R, W>(
+    from: &mut R,
+    to: &mut W,
+    tap: &Mutex<SessionTap>,
+    stats: &ProxyStats,
+) -> Result<(), SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Some(leftover) = startup_phase(from, to, tap, stats).await? else {
+        return Ok(());
+    };
+    let mut scanner = FrameScanner::new(MAX_MESSAGE_LEN, OBSERVED_PREFIX);
+    let mut buf = vec![0u8; READ_BUF];
+    let mut chunk: &[u8] = &leftover;
+    loop {
+        if !chunk.is_empty() {
+            observe(&mut scanner, chunk, tap, SessionTap::backend, &stats.backend_messages)
+                .map_err(SessionError::UpstreamProtocol)?;
+            to.write_all(chunk).await.map_err(SessionError::ClientIo)?;
+            to.flush().await.map_err(SessionError::ClientIo)?;
+            ProxyStats::add(&stats.bytes_to_client, chunk.len() as u64);
+        }
+        let n = from.read(&mut buf).await.map_err(SessionError::UpstreamIo)?;
+        if n == 0 {
+            return Ok(());
+        }
+        chunk = &buf[..n];
+    }
+}
+
+/// Frames `chunk` and shows each message to the tap; one lock per chunk, never held across I/O.
+fn observe(
+    scanner: &mut FrameScanner,
+    chunk: &[u8],
+    tap: &Mutex<SessionTap>,
+    on_message: fn(&mut SessionTap, ScannedMessage<'_>),
+    counter: &AtomicU64,
+) -> Result<(), ProtocolError> {
+    let mut tap = tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut messages = 0;
+    let result = scanner.feed(chunk, |m| {
+        messages += 1;
+        on_message(&mut tap, m);
+    });
+    ProxyStats::add(counter, messages);
+    result
+}
+
+/// Forwards the server's authentication-phase messages whole, rewriting AuthenticationSASL to
+/// drop SCRAM-SHA-256-PLUS, until the first ReadyForQuery. Returns the bytes read past it, or
+/// `None` when the server closed first (a failed login).
+async fn startup_phase<R, W>(
+    from: &mut R,
+    to: &mut W,
+    tap: &Mutex<SessionTap>,
+    stats: &ProxyStats,
+) -> Result<Option<Vec<u8>>, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut out = BytesMut::new();
+    loop {
+        if from.read_buf(&mut buf).await.map_err(SessionError::UpstreamIo)? == 0 {
+            to.write_all(&buf).await.map_err(SessionError::ClientIo)?;
+            return Ok(None);
+        }
+        let mut ready = false;
+        while let Some((frame, used)) = parse_message(&buf, MAX_MESSAGE_LEN).map_err(SessionError::UpstreamProtocol)? {
+            {
+                let mut tap = tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                tap.backend(ScannedMessage { tag: frame.tag, body_len: frame.body.len(), body: frame.body });
+            }
+            ProxyStats::add(&stats.backend_messages, 1);
+            match without_channel_binding(frame) {
+                Some(rewritten) => out.extend_from_slice(&rewritten),
+                None => out.extend_from_slice(&buf[..used]),
+            }
+            ready = BackendTag::from_byte(frame.tag) == BackendTag::ReadyForQuery;
+            buf.advance(used);
+            if ready {
+                break;
+            }
+        }
+        to.write_all(&out).await.map_err(SessionError::ClientIo)?;
+        to.flush().await.map_err(SessionError::ClientIo)?;
+        ProxyStats::add(&stats.bytes_to_client, out.len() as u64);
+        out.clear();
+        if ready {
+            return Ok(Some(buf.to_vec()));
+        }
+    }
+}
+
+/// AuthenticationSASL without SCRAM-SHA-256-PLUS, or `None` when the frame needs no change.
+///
+/// Channel binding ties SCRAM to the TLS session the server sees, which ends at the proxy, so a
+/// client choosing -PLUS would always fail; without it the client picks SCRAM-SHA-256.
+fn without_channel_binding(frame: Frame<'_>) -> Option<BytesMut> {
+    if BackendTag::from_byte(frame.tag) != BackendTag::Authentication {
+        return None;
+    }
+    let Ok(Authentication::Sasl(mechanisms)) = Authentication::parse(frame.body) else {
+        return None;
+    };
+    if !mechanisms.contains(&SCRAM_PLUS) {
+        return None;
+    }
+    let kept =
+        mechanisms.into_iter().filter(|m| *m != SCRAM_PLUS).map(|m| String::from_utf8_lossy(m).into_owned()).collect();
+    let mut out = BytesMut::new();
+    PgAuthentication::SASL(kept).encode(&mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(m: PgAuthentication) -> BytesMut {
+        let mut b = BytesMut::new();
+        m.encode(&mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn scram_plus_is_removed() {
+        let bytes = encode(PgAuthentication::SASL(vec!["SCRAM-SHA-256-PLUS".into(), "SCRAM-SHA-256".into()]));
+        let (frame, _) = parse_message(&bytes, 1024).unwrap().unwrap();
+        let rewritten = without_channel_binding(frame).unwrap();
+        let (frame, used) = parse_message(&rewritten, 1024).unwrap().unwrap();
+        assert_eq!(used, rewritten.len());
+        assert_eq!(Authentication::parse(frame.body).unwrap(), Authentication::Sasl(vec![&b"SCRAM-SHA-256"[..]]));
+    }
+
+    #[test]
+    fn other_messages_are_untouched() {
+        let bytes = encode(PgAuthentication::SASL(vec!["SCRAM-SHA-256".into()]));
+        let (frame, _) = parse_message(&bytes, 1024).unwrap().unwrap();
+        assert!(without_channel_binding(frame).is_none());
+        let bytes = encode(PgAuthentication::Ok);
+        let (frame, _) = parse_message(&bytes, 1024).unwrap().unwrap();
+        assert!(without_channel_binding(frame).is_none());
+    }
+}

@@ -1,0 +1,214 @@
+//! The listener: accepts clients, runs their sessions, and shuts down with a grace period.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::{ClientTls, ProxyArgs, UpstreamAddr, UpstreamTlsMode};
+use crate::stats::ProxyStats;
+use crate::tls::TlsSetupError;
+use crate::upstream::UpstreamConnector;
+
+/// Everything a proxy needs to run, independent of how it was configured.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Upstream PostgreSQL.
+    pub upstream: UpstreamAddr,
+    /// Client-leg TLS.
+    pub client_tls: ClientTls,
+    /// Upstream-leg TLS policy.
+    pub upstream_tls: UpstreamTlsMode,
+    /// CA file for verify-full.
+    pub upstream_ca: Option<PathBuf>,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// How long sessions may finish after a shutdown request.
+    pub shutdown_grace: Duration,
+}
+
+impl ProxySettings {
+    /// Settings from command-line flags and the upstream to use.
+    pub fn from_args(args: &ProxyArgs, upstream: UpstreamAddr) -> Self {
+        Self {
+            listen: args.listen,
+            upstream,
+            client_tls: args.client_tls(),
+            upstream_tls: args.upstream_tls,
+            upstream_ca: args.upstream_ca.clone(),
+            connect_timeout: args.connect_timeout,
+            shutdown_grace: args.shutdown_grace,
+        }
+    }
+
+    /// Settings for tests: listen on a free loopback port, self-signed TLS, upstream TLS preferred.
+    pub fn for_upstream(upstream: UpstreamAddr) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream,
+            client_tls: ClientTls::SelfSigned,
+            upstream_tls: UpstreamTlsMode::Prefer,
+            upstream_ca: None,
+            connect_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A failure to start the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+}
+
+/// State shared by all sessions of one proxy.
+pub struct Shared {
+    /// Client-leg TLS, when on.
+    pub acceptor: Option<TlsAcceptor>,
+    /// Opens upstream connections.
+    pub upstream: UpstreamConnector,
+    /// Counters.
+    pub stats: Arc<ProxyStats>,
+    /// Fires when the grace period is over: every session closes.
+    pub force_close: CancellationToken,
+}
+
+/// A bound proxy, ready to run.
+pub struct Proxy {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    grace: Duration,
+    next_id: AtomicU64,
+}
+
+impl Proxy {
+    /// Binds the listen address and prepares TLS on both legs.
+    pub async fn bind(settings: ProxySettings) -> Result<Self, StartError> {
+        let acceptor = crate::tls::acceptor(&settings.client_tls)?;
+        let connector = crate::tls::connector(settings.upstream_tls, settings.upstream_ca.as_deref())?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
+        let upstream =
+            UpstreamConnector::new(settings.upstream, settings.upstream_tls, connector, settings.connect_timeout);
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared {
+                acceptor,
+                upstream,
+                stats: Arc::default(),
+                force_close: CancellationToken::new(),
+            }),
+            grace: settings.shutdown_grace,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The proxy's counters.
+    pub fn stats(&self) -> Arc<ProxyStats> {
+        self.shared.stats.clone()
+    }
+
+    /// Accepts clients until `shutdown` completes, then lets open sessions finish for the grace
+    /// period and closes the rest.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let sessions = TaskTracker::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                        let shared = self.shared.clone();
+                        ProxyStats::add(&shared.stats.connections_total, 1);
+                        ProxyStats::add(&shared.stats.connections_active, 1);
+                        sessions.spawn(async move {
+                            crate::session::serve(tcp, peer, id, shared.clone()).await;
+                            shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving the open sessions.
+                        error!(error = %e, "accept failed; retrying in 100 ms");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        drop(self.listener);
+        sessions.close();
+        let open = sessions.len();
+        if open > 0 {
+            info!(sessions = open, grace = ?self.grace, "shutting down: waiting for open sessions to finish");
+        }
+        if tokio::time::timeout(self.grace, sessions.wait()).await.is_err() {
+            warn!(sessions = sessions.len(), "grace period over: closing the remaining sessions");
+            self.shared.force_close.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), sessions.wait()).await;
+        }
+        info!("proxy stopped");
+    }
+
+    /// Runs the proxy on the current runtime until the handle asks it to stop (for tests and
+    /// embedding).
+    pub fn spawn(self) -> ProxyHandle {
+        let addr = self.local_addr();
+        let stats = self.stats();
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(self.run(async move { stopped.cancelled().await }));
+        ProxyHandle { addr, stats, stop, task }
+    }
+}
+
+/// A proxy running in the background.
+pub struct ProxyHandle {
+    addr: SocketAddr,
+    stats: Arc<ProxyStats>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ProxyHandle {
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The proxy's counters.
+    pub fn stats(&self) -> &ProxyStats {
+        &self.stats
+    }
+
+    /// Stops accepting, waits out the grace period, and returns when the proxy has stopped.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
