@@ -1,0 +1,388 @@
+//! A PostgreSQL-aware SQL lexer (scan.l, simplified): enough to tell constants, parameters,
+//! identifiers, keywords, operators and punctuation apart, never to parse.
+
+/// One lexical token, as a byte range of the source where it has text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    /// A literal constant: string (any quoting), number, bit string.
+    Const,
+    /// A `$n` parameter.
+    Param,
+    /// An unquoted identifier or keyword.
+    Word(usize, usize),
+    /// A double-quoted identifier, quotes included.
+    QuotedIdent(usize, usize),
+    /// An operator such as `=`, `<>`, `->>`, `@>`.
+    Operator(usize, usize),
+    /// `::`.
+    Cast,
+    /// One of `( ) [ ] , ; . :`.
+    Punct(u8),
+}
+
+/// Iterates the tokens of `sql`, skipping whitespace and comments.
+pub struct Lexer<'a> {
+    src: &'a [u8],
+    pos: usize,
+    /// True when the previous token can end an operand (so a following `-` is binary).
+    after_operand: bool,
+}
+
+const OP_CHARS: &[u8] = b"+-*/<>=~!@#%^&|`?";
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+fn is_ident_cont(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+impl<'a> Lexer<'a> {
+    /// A lexer over `src`.
+    pub fn new(src: &'a [u8]) -> Self {
+        Self { src, pos: 0, after_operand: false }
+    }
+
+    /// The byte offset of the next unread byte.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn peek(&self, ahead: usize) -> u8 {
+        self.src.get(self.pos + ahead).copied().unwrap_or(0)
+    }
+
+    fn skip_space_and_comments(&mut self) {
+        loop {
+            match self.peek(0) {
+                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => self.pos += 1,
+                b'-' if self.peek(1) == b'-' => {
+                    while self.pos < self.src.len() && self.src[self.pos] != b'\n' {
+                        self.pos += 1;
+                    }
+                }
+                b'/' if self.peek(1) == b'*' => {
+                    // Block comments nest in PostgreSQL.
+                    let mut depth = 0usize;
+                    while self.pos < self.src.len() {
+                        if self.peek(0) == b'/' && self.peek(1) == b'*' {
+                            depth += 1;
+                            self.pos += 2;
+                        } else if self.peek(0) == b'*' && self.peek(1) == b'/' {
+                            depth -= 1;
+                            self.pos += 2;
+                            if depth == 0 {
+                                break;
+                            }
+                        } else {
+                            self.pos += 1;
+                        }
+                    }
+                    self.pos = self.pos.min(self.src.len());
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Skips a quoted run opened at `self.pos` by `quote`; doubled quotes escape, and with
+    /// `backslash` a backslash escapes the next byte (E'' strings).
+    fn skip_quoted(&mut self, quote: u8, backslash: bool) {
+        self.pos += 1;
+        while self.pos < self.src.len() {
+            let b = self.src[self.pos];
+            if backslash && b == b'\\' {
+                self.pos += 2;
+            } else if b == quote {
+                if self.peek(1) == quote {
+                    self.pos += 2;
+                } else {
+                    self.pos += 1;
+                    return;
+                }
+            } else {
+                self.pos += 1;
+            }
+        }
+        self.pos = self.src.len();
+    }
+
+    /// At `$`: a dollar-quoted string (`$$...$$`, `$tag$...$tag$`) if the tag closes.
+    fn try_dollar_quote(&mut self) -> bool {
+        let start = self.pos;
+        let mut end = start + 1;
+        if end < self.src.len() && is_ident_start(self.src[end]) {
+            while end < self.src.len() && is_ident_cont(self.src[end]) && self.src[end] != b'$' {
+                end += 1;
+            }
+        }
+        if self.src.get(end) != Some(&b'$') {
+            return false;
+        }
+        let tag = &self.src[start..=end];
+        let body = end + 1;
+        self.pos = match self.src[body..].windows(tag.len()).position(|w| w == tag) {
+            Some(i) => body + i + tag.len(),
+            None => self.src.len(),
+        };
+        true
+    }
+
+    fn number(&mut self) {
+        let digits = |lx: &mut Self| {
+            while lx.peek(0).is_ascii_alphanumeric() || lx.peek(0) == b'_' {
+                lx.pos += 1;
+            }
+        };
+        if self.peek(0) == b'0' && matches!(self.peek(1), b'x' | b'X' | b'o' | b'O' | b'b' | b'B') {
+            self.pos += 2;
+            digits(self);
+            return;
+        }
+        while self.peek(0).is_ascii_digit() || self.peek(0) == b'_' {
+            self.pos += 1;
+        }
+        // `1..5` is not a decimal point (array slice `a[1:5]` uses ':', but ranges appear in text).
+        if self.peek(0) == b'.' && self.peek(1) != b'.' {
+            self.pos += 1;
+            while self.peek(0).is_ascii_digit() || self.peek(0) == b'_' {
+                self.pos += 1;
+            }
+        }
+        if matches!(self.peek(0), b'e' | b'E')
+            && (self.peek(1).is_ascii_digit() || (matches!(self.peek(1), b'+' | b'-') && self.peek(2).is_ascii_digit()))
+        {
+            self.pos += 2;
+            while self.peek(0).is_ascii_digit() {
+                self.pos += 1;
+            }
+        }
+    }
+
+    fn operator(&mut self) -> (usize, usize) {
+        let start = self.pos;
+        let mut end = start;
+        while end < self.src.len() && OP_CHARS.contains(&self.src[end]) {
+            // A comment start ends the operator (scan.l).
+            if end > start && matches!(&self.src[end..], [b'-', b'-', ..] | [b'/', b'*', ..]) {
+                break;
+            }
+            end += 1;
+        }
+        // An operator may only end in + or - if it holds one of ~ ! @ # % ^ & | ` ? (scan.l),
+        // so `=-1` is `=` then `-1`.
+        if end - start > 1 && !self.src[start..end].iter().any(|b| b"~!@#%^&|`?".contains(b)) {
+            while end - start > 1 && matches!(self.src[end - 1], b'+' | b'-') {
+                end -= 1;
+            }
+        }
+        self.pos = end;
+        (start, end)
+    }
+
+    fn next_token(&mut self) -> Option<Token> {
+        self.skip_space_and_comments();
+        let b = *self.src.get(self.pos)?;
+        let next = self.peek(1);
+        let tok = match b {
+            b'\'' => {
+                self.skip_quoted(b'\'', false);
+                Token::Const
+            }
+            b'e' | b'E' if next == b'\'' => {
+                self.pos += 1;
+                self.skip_quoted(b'\'', true);
+                Token::Const
+            }
+            b'b' | b'B' | b'x' | b'X' | b'n' | b'N' if next == b'\'' => {
+                self.pos += 1;
+                self.skip_quoted(b'\'', false);
+                Token::Const
+            }
+            b'u' | b'U' if next == b'&' && self.peek(2) == b'\'' => {
+                self.pos += 2;
+                self.skip_quoted(b'\'', false);
+                Token::Const
+            }
+            b'u' | b'U' if next == b'&' && self.peek(2) == b'"' => {
+                let start = self.pos;
+                self.pos += 2;
+                self.skip_quoted(b'"', false);
+                Token::QuotedIdent(start, self.pos)
+            }
+            b'"' => {
+                let start = self.pos;
+                self.skip_quoted(b'"', false);
+                Token::QuotedIdent(start, self.pos)
+            }
+            b'$' if next.is_ascii_digit() => {
+                self.pos += 1;
+                while self.peek(0).is_ascii_digit() {
+                    self.pos += 1;
+                }
+                Token::Param
+            }
+            b'$' if self.try_dollar_quote() => Token::Const,
+            b'0'..=b'9' => {
+                self.number();
+                Token::Const
+            }
+            b'.' if next.is_ascii_digit() => {
+                self.number();
+                Token::Const
+            }
+            b'-' | b'+'
+                if !self.after_operand
+                    && (next.is_ascii_digit() || (next == b'.' && self.peek(2).is_ascii_digit())) =>
+            {
+                self.pos += 1;
+                self.number();
+                Token::Const
+            }
+            b':' if next == b':' => {
+                self.pos += 2;
+                Token::Cast
+            }
+            b'(' | b')' | b'[' | b']' | b',' | b';' | b'.' | b':' => {
+                self.pos += 1;
+                Token::Punct(b)
+            }
+            b if is_ident_start(b) => {
+                let start = self.pos;
+                while self.pos < self.src.len() && is_ident_cont(self.src[self.pos]) {
+                    self.pos += 1;
+                }
+                Token::Word(start, self.pos)
+            }
+            b if OP_CHARS.contains(&b) => {
+                let (s, e) = self.operator();
+                Token::Operator(s, e)
+            }
+            _ => {
+                // A byte no token starts with: keep it as one-byte punctuation.
+                self.pos += 1;
+                Token::Punct(b)
+            }
+        };
+        self.after_operand = match tok {
+            Token::Const | Token::Param | Token::QuotedIdent(..) | Token::Punct(b')') | Token::Punct(b']') => true,
+            Token::Word(s, e) => !crate::keywords::is_keyword(&self.src[s..e]),
+            _ => false,
+        };
+        Some(tok)
+    }
+}
+
+impl Iterator for Lexer<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        self.next_token()
+    }
+}
+
+/// Splits a simple-query string into its statements (top-level `;`), skipping empty ones.
+pub fn split_statements(sql: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut lexer = Lexer::new(sql);
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut has_tokens = false;
+    // SQL-standard function bodies (BEGIN ATOMIC ... END) hold semicolons of their own.
+    let mut atomic = 0usize;
+    let mut prev_begin = false;
+    while let Some(tok) = lexer.next() {
+        match tok {
+            Token::Punct(b'(') | Token::Punct(b'[') => depth += 1,
+            Token::Punct(b')') | Token::Punct(b']') => depth = depth.saturating_sub(1),
+            Token::Punct(b';') if depth == 0 && atomic == 0 => {
+                if has_tokens {
+                    out.push(&sql[start..lexer.pos() - 1]);
+                }
+                start = lexer.pos();
+                has_tokens = false;
+                prev_begin = false;
+                continue;
+            }
+            Token::Word(s, e) => {
+                let w = &sql[s..e];
+                if prev_begin && w.eq_ignore_ascii_case(b"atomic") {
+                    atomic += 1;
+                } else if atomic > 0 && w.eq_ignore_ascii_case(b"end") {
+                    atomic -= 1;
+                }
+                prev_begin = w.eq_ignore_ascii_case(b"begin");
+                has_tokens = true;
+                continue;
+            }
+            _ => {}
+        }
+        prev_begin = false;
+        has_tokens = true;
+    }
+    if has_tokens {
+        out.push(&sql[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(sql: &str) -> Vec<String> {
+        let src = sql.as_bytes();
+        Lexer::new(src)
+            .map(|t| match t {
+                Token::Const => "C".to_string(),
+                Token::Param => "P".to_string(),
+                Token::Word(s, e) => format!("w:{}", String::from_utf8_lossy(&src[s..e])),
+                Token::QuotedIdent(s, e) => format!("q:{}", String::from_utf8_lossy(&src[s..e])),
+                Token::Operator(s, e) => format!("o:{}", String::from_utf8_lossy(&src[s..e])),
+                Token::Cast => "::".to_string(),
+                Token::Punct(b) => (b as char).to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn strings_of_every_kind_are_constants() {
+        assert_eq!(kinds("'it''s' E'a\\'b' B'101' X'ff' U&'d\\0061t' N'x'"), vec!["C"; 6]);
+        assert_eq!(kinds("$$a;b$$ $fn$ select 'x' $fn$ $1"), vec!["C", "C", "P"]);
+    }
+
+    #[test]
+    fn comments_and_numbers() {
+        assert_eq!(
+            kinds("select /* a /* nested */ b */ 1.5e3, .5, 0x1F -- tail"),
+            vec!["w:select", "C", ",", "C", ",", "C"]
+        );
+        assert_eq!(kinds("x-1"), vec!["w:x", "o:-", "C"]);
+        assert_eq!(kinds("x = -1"), vec!["w:x", "o:=", "C"]);
+        assert_eq!(kinds("x=-1"), vec!["w:x", "o:=", "C"]);
+        assert_eq!(kinds("a->>'k' @> '{}'"), vec!["w:a", "o:->>", "C", "o:@>", "C"]);
+    }
+
+    #[test]
+    fn identifiers_casts_and_params() {
+        assert_eq!(kinds("\"Users\".id::int8 = $12"), vec!["q:\"Users\"", ".", "w:id", "::", "w:int8", "o:=", "P"]);
+    }
+
+    #[test]
+    fn statements_split_on_top_level_semicolons() {
+        let sql = b"select 1; select ';' ;; create function f() returns int language sql begin atomic select 1; end; select $$;$$";
+        let parts: Vec<_> =
+            split_statements(sql).iter().map(|s| String::from_utf8_lossy(s).trim().to_string()).collect();
+        assert_eq!(
+            parts,
+            vec![
+                "select 1",
+                "select ';'",
+                "create function f() returns int language sql begin atomic select 1; end",
+                "select $$;$$"
+            ]
+        );
+        assert!(split_statements(b" ; -- nothing\n").is_empty());
+    }
+}

@@ -1,0 +1,10 @@
+//! pgvisor's advisor: fingerprints, request/response pairing, query statistics and advice.
+//!
+//! No sockets here: the proxy feeds it the frames it forwards, so everything is unit-testable
+//! with byte slices and event sequences.
+
+pub mod fingerprint;
+pub mod keywords;
+pub mod lexer;
+
+pub use fingerprint::{fingerprint, Fingerprint, Fingerprinter, Normalized};
