@@ -3,8 +3,13 @@
 //! No sockets here: the proxy feeds it the frames it forwards, so everything is unit-testable
 //! with byte slices and event sequences.
 
+pub mod engine;
+pub mod events;
 pub mod fingerprint;
 pub mod keywords;
 pub mod lexer;
+pub mod observer;
+pub mod sessions;
+pub mod stats;
 
 pub use fingerprint::{fingerprint, Fingerprint, Fingerprinter, Normalized};

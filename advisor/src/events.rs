@@ -1,0 +1,86 @@
+//! Events from session observers to the engine, over a bounded channel that never blocks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::fingerprint::Fingerprint;
+
+/// A SQLSTATE code (5 ASCII characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SqlState(pub [u8; 5]);
+
+impl SqlState {
+    /// Parses a 5-character SQLSTATE.
+    pub fn parse(s: &str) -> Option<Self> {
+        let bytes: [u8; 5] = s.as_bytes().try_into().ok()?;
+        bytes.iter().all(u8::is_ascii_alphanumeric).then_some(Self(bytes))
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("?????")
+    }
+}
+
+/// A statement's fingerprint and normalised text, shared by every execution of it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Statement {
+    /// The fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The normalised SQL.
+    pub text: Arc<str>,
+}
+
+/// One statement execution, finished.
+#[derive(Debug, Clone)]
+pub struct StatementEvent {
+    /// pgvisor's session id.
+    pub session: u64,
+    /// What ran.
+    pub statement: Arc<Statement>,
+    /// From forwarding the request to its completion message.
+    pub duration: Duration,
+    /// Rows returned or affected.
+    pub rows: u64,
+    /// The error's SQLSTATE, when it failed.
+    pub error: Option<SqlState>,
+    /// When it finished.
+    pub finished_at: SystemTime,
+}
+
+/// Something an observer saw.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A statement finished.
+    Statement(StatementEvent),
+}
+
+/// The sending side: `try_send` only, counting what it had to drop.
+#[derive(Debug, Clone)]
+pub struct EventSender {
+    tx: mpsc::Sender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventSender {
+    /// Sends `event` if there is room, else drops it and counts the drop.
+    pub fn send(&self, event: Event) {
+        if self.tx.try_send(event).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Events dropped because the channel was full (or closed).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A bounded event channel holding up to `capacity` events.
+pub fn channel(capacity: usize) -> (EventSender, mpsc::Receiver<Event>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    (EventSender { tx, dropped: Arc::default() }, rx)
+}

@@ -1,0 +1,124 @@
+//! Live sessions: identity from the startup packet, state kept current by each observer.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+/// Cap on statements remembered for the current transaction of one session.
+pub const MAX_TRANSACTION_STATEMENTS: usize = 50;
+
+/// Who a session is.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionIdentity {
+    /// pgvisor's session id.
+    pub id: u64,
+    /// Role name from the startup packet.
+    pub user: String,
+    /// Database name.
+    pub database: String,
+    /// application_name from the startup packet (updated from ParameterStatus).
+    pub application_name: String,
+    /// Client address.
+    pub client_addr: SocketAddr,
+    /// True when the client leg is TLS.
+    pub tls: bool,
+    /// When the client connected.
+    pub connected_at: SystemTime,
+}
+
+/// What a session is doing (names as pg_stat_activity's `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Waiting for a command, no transaction open.
+    Idle,
+    /// A command is running.
+    Active,
+    /// Waiting for a command inside a transaction.
+    IdleInTransaction,
+    /// Waiting inside a failed transaction.
+    IdleInTransactionFailed,
+}
+
+/// The changing part of a session, written by its observer.
+#[derive(Debug, Clone)]
+pub struct SessionActivity {
+    /// Current state.
+    pub state: SessionState,
+    /// Backend process id from BackendKeyData.
+    pub backend_pid: Option<u32>,
+    /// Normalised text of the running (or last) statement.
+    pub current_statement: Option<Arc<str>>,
+    /// When the open transaction started.
+    pub transaction_started: Option<SystemTime>,
+    /// Statements of the open transaction, in order (capped).
+    pub transaction_statements: Vec<Arc<str>>,
+}
+
+impl Default for SessionActivity {
+    fn default() -> Self {
+        Self {
+            state: SessionState::Idle,
+            backend_pid: None,
+            current_statement: None,
+            transaction_started: None,
+            transaction_statements: Vec::new(),
+        }
+    }
+}
+
+/// One live session.
+#[derive(Debug)]
+pub struct SessionEntry {
+    /// Identity (application_name may change).
+    pub identity: Mutex<SessionIdentity>,
+    /// Activity.
+    pub activity: Mutex<SessionActivity>,
+}
+
+/// All live sessions; a session leaves when its connection closes.
+#[derive(Debug, Default)]
+pub struct SessionRegistry {
+    sessions: DashMap<u64, Arc<SessionEntry>>,
+}
+
+impl SessionRegistry {
+    /// Adds a session and returns its entry.
+    pub fn open(&self, identity: SessionIdentity) -> Arc<SessionEntry> {
+        let id = identity.id;
+        let entry = Arc::new(SessionEntry { identity: Mutex::new(identity), activity: Mutex::default() });
+        self.sessions.insert(id, entry.clone());
+        entry
+    }
+
+    /// Removes a session.
+    pub fn close(&self, id: u64) {
+        self.sessions.remove(&id);
+    }
+
+    /// Copies of every live session, ordered by id.
+    pub fn snapshot(&self) -> Vec<(SessionIdentity, SessionActivity)> {
+        let mut all: Vec<_> =
+            self.sessions.iter().map(|e| (lock(&e.identity).clone(), lock(&e.activity).clone())).collect();
+        all.sort_by_key(|(i, _)| i.id);
+        all
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
