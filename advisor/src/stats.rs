@@ -131,7 +131,8 @@ impl QueryStats {
             s.total_us = s.total_us.saturating_add(us);
             s.min_us = s.min_us.min(us);
             s.max_us = s.max_us.max(us);
-            s.histogram.saturating_record(us.max(1));
+            // `record` grows the auto-resizing histogram; `saturating_record` would clamp at its current top.
+            let _ = s.histogram.record(us.max(1));
             s.last_seen = event.finished_at;
         }
         self.recorded.fetch_add(1, Ordering::Relaxed);
@@ -247,6 +248,8 @@ mod tests {
         let (p50, p95, p99) = (s.quantile_us(0.5), s.quantile_us(0.95), s.quantile_us(0.99));
         assert!(p50 <= p95 && p95 <= p99 && p99 <= s.max_us, "{p50} {p95} {p99}");
         assert!((495..=515).contains(&p50), "p50 {p50}");
+        let slow = stats.top(SortBy::Calls, 10);
+        assert_eq!(slow[0].1.quantile_us(1.0), 5000, "a value past the initial range is kept, not clamped");
     }
 
     #[test]

@@ -26,6 +26,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy (the default).
     Run,
+    /// Print the top queries of a running pgvisor as a table.
+    Report(ReportArgs),
+}
+
+/// Options of `pgvisor report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Sort by total, calls, mean or p99.
+    #[arg(long, default_value = "total")]
+    pub sort: String,
+    /// How many queries to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
 }
 
 /// How the client leg answers SSLRequest.
@@ -174,6 +187,18 @@ pub struct ProxyArgs {
     /// On SIGINT/SIGTERM, how long open sessions may finish before they are closed (e.g. 10s).
     #[arg(long, env = "PGVISOR_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
+
+    /// Bearer token for the admin port; required when --admin binds a non-loopback address.
+    #[arg(long, env = "PGVISOR_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Most query fingerprints tracked; past it the least recently seen are evicted.
+    #[arg(long, env = "PGVISOR_MAX_FINGERPRINTS", default_value_t = 5000, global = true)]
+    pub max_fingerprints: usize,
+
+    /// How often the log gets a one-line traffic summary (0 turns it off).
+    #[arg(long, env = "PGVISOR_SUMMARY_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub summary_interval: Duration,
 
     /// Log format: human or json. Verbosity follows RUST_LOG (default info).
     #[arg(long, env = "PGVISOR_LOG_FORMAT", value_enum, default_value = "human", global = true)]

@@ -2,15 +2,18 @@
 //!
 //! The binary is a thin shell over this library so tests can run many proxies in one process.
 
+pub mod admin;
 pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod logging;
 pub mod relay;
+pub mod report;
 pub mod server;
 pub mod session;
 pub mod stats;
 pub mod stream;
+pub mod summary;
 pub mod tap;
 pub mod tls;
 pub mod upstream;

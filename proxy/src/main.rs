@@ -13,6 +13,17 @@ fn main() -> anyhow::Result<()> {
     pgvisor::logging::init(cli.proxy.log_format);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.proxy),
+        Command::Report(report) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let table = runtime.block_on(pgvisor::report::report(
+                cli.proxy.admin,
+                cli.proxy.admin_token.as_deref(),
+                &report.sort,
+                report.limit,
+            ))?;
+            print!("{table}");
+            Ok(())
+        }
     }
 }
 

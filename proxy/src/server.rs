@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use advisor::engine::Advisor;
+use advisor::events::Event;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,6 +38,14 @@ pub struct ProxySettings {
     pub connect_timeout: Duration,
     /// How long sessions may finish after a shutdown request.
     pub shutdown_grace: Duration,
+    /// Admin HTTP address; `None` serves no admin port.
+    pub admin: Option<SocketAddr>,
+    /// Bearer token required on the admin port.
+    pub admin_token: Option<String>,
+    /// Cap on tracked fingerprints.
+    pub max_fingerprints: usize,
+    /// How often the log gets a one-line summary; zero turns it off.
+    pub summary_interval: Duration,
 }
 
 impl ProxySettings {
@@ -48,6 +59,10 @@ impl ProxySettings {
             upstream_ca: args.upstream_ca.clone(),
             connect_timeout: args.connect_timeout,
             shutdown_grace: args.shutdown_grace,
+            admin: Some(args.admin),
+            admin_token: args.admin_token.clone(),
+            max_fingerprints: args.max_fingerprints,
+            summary_interval: args.summary_interval,
         }
     }
 
@@ -61,6 +76,10 @@ impl ProxySettings {
             upstream_ca: None,
             connect_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            admin: None,
+            admin_token: None,
+            max_fingerprints: 5000,
+            summary_interval: Duration::ZERO,
         }
     }
 }
@@ -79,6 +98,9 @@ pub enum StartError {
     /// TLS could not be configured.
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    /// The admin port could not be set up.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 /// State shared by all sessions of one proxy.
@@ -91,13 +113,18 @@ pub struct Shared {
     pub stats: Arc<ProxyStats>,
     /// Fires when the grace period is over: every session closes.
     pub force_close: CancellationToken,
+    /// Statistics, sessions and advice.
+    pub advisor: Arc<Advisor>,
 }
 
 /// A bound proxy, ready to run.
 pub struct Proxy {
     listener: TcpListener,
+    admin: Option<crate::admin::AdminServer>,
     shared: Arc<Shared>,
+    events: mpsc::Receiver<Event>,
     grace: Duration,
+    summary_interval: Duration,
     next_id: AtomicU64,
 }
 
@@ -111,15 +138,22 @@ impl Proxy {
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let upstream =
             UpstreamConnector::new(settings.upstream, settings.upstream_tls, connector, settings.connect_timeout);
+        let (advisor, events) = Advisor::new(settings.max_fingerprints);
+        let stats: Arc<ProxyStats> = Arc::default();
+        let admin = match settings.admin {
+            Some(addr) => Some(
+                crate::admin::AdminServer::bind(addr, settings.admin_token.clone(), advisor.clone(), stats.clone())
+                    .await?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
-            shared: Arc::new(Shared {
-                acceptor,
-                upstream,
-                stats: Arc::default(),
-                force_close: CancellationToken::new(),
-            }),
+            admin,
+            shared: Arc::new(Shared { acceptor, upstream, stats, force_close: CancellationToken::new(), advisor }),
+            events,
             grace: settings.shutdown_grace,
+            summary_interval: settings.summary_interval,
             next_id: AtomicU64::new(1),
         })
     }
@@ -134,10 +168,24 @@ impl Proxy {
         self.shared.stats.clone()
     }
 
+    /// The admin port's address, when one is served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr())
+    }
+
+    /// Statistics, sessions and advice.
+    pub fn advisor(&self) -> Arc<Advisor> {
+        self.shared.advisor.clone()
+    }
+
     /// Accepts clients until `shutdown` completes, then lets open sessions finish for the grace
     /// period and closes the rest.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let sessions = TaskTracker::new();
+        let engine = tokio::spawn(advisor::engine::run(self.shared.advisor.clone(), self.events));
+        let admin = self.admin.map(|a| tokio::spawn(a.serve()));
+        let summary = (!self.summary_interval.is_zero())
+            .then(|| tokio::spawn(crate::summary::log_periodically(self.shared.clone(), self.summary_interval)));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -172,6 +220,9 @@ impl Proxy {
             self.shared.force_close.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), sessions.wait()).await;
         }
+        for task in [Some(engine), admin, summary].into_iter().flatten() {
+            task.abort();
+        }
         info!("proxy stopped");
     }
 
@@ -179,18 +230,22 @@ impl Proxy {
     /// embedding).
     pub fn spawn(self) -> ProxyHandle {
         let addr = self.local_addr();
+        let admin_addr = self.admin_addr();
         let stats = self.stats();
+        let advisor = self.advisor();
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task = tokio::spawn(self.run(async move { stopped.cancelled().await }));
-        ProxyHandle { addr, stats, stop, task }
+        ProxyHandle { addr, admin_addr, stats, advisor, stop, task }
     }
 }
 
 /// A proxy running in the background.
 pub struct ProxyHandle {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     stats: Arc<ProxyStats>,
+    advisor: Arc<Advisor>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -204,6 +259,16 @@ impl ProxyHandle {
     /// The proxy's counters.
     pub fn stats(&self) -> &ProxyStats {
         &self.stats
+    }
+
+    /// The admin port's address, when one is served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Statistics, sessions and advice.
+    pub fn advisor(&self) -> &Advisor {
+        &self.advisor
     }
 
     /// Stops accepting, waits out the grace period, and returns when the proxy has stopped.

@@ -2,7 +2,10 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use advisor::observer::SessionObserver;
+use advisor::sessions::SessionIdentity;
 
 use protocol::parse_startup;
 use protocol::startup::{StartupPacket, TLS_HANDSHAKE_RECORD};
@@ -45,7 +48,9 @@ enum Negotiated {
 pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared>) {
     let span = tracing::info_span!("session", id, client = %peer);
     async move {
-        match handle(tcp, &shared).await {
+        let result = handle(tcp, peer, id, &shared).await;
+        shared.advisor.sessions.close(id);
+        match result {
             Ok(()) => debug!("session closed"),
             Err(e) if e.is_quiet() => debug!(error = %e, "session closed"),
             Err(e) => warn!(error = %e, "session ended with an error"),
@@ -55,7 +60,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared
     .await
 }
 
-async fn handle(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError> {
+async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> Result<(), SessionError> {
     let _ = tcp.set_nodelay(true);
     let negotiation = tokio::time::timeout(STARTUP_TIMEOUT, negotiate(tcp, shared)).await;
     let (mut client, negotiated) = match negotiation {
@@ -92,7 +97,7 @@ async fn handle(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError> {
                 return Err(SessionError::UpstreamIo(e));
             }
             let _ = client.flush().await;
-            let tap = Mutex::new(SessionTap::default());
+            let tap = Mutex::new(observe(&identity, peer, id, client.is_tls(), shared));
             let result = crate::relay::relay(client, upstream, &tap, &shared.stats, &shared.force_close).await;
             if let Err(SessionError::ClientProtocol(_)) = &result {
                 ProxyStats::add(&shared.stats.client_protocol_errors, 1);
@@ -100,6 +105,23 @@ async fn handle(tcp: TcpStream, shared: &Shared) -> Result<(), SessionError> {
             result
         }
     }
+}
+
+/// Registers the session and builds its observer; replication connections are only forwarded.
+fn observe(identity: &ClientIdentity, peer: SocketAddr, id: u64, tls: bool, shared: &Shared) -> SessionTap {
+    if identity.replication {
+        return SessionTap::default();
+    }
+    let entry = shared.advisor.sessions.open(SessionIdentity {
+        id,
+        user: identity.user.clone(),
+        database: identity.database.clone(),
+        application_name: identity.application_name.clone(),
+        client_addr: peer,
+        tls,
+        connected_at: SystemTime::now(),
+    });
+    SessionTap::observing(SessionObserver::new(id, entry, shared.advisor.events.clone()))
 }
 
 async fn reply_error(mut client: Conn, e: &SessionError) {

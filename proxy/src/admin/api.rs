@@ -1,0 +1,151 @@
+//! JSON endpoints (DESIGN.md, "Admin API", version 1).
+
+use std::time::SystemTime;
+
+use advisor::sessions::SessionState;
+use advisor::stats::SortBy;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::AdminState;
+
+/// Most rows `/api/queries` returns.
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct QueriesParams {
+    sort: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct QueryRow {
+    fingerprint: String,
+    query: String,
+    calls: u64,
+    rows: u64,
+    errors: u64,
+    total_ms: f64,
+    mean_ms: f64,
+    min_ms: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Parses a sort name as the API spells it.
+pub(crate) fn parse_sort(s: &str) -> Option<SortBy> {
+    match s {
+        "total" => Some(SortBy::Total),
+        "calls" => Some(SortBy::Calls),
+        "mean" => Some(SortBy::Mean),
+        "p99" => Some(SortBy::P99),
+        _ => None,
+    }
+}
+
+pub(crate) async fn queries(State(state): State<AdminState>, Query(params): Query<QueriesParams>) -> Response {
+    let sort = match params.sort.as_deref().map(parse_sort) {
+        None => SortBy::Total,
+        Some(Some(sort)) => sort,
+        Some(None) => return bad_request("sort must be one of total, calls, mean, p99".into()),
+    };
+    let limit = match params.limit.as_deref().map(str::parse::<usize>) {
+        None => 100,
+        Some(Ok(n)) => n.min(MAX_LIMIT),
+        Some(Err(_)) => return bad_request(format!("limit must be a number from 0 to {MAX_LIMIT}")),
+    };
+    let rows: Vec<QueryRow> = state
+        .advisor
+        .stats
+        .top(sort, limit)
+        .into_iter()
+        .map(|(fp, s)| QueryRow {
+            fingerprint: fp.to_string(),
+            query: s.text.to_string(),
+            calls: s.calls,
+            rows: s.rows,
+            errors: s.error_count(),
+            total_ms: ms(s.total_us),
+            mean_ms: s.mean_us() / 1000.0,
+            min_ms: ms(if s.calls == 0 { 0 } else { s.min_us }),
+            p50_ms: ms(s.quantile_us(0.5)),
+            p95_ms: ms(s.quantile_us(0.95)),
+            p99_ms: ms(s.quantile_us(0.99)),
+            max_ms: ms(s.max_us),
+        })
+        .collect();
+    Json(serde_json::json!({ "queries": rows })).into_response()
+}
+
+#[derive(Debug, Serialize)]
+struct SessionRow {
+    id: u64,
+    pid: Option<u32>,
+    user: String,
+    database: String,
+    application_name: String,
+    client_addr: String,
+    tls: bool,
+    state: SessionState,
+    connected_at: String,
+    transaction_ms: Option<f64>,
+    current_statement: Option<String>,
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+pub(crate) async fn sessions(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    let now = SystemTime::now();
+    let rows: Vec<SessionRow> = state
+        .advisor
+        .sessions
+        .snapshot()
+        .into_iter()
+        .map(|(identity, activity)| SessionRow {
+            id: identity.id,
+            pid: activity.backend_pid,
+            user: identity.user,
+            database: identity.database,
+            application_name: identity.application_name,
+            client_addr: identity.client_addr.to_string(),
+            tls: identity.tls,
+            state: activity.state,
+            connected_at: rfc3339(identity.connected_at),
+            transaction_ms: activity
+                .transaction_started
+                .map(|t| now.duration_since(t).unwrap_or_default().as_secs_f64() * 1000.0),
+            current_statement: activity.current_statement.map(|s| s.to_string()),
+        })
+        .collect();
+    Json(serde_json::json!({ "sessions": rows }))
+}
+
+pub(crate) async fn reset(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    state.advisor.stats.reset();
+    Json(serde_json::json!({ "reset": true }))
+}
+
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+pub(crate) async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "no such endpoint; see docs/admin-api.md" })))
+        .into_response()
+}
