@@ -4,8 +4,8 @@
 /// One lexical token, as a byte range of the source where it has text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Token {
-    /// A literal constant: string (any quoting), number, bit string.
-    Const,
+    /// A literal constant: string (any quoting), number, bit string; its source range.
+    Const(usize, usize),
     /// A `$n` parameter.
     Param,
     /// An unquoted identifier or keyword.
@@ -129,6 +129,22 @@ impl<'a> Lexer<'a> {
         true
     }
 
+    /// After a `U&'...'` string: an optional `UESCAPE 'c'` clause belongs to the constant.
+    fn skip_uescape(&mut self) {
+        let save = self.pos;
+        self.skip_space_and_comments();
+        let word = self.src.get(self.pos..self.pos + 7);
+        if word.is_some_and(|w| w.eq_ignore_ascii_case(b"uescape")) && !is_ident_cont(self.peek(7)) {
+            self.pos += 7;
+            self.skip_space_and_comments();
+            if self.peek(0) == b'\'' {
+                self.skip_quoted(b'\'', false);
+                return;
+            }
+        }
+        self.pos = save;
+    }
+
     fn number(&mut self) {
         let digits = |lx: &mut Self| {
             while lx.peek(0).is_ascii_alphanumeric() || lx.peek(0) == b'_' {
@@ -185,25 +201,27 @@ impl<'a> Lexer<'a> {
         self.skip_space_and_comments();
         let b = *self.src.get(self.pos)?;
         let next = self.peek(1);
+        let start = self.pos;
         let tok = match b {
             b'\'' => {
                 self.skip_quoted(b'\'', false);
-                Token::Const
+                Token::Const(start, self.pos)
             }
             b'e' | b'E' if next == b'\'' => {
                 self.pos += 1;
                 self.skip_quoted(b'\'', true);
-                Token::Const
+                Token::Const(start, self.pos)
             }
             b'b' | b'B' | b'x' | b'X' | b'n' | b'N' if next == b'\'' => {
                 self.pos += 1;
                 self.skip_quoted(b'\'', false);
-                Token::Const
+                Token::Const(start, self.pos)
             }
             b'u' | b'U' if next == b'&' && self.peek(2) == b'\'' => {
                 self.pos += 2;
                 self.skip_quoted(b'\'', false);
-                Token::Const
+                self.skip_uescape();
+                Token::Const(start, self.pos)
             }
             b'u' | b'U' if next == b'&' && self.peek(2) == b'"' => {
                 let start = self.pos;
@@ -223,14 +241,14 @@ impl<'a> Lexer<'a> {
                 }
                 Token::Param
             }
-            b'$' if self.try_dollar_quote() => Token::Const,
+            b'$' if self.try_dollar_quote() => Token::Const(start, self.pos),
             b'0'..=b'9' => {
                 self.number();
-                Token::Const
+                Token::Const(start, self.pos)
             }
             b'.' if next.is_ascii_digit() => {
                 self.number();
-                Token::Const
+                Token::Const(start, self.pos)
             }
             b'-' | b'+'
                 if !self.after_operand
@@ -238,7 +256,7 @@ impl<'a> Lexer<'a> {
             {
                 self.pos += 1;
                 self.number();
-                Token::Const
+                Token::Const(start, self.pos)
             }
             b':' if next == b':' => {
                 self.pos += 2;
@@ -266,7 +284,7 @@ impl<'a> Lexer<'a> {
             }
         };
         self.after_operand = match tok {
-            Token::Const | Token::Param | Token::QuotedIdent(..) | Token::Punct(b')') | Token::Punct(b']') => true,
+            Token::Const(..) | Token::Param | Token::QuotedIdent(..) | Token::Punct(b')') | Token::Punct(b']') => true,
             Token::Word(s, e) => !crate::keywords::is_keyword(&self.src[s..e]),
             _ => false,
         };
@@ -335,7 +353,7 @@ mod tests {
         let src = sql.as_bytes();
         Lexer::new(src)
             .map(|t| match t {
-                Token::Const => "C".to_string(),
+                Token::Const(..) => "C".to_string(),
                 Token::Param => "P".to_string(),
                 Token::Word(s, e) => format!("w:{}", String::from_utf8_lossy(&src[s..e])),
                 Token::QuotedIdent(s, e) => format!("q:{}", String::from_utf8_lossy(&src[s..e])),
@@ -348,7 +366,7 @@ mod tests {
 
     #[test]
     fn strings_of_every_kind_are_constants() {
-        assert_eq!(kinds("'it''s' E'a\\'b' B'101' X'ff' U&'d\\0061t' N'x'"), vec!["C"; 6]);
+        assert_eq!(kinds("'it''s' E'a\\'b' B'101' X'ff' U&'d\\0061t' N'x' U&'d!0061t' UESCAPE '!'"), vec!["C"; 7]);
         assert_eq!(kinds("$$a;b$$ $fn$ select 'x' $fn$ $1"), vec!["C", "C", "P"]);
     }
 

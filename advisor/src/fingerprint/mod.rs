@@ -10,6 +10,11 @@ use std::fmt;
 use crate::keywords::is_keyword;
 use crate::lexer::{Lexer, Token};
 
+mod rules;
+use rules::{
+    is_literal_type, is_name, is_string_const, is_word, plain_quoted, precedes_relation, skip_type_name, StatementKind,
+};
+
 /// A 64-bit query fingerprint, shown as 16 lowercase hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(pub u64);
@@ -50,6 +55,8 @@ enum ListKind {
     Array,
     /// One row of a `VALUES` list: repeated rows of the same shape collapse into the first.
     ValuesRow,
+    /// `CAST(... AS type)`: its AS is not an alias.
+    Cast,
     /// Any other parenthesis or bracket.
     Other,
 }
@@ -90,12 +97,18 @@ enum KeywordKind {
     In,
     Array,
     Values,
+    Cast,
+    Is,
+    Not,
     Other,
 }
 
 /// Reusable fingerprinting state (buffers are kept between calls).
 #[derive(Debug, Default)]
 pub struct Fingerprinter {
+    tokens: Vec<Token>,
+    /// Output ranges holding relation names, where digit runs do not count (partitions).
+    relations: Vec<(usize, usize)>,
     out: Vec<u8>,
     stack: Vec<Open>,
     params: u32,
@@ -125,10 +138,12 @@ impl Fingerprinter {
         self.stack.clear();
         self.params = 0;
         self.values = None;
-        let mut prev = Prev::Start;
-        for tok in Lexer::new(sql) {
-            prev = self.push(sql, tok, prev);
-        }
+        self.relations.clear();
+        let mut toks = std::mem::take(&mut self.tokens);
+        toks.clear();
+        toks.extend(Lexer::new(sql));
+        self.rewrite(sql, &toks);
+        self.tokens = toks;
         while self.out.last() == Some(&b';') || self.out.last() == Some(&b' ') {
             self.out.pop();
         }
@@ -136,7 +151,158 @@ impl Fingerprinter {
             let lossy = String::from_utf8_lossy(&self.out).into_owned();
             self.out = lossy.into_bytes();
         }
-        Fingerprint(xxhash_rust::xxh3::xxh3_64(&self.out))
+        Fingerprint(self.hash())
+    }
+
+    /// Hashes the output, skipping runs of two or more digits inside relation names, so
+    /// `events_2024_01` and `events_2024_02` (partitions) group together as pg_query does.
+    fn hash(&self) -> u64 {
+        if self.relations.is_empty() {
+            return xxhash_rust::xxh3::xxh3_64(&self.out);
+        }
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut from = 0;
+        for &(s, e) in &self.relations {
+            if s < from || e > self.out.len() || e < s {
+                continue;
+            }
+            h.update(&self.out[from..s]);
+            let name = &self.out[s..e];
+            let mut k = 0;
+            while k < name.len() {
+                let run = name[k..].iter().take_while(|b| b.is_ascii_digit()).count();
+                if run >= 2 {
+                    k += run;
+                } else {
+                    h.update(&name[k..k + run.max(1)]);
+                    k += run.max(1);
+                }
+            }
+            from = e;
+        }
+        h.update(&self.out[from..]);
+        h.digest()
+    }
+
+    /// Walks the tokens, applying the rules of [`rules`] before the generic normalisation.
+    fn rewrite(&mut self, sql: &[u8], toks: &[Token]) {
+        let mut prev = Prev::Start;
+        let mut kind = StatementKind::Other;
+        let mut set_values = false;
+        let mut declare_named = false;
+        let mut i = 0;
+        while i < toks.len() {
+            let tok = toks[i];
+            let next = toks.get(i + 1).copied();
+            let at_top = self.stack.is_empty();
+            if matches!(prev, Prev::Start | Prev::Semicolon) {
+                kind = StatementKind::of(sql, Some(tok));
+                set_values = false;
+                declare_named = false;
+                let synonym: Option<&[u8]> = match kind {
+                    StatementKind::End => Some(b"COMMIT"),
+                    StatementKind::Abort => Some(b"ROLLBACK"),
+                    _ => None,
+                };
+                if let Some(canonical) = synonym {
+                    prev = self.keyword(canonical, prev);
+                    i += 1;
+                    continue;
+                }
+            }
+            let anonymise = match kind {
+                StatementKind::NamesIgnored | StatementKind::Fetch => true,
+                StatementKind::Declare => !declare_named,
+                _ => false,
+            };
+            if anonymise && at_top && is_name(sql, Some(tok)) {
+                declare_named = true;
+                prev = self.anonymous(prev);
+                i += 1;
+                continue;
+            }
+            let set_value = kind == StatementKind::Set && set_values;
+            let relation = precedes_relation(sql, i.checked_sub(1).map(|p| toks[p])) && is_name(sql, Some(tok));
+            let before = self.out.len();
+            match tok {
+                Token::Const(s, e) if kind == StatementKind::Fetch => {
+                    // FETCH's row count is part of its shape (pg_query keeps it).
+                    self.space_before(prev, false);
+                    self.out.extend_from_slice(&sql[s..e]);
+                    prev = Prev::Operand;
+                }
+                Token::Const(..) | Token::Param => {
+                    prev = self.push(sql, tok, prev);
+                    // A cast of a constant is not part of the shape.
+                    if next == Some(Token::Cast) {
+                        let j = skip_type_name(sql, toks, i + 2);
+                        if j > i + 2 {
+                            i = j;
+                            continue;
+                        }
+                    }
+                }
+                Token::Word(s, e) | Token::QuotedIdent(s, e) if set_value && !is_word(sql, Some(tok), "default") => {
+                    prev = self.push(sql, Token::Const(s, e), prev);
+                }
+                Token::Operator(s, e) if kind == StatementKind::Set && !set_values && at_top && &sql[s..e] == b"=" => {
+                    set_values = true;
+                    prev = self.keyword(b"TO", prev);
+                }
+                Token::Word(s, e) => {
+                    let w = &sql[s..e];
+                    let in_cast = self.stack.last().is_some_and(|o| o.kind == ListKind::Cast);
+                    if kind == StatementKind::Set && at_top && w.eq_ignore_ascii_case(b"to") {
+                        set_values = true;
+                    }
+                    if w.eq_ignore_ascii_case(b"as") && !in_cast && is_name(sql, next) {
+                        // Column and table aliases are not part of the shape.
+                        i += 2;
+                        continue;
+                    }
+                    if is_literal_type(sql, Some(tok)) && is_string_const(sql, next) {
+                        // `DATE '2024-01-01'` is a constant, like `'2024-01-01'::date`.
+                        i += 1;
+                        continue;
+                    }
+                    if w.eq_ignore_ascii_case(b"offset") && matches!(next, Some(Token::Const(..)) | Some(Token::Param))
+                    {
+                        i += 2;
+                        continue;
+                    }
+                    let literal = ["true", "false", "null"].iter().any(|k| w.eq_ignore_ascii_case(k.as_bytes()));
+                    let test = matches!(prev, Prev::Keyword(KeywordKind::Is) | Prev::Keyword(KeywordKind::Not));
+                    let tok = if literal && !test { Token::Const(s, e) } else { tok };
+                    prev = self.push(sql, tok, prev);
+                }
+                Token::QuotedIdent(s, e) => {
+                    let tok = match plain_quoted(sql, s, e) {
+                        Some(_) => Token::Word(s + 1, e - 1),
+                        None => tok,
+                    };
+                    prev = self.push(sql, tok, prev);
+                }
+                _ => prev = self.push(sql, tok, prev),
+            }
+            if relation {
+                let start = before + usize::from(self.out.get(before) == Some(&b' '));
+                self.relations.push((start, self.out.len()));
+            }
+            i += 1;
+        }
+    }
+
+    fn keyword(&mut self, word: &[u8], prev: Prev) -> Prev {
+        self.space_before(prev, false);
+        self.out.extend_from_slice(word);
+        Prev::Keyword(KeywordKind::Other)
+    }
+
+    /// A name that is not part of the shape (a savepoint, cursor, channel): shown as `_`.
+    fn anonymous(&mut self, prev: Prev) -> Prev {
+        self.space_before(prev, false);
+        self.out.push(b'_');
+        Prev::Word
     }
 
     fn space_before(&mut self, prev: Prev, tight: bool) {
@@ -156,7 +322,7 @@ impl Fingerprinter {
     fn note_inside(&mut self, tok: &Token) {
         let Some(top) = self.stack.last_mut() else { return };
         match tok {
-            Token::Const | Token::Param => top.consts += 1,
+            Token::Const(..) | Token::Param => top.consts += 1,
             Token::Punct(b',') => {}
             Token::Cast => {
                 top.after_cast = true;
@@ -184,7 +350,7 @@ impl Fingerprinter {
             }
         }
         match tok {
-            Token::Const | Token::Param => {
+            Token::Const(..) | Token::Param => {
                 self.placeholder(prev);
                 Prev::Operand
             }
@@ -193,16 +359,7 @@ impl Fingerprinter {
                 self.space_before(prev, false);
                 if is_keyword(word) {
                     self.out.extend(word.iter().map(u8::to_ascii_uppercase));
-                    let kind = if word.eq_ignore_ascii_case(b"in") {
-                        KeywordKind::In
-                    } else if word.eq_ignore_ascii_case(b"array") {
-                        KeywordKind::Array
-                    } else if word.eq_ignore_ascii_case(b"values") {
-                        KeywordKind::Values
-                    } else {
-                        KeywordKind::Other
-                    };
-                    Prev::Keyword(kind)
+                    Prev::Keyword(keyword_kind(word))
                 } else {
                     self.out.extend(word.iter().map(u8::to_ascii_lowercase));
                     Prev::Word
@@ -242,6 +399,7 @@ impl Fingerprinter {
                     (b'(', Prev::Keyword(KeywordKind::In)) => ListKind::In,
                     (b'[', Prev::Keyword(KeywordKind::Array)) => ListKind::Array,
                     (b'(', Prev::Keyword(KeywordKind::Values)) => ListKind::ValuesRow,
+                    (b'(', Prev::Keyword(KeywordKind::Cast)) => ListKind::Cast,
                     (b'(', Prev::Comma) if self.values.is_some() => ListKind::ValuesRow,
                     _ => ListKind::Other,
                 };
@@ -323,6 +481,18 @@ impl Fingerprinter {
     }
 }
 
+fn keyword_kind(word: &[u8]) -> KeywordKind {
+    const KINDS: [(&[u8], KeywordKind); 6] = [
+        (b"in", KeywordKind::In),
+        (b"array", KeywordKind::Array),
+        (b"values", KeywordKind::Values),
+        (b"cast", KeywordKind::Cast),
+        (b"is", KeywordKind::Is),
+        (b"not", KeywordKind::Not),
+    ];
+    KINDS.iter().find(|(k, _)| word.eq_ignore_ascii_case(k)).map_or(KeywordKind::Other, |(_, kind)| *kind)
+}
+
 /// Hash of a VALUES row's text with parameter numbers removed.
 fn row_shape(row: &[u8]) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -386,7 +556,7 @@ mod tests {
             norm("insert into t (a, b) values (1, 'x'), (2, 'y'), (3, 'z') returning id"),
             "INSERT INTO t(a, b) VALUES ($1, $2) RETURNING id"
         );
-        assert_eq!(norm("select '5'::int, x::text[] from t"), "SELECT $1::int, x::text[] FROM t");
+        assert_eq!(norm("select '5'::int, x::text[] from t"), "SELECT $1, x::text[] FROM t");
     }
 
     #[test]
@@ -413,6 +583,27 @@ mod tests {
         differ("SELECT f(1, 2)", "SELECT f(1)");
         differ("INSERT INTO t VALUES (1, 2)", "INSERT INTO t VALUES (1, now())");
         differ("SELECT a FROM t WHERE a > 1", "SELECT a FROM t WHERE a < 1");
+    }
+
+    #[test]
+    fn pg_query_equivalences() {
+        same("END", "COMMIT");
+        same("SAVEPOINT \"s1_x1\"", "savepoint s2_x9");
+        same("SET client_min_messages = warning", "SET client_min_messages TO 'notice'");
+        same("SELECT u.id AS user_id FROM users u", "SELECT u.id AS uid FROM users u");
+        same("SELECT * FROM t WHERE d >= DATE '2024-01-01'", "SELECT * FROM t WHERE d >= '2024-02-01'::date");
+        same("SELECT * FROM t WHERE x = $1::integer", "SELECT * FROM t WHERE x = 5");
+        same("SELECT * FROM t LIMIT 10 OFFSET 20", "SELECT * FROM t LIMIT 10");
+        same("SELECT * FROM t WHERE active = TRUE", "SELECT * FROM t WHERE active = $1");
+        same("SELECT * FROM \"users\"", "SELECT * FROM users");
+        same("LISTEN jobs", "LISTEN \"user_1_events\"");
+        differ("SELECT * FROM t WHERE x IS NULL", "SELECT * FROM t WHERE x IS NOT NULL");
+        differ("SELECT CAST(x AS int) FROM t", "SELECT CAST(x AS bigint) FROM t");
+        assert_eq!(norm("set search_path = tenant_a, public"), "SET search_path TO $1, $2");
+        assert_eq!(
+            norm("DECLARE \"c1\" NO SCROLL CURSOR WITH HOLD FOR SELECT 1"),
+            "DECLARE _ NO SCROLL CURSOR WITH HOLD FOR SELECT $1"
+        );
     }
 
     #[test]
