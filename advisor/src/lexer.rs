@@ -8,8 +8,10 @@ pub enum Token {
     Const(usize, usize),
     /// A `$n` parameter.
     Param,
-    /// An unquoted identifier or keyword.
+    /// An unquoted identifier.
     Word(usize, usize),
+    /// An unquoted keyword (see [`crate::keywords`]).
+    Keyword(usize, usize),
     /// A double-quoted identifier, quotes included.
     QuotedIdent(usize, usize),
     /// An operator such as `=`, `<>`, `->>`, `@>`.
@@ -271,7 +273,11 @@ impl<'a> Lexer<'a> {
                 while self.pos < self.src.len() && is_ident_cont(self.src[self.pos]) {
                     self.pos += 1;
                 }
-                Token::Word(start, self.pos)
+                if crate::keywords::is_keyword(&self.src[start..self.pos]) {
+                    Token::Keyword(start, self.pos)
+                } else {
+                    Token::Word(start, self.pos)
+                }
             }
             b if OP_CHARS.contains(&b) => {
                 let (s, e) = self.operator();
@@ -285,7 +291,7 @@ impl<'a> Lexer<'a> {
         };
         self.after_operand = match tok {
             Token::Const(..) | Token::Param | Token::QuotedIdent(..) | Token::Punct(b')') | Token::Punct(b']') => true,
-            Token::Word(s, e) => !crate::keywords::is_keyword(&self.src[s..e]),
+            Token::Word(..) => true,
             _ => false,
         };
         Some(tok)
@@ -323,7 +329,7 @@ pub fn split_statements(sql: &[u8]) -> Vec<&[u8]> {
                 prev_begin = false;
                 continue;
             }
-            Token::Word(s, e) => {
+            Token::Word(s, e) | Token::Keyword(s, e) => {
                 let w = &sql[s..e];
                 if prev_begin && w.eq_ignore_ascii_case(b"atomic") {
                     atomic += 1;
@@ -355,7 +361,7 @@ mod tests {
             .map(|t| match t {
                 Token::Const(..) => "C".to_string(),
                 Token::Param => "P".to_string(),
-                Token::Word(s, e) => format!("w:{}", String::from_utf8_lossy(&src[s..e])),
+                Token::Word(s, e) | Token::Keyword(s, e) => format!("w:{}", String::from_utf8_lossy(&src[s..e])),
                 Token::QuotedIdent(s, e) => format!("q:{}", String::from_utf8_lossy(&src[s..e])),
                 Token::Operator(s, e) => format!("o:{}", String::from_utf8_lossy(&src[s..e])),
                 Token::Cast => "::".to_string(),

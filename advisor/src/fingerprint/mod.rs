@@ -7,7 +7,6 @@
 
 use std::fmt;
 
-use crate::keywords::is_keyword;
 use crate::lexer::{Lexer, Token};
 
 mod rules;
@@ -147,7 +146,7 @@ impl Fingerprinter {
         while self.out.last() == Some(&b';') || self.out.last() == Some(&b' ') {
             self.out.pop();
         }
-        if std::str::from_utf8(&self.out).is_err() {
+        if !sql.is_ascii() && std::str::from_utf8(&self.out).is_err() {
             let lossy = String::from_utf8_lossy(&self.out).into_owned();
             self.out = lossy.into_bytes();
         }
@@ -168,16 +167,16 @@ impl Fingerprinter {
             }
             h.update(&self.out[from..s]);
             let name = &self.out[s..e];
-            let mut k = 0;
+            let (mut k, mut segment) = (0, 0);
             while k < name.len() {
                 let run = name[k..].iter().take_while(|b| b.is_ascii_digit()).count();
                 if run >= 2 {
-                    k += run;
-                } else {
-                    h.update(&name[k..k + run.max(1)]);
-                    k += run.max(1);
+                    h.update(&name[segment..k]);
+                    segment = k + run;
                 }
+                k += run.max(1);
             }
+            h.update(&name[segment..]);
             from = e;
         }
         h.update(&self.out[from..]);
@@ -215,14 +214,17 @@ impl Fingerprinter {
                 StatementKind::Declare => !declare_named,
                 _ => false,
             };
-            if anonymise && at_top && is_name(sql, Some(tok)) {
+            if anonymise && at_top && matches!(tok, Token::Word(..) | Token::QuotedIdent(..)) {
                 declare_named = true;
                 prev = self.anonymous(prev);
                 i += 1;
                 continue;
             }
             let set_value = kind == StatementKind::Set && set_values;
-            let relation = precedes_relation(sql, i.checked_sub(1).map(|p| toks[p])) && is_name(sql, Some(tok));
+            let previous = i.checked_sub(1).map(|p| toks[p]);
+            let relation = matches!(previous, Some(Token::Keyword(..)))
+                && matches!(tok, Token::Word(..) | Token::QuotedIdent(..))
+                && precedes_relation(sql, previous);
             let before = self.out.len();
             match tok {
                 Token::Const(s, e) if kind == StatementKind::Fetch => {
@@ -242,25 +244,27 @@ impl Fingerprinter {
                         }
                     }
                 }
-                Token::Word(s, e) | Token::QuotedIdent(s, e) if set_value && !is_word(sql, Some(tok), "default") => {
+                Token::Word(s, e) | Token::Keyword(s, e) | Token::QuotedIdent(s, e)
+                    if set_value && !is_word(sql, Some(tok), "default") =>
+                {
                     prev = self.push(sql, Token::Const(s, e), prev);
                 }
                 Token::Operator(s, e) if kind == StatementKind::Set && !set_values && at_top && &sql[s..e] == b"=" => {
                     set_values = true;
                     prev = self.keyword(b"TO", prev);
                 }
-                Token::Word(s, e) => {
+                Token::Word(s, e) | Token::Keyword(s, e) => {
                     let w = &sql[s..e];
                     let in_cast = self.stack.last().is_some_and(|o| o.kind == ListKind::Cast);
                     if kind == StatementKind::Set && at_top && w.eq_ignore_ascii_case(b"to") {
                         set_values = true;
                     }
-                    if w.eq_ignore_ascii_case(b"as") && !in_cast && is_name(sql, next) {
+                    if w.len() == 2 && w.eq_ignore_ascii_case(b"as") && !in_cast && is_name(next) {
                         // Column and table aliases are not part of the shape.
                         i += 2;
                         continue;
                     }
-                    if is_literal_type(sql, Some(tok)) && is_string_const(sql, next) {
+                    if is_string_const(sql, next) && is_literal_type(sql, Some(tok)) {
                         // `DATE '2024-01-01'` is a constant, like `'2024-01-01'::date`.
                         i += 1;
                         continue;
@@ -270,7 +274,8 @@ impl Fingerprinter {
                         i += 2;
                         continue;
                     }
-                    let literal = ["true", "false", "null"].iter().any(|k| w.eq_ignore_ascii_case(k.as_bytes()));
+                    let literal = matches!(w.len(), 4 | 5)
+                        && ["true", "false", "null"].iter().any(|k| w.eq_ignore_ascii_case(k.as_bytes()));
                     let test = matches!(prev, Prev::Keyword(KeywordKind::Is) | Prev::Keyword(KeywordKind::Not));
                     let tok = if literal && !test { Token::Const(s, e) } else { tok };
                     prev = self.push(sql, tok, prev);
@@ -286,7 +291,9 @@ impl Fingerprinter {
             }
             if relation {
                 let start = before + usize::from(self.out.get(before) == Some(&b' '));
-                self.relations.push((start, self.out.len()));
+                if has_digit_run(&self.out[start..]) {
+                    self.relations.push((start, self.out.len()));
+                }
             }
             i += 1;
         }
@@ -315,8 +322,7 @@ impl Fingerprinter {
     fn placeholder(&mut self, prev: Prev) {
         self.space_before(prev, false);
         self.params += 1;
-        self.out.push(b'$');
-        self.out.extend_from_slice(itoa(self.params).as_bytes());
+        push_param(&mut self.out, self.params);
     }
 
     fn note_inside(&mut self, tok: &Token) {
@@ -328,7 +334,7 @@ impl Fingerprinter {
                 top.after_cast = true;
                 return;
             }
-            Token::Word(..) | Token::QuotedIdent(..) if top.after_cast => {}
+            Token::Word(..) | Token::Keyword(..) | Token::QuotedIdent(..) if top.after_cast => {}
             _ => top.only_consts = false,
         }
         top.after_cast = false;
@@ -354,16 +360,20 @@ impl Fingerprinter {
                 self.placeholder(prev);
                 Prev::Operand
             }
-            Token::Word(s, e) => {
+            Token::Keyword(s, e) => {
                 let word = &src[s..e];
                 self.space_before(prev, false);
-                if is_keyword(word) {
-                    self.out.extend(word.iter().map(u8::to_ascii_uppercase));
-                    Prev::Keyword(keyword_kind(word))
-                } else {
-                    self.out.extend(word.iter().map(u8::to_ascii_lowercase));
-                    Prev::Word
-                }
+                let at = self.out.len();
+                self.out.extend_from_slice(word);
+                self.out[at..].make_ascii_uppercase();
+                Prev::Keyword(keyword_kind(word))
+            }
+            Token::Word(s, e) => {
+                self.space_before(prev, false);
+                let at = self.out.len();
+                self.out.extend_from_slice(&src[s..e]);
+                self.out[at..].make_ascii_lowercase();
+                Prev::Word
             }
             Token::QuotedIdent(s, e) => {
                 self.space_before(prev, false);
@@ -444,8 +454,7 @@ impl Fingerprinter {
         if collapsible {
             self.out.truncate(open.start + 1);
             self.params = open.params + 1;
-            self.out.push(b'$');
-            self.out.extend_from_slice(itoa(self.params).as_bytes());
+            push_param(&mut self.out, self.params);
         }
         self.out.push(close);
         if let Some(parent) = self.stack.last_mut() {
@@ -507,8 +516,26 @@ fn row_shape(row: &[u8]) -> u64 {
     h.digest()
 }
 
-fn itoa(n: u32) -> String {
-    n.to_string()
+/// True when `name` holds two or more digits in a row.
+fn has_digit_run(name: &[u8]) -> bool {
+    name.windows(2).any(|w| w[0].is_ascii_digit() && w[1].is_ascii_digit())
+}
+
+/// Appends `$n` without allocating.
+fn push_param(out: &mut Vec<u8>, n: u32) {
+    out.push(b'$');
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub(super) enum StatementKind {
 impl StatementKind {
     /// Classifies a statement by its first token.
     pub(super) fn of(src: &[u8], first: Option<Token>) -> Self {
-        let Some(Token::Word(s, e)) = first else { return Self::Other };
+        let (Some(Token::Word(s, e)) | Some(Token::Keyword(s, e))) = first else { return Self::Other };
         let w = &src[s..e];
         let is = |k: &str| w.eq_ignore_ascii_case(k.as_bytes());
         if is("set") {
@@ -55,7 +55,7 @@ impl StatementKind {
 /// The word of a `Word` token, if it is one.
 pub(super) fn word(src: &[u8], tok: Option<Token>) -> Option<&[u8]> {
     match tok {
-        Some(Token::Word(s, e)) => Some(&src[s..e]),
+        Some(Token::Word(s, e)) | Some(Token::Keyword(s, e)) => Some(&src[s..e]),
         _ => None,
     }
 }
@@ -66,10 +66,9 @@ pub(super) fn is_word(src: &[u8], tok: Option<Token>, kw: &str) -> bool {
 }
 
 /// True for an identifier: an unquoted non-keyword word or a quoted identifier.
-pub(super) fn is_name(src: &[u8], tok: Option<Token>) -> bool {
+pub(super) fn is_name(tok: Option<Token>) -> bool {
     match tok {
-        Some(Token::Word(s, e)) => !is_keyword(&src[s..e]),
-        Some(Token::QuotedIdent(..)) => true,
+        Some(Token::Word(..)) | Some(Token::QuotedIdent(..)) => true,
         _ => false,
     }
 }
@@ -126,12 +125,13 @@ pub(super) fn is_literal_type(src: &[u8], tok: Option<Token>) -> bool {
 /// `schema.type`, multi-word types, a `(typmod)` and `[]` suffixes.
 pub(super) fn skip_type_name(src: &[u8], toks: &[Token], mut i: usize) -> usize {
     let at = |j: usize| toks.get(j).copied();
-    if !matches!(at(i), Some(Token::Word(..)) | Some(Token::QuotedIdent(..))) {
+    if !matches!(at(i), Some(Token::Word(..)) | Some(Token::Keyword(..)) | Some(Token::QuotedIdent(..))) {
         return i;
     }
     let first = i;
     i += 1;
-    while at(i) == Some(Token::Punct(b'.')) && matches!(at(i + 1), Some(Token::Word(..)) | Some(Token::QuotedIdent(..)))
+    while at(i) == Some(Token::Punct(b'.'))
+        && matches!(at(i + 1), Some(Token::Word(..)) | Some(Token::Keyword(..)) | Some(Token::QuotedIdent(..)))
     {
         i += 2;
     }
