@@ -289,11 +289,15 @@ impl<'a> Lexer<'a> {
                 Token::Punct(b)
             }
         };
-        self.after_operand = match tok {
-            Token::Const(..) | Token::Param | Token::QuotedIdent(..) | Token::Punct(b')') | Token::Punct(b']') => true,
-            Token::Word(..) => true,
-            _ => false,
-        };
+        self.after_operand = matches!(
+            tok,
+            Token::Const(..)
+                | Token::Param
+                | Token::QuotedIdent(..)
+                | Token::Word(..)
+                | Token::Punct(b')')
+                | Token::Punct(b']')
+        );
         Some(tok)
     }
 }

@@ -67,10 +67,7 @@ pub(super) fn is_word(src: &[u8], tok: Option<Token>, kw: &str) -> bool {
 
 /// True for an identifier: an unquoted non-keyword word or a quoted identifier.
 pub(super) fn is_name(tok: Option<Token>) -> bool {
-    match tok {
-        Some(Token::Word(..)) | Some(Token::QuotedIdent(..)) => true,
-        _ => false,
-    }
+    matches!(tok, Some(Token::Word(..)) | Some(Token::QuotedIdent(..)))
 }
 
 /// True for a string constant (any quoting), as opposed to a number.
