@@ -1,0 +1,57 @@
+//! In-process pgvisor proxies on `127.0.0.1:0`, each in front of a cluster, running on the
+//! calling test's tokio runtime.
+
+use pgvisor::stats::ProxyStats;
+use pgvisor::{Proxy, ProxyHandle, ProxySettings};
+
+use crate::cluster::Cluster;
+use crate::endpoint::Endpoint;
+
+/// A running proxy and the login that reaches the cluster through it.
+pub struct TestProxy {
+    handle: ProxyHandle,
+    endpoint: Endpoint,
+}
+
+/// Starts a proxy with the test defaults (self-signed client TLS, upstream TLS preferred) in
+/// front of `cluster`.
+pub async fn start_proxy(cluster: &Cluster) -> TestProxy {
+    start_proxy_with(cluster, |_| {}).await
+}
+
+/// Starts a proxy in front of `cluster` after `adjust` has changed the test defaults.
+pub async fn start_proxy_with(cluster: &Cluster, adjust: impl FnOnce(&mut ProxySettings)) -> TestProxy {
+    let mut settings = ProxySettings::for_upstream(cluster.upstream());
+    adjust(&mut settings);
+    let handle = Proxy::bind(settings).await.unwrap_or_else(|e| panic!("cannot start the proxy: {e}")).spawn();
+    let addr = handle.addr();
+    let endpoint = cluster.endpoint().at(&addr.ip().to_string(), addr.port());
+    TestProxy { handle, endpoint }
+}
+
+impl TestProxy {
+    /// The cluster's superuser login, through the proxy.
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
+    }
+
+    /// The address the proxy listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.handle.addr()
+    }
+
+    /// The proxy's counters.
+    pub fn stats(&self) -> &ProxyStats {
+        self.handle.stats()
+    }
+
+    /// Reads one counter, e.g. `proxy.counter(|s| &s.cancel_requests)`.
+    pub fn counter(&self, pick: impl FnOnce(&ProxyStats) -> &std::sync::atomic::AtomicU64) -> u64 {
+        ProxyStats::get(pick(self.stats()))
+    }
+
+    /// Stops accepting, lets sessions finish within the grace period, and waits for the stop.
+    pub async fn shutdown(self) {
+        self.handle.shutdown().await;
+    }
+}
