@@ -22,6 +22,8 @@ use crate::sessions::{lock, SessionEntry, SessionState, MAX_TRANSACTION_STATEMEN
 const MAX_PENDING: usize = 10_000;
 /// Most prepared statements and portals tracked per session.
 const MAX_NAMED: usize = 10_000;
+/// Most raw statement texts whose fingerprint a session remembers.
+const MAX_CACHED_TEXTS: usize = 512;
 
 /// What a request will be answered with, in order.
 #[derive(Debug)]
@@ -56,6 +58,9 @@ struct Run {
 pub struct SessionObserver {
     id: u64,
     fingerprinter: Fingerprinter,
+    /// Fingerprints by hash of the raw text, so a statement parsed again and again (unnamed
+    /// statements, `BEGIN`, health checks) is fingerprinted once.
+    by_text: HashMap<u64, Arc<Statement>>,
     statements: HashMap<Vec<u8>, Arc<Statement>>,
     portals: HashMap<Vec<u8>, Arc<Statement>>,
     pending: VecDeque<Pending>,
@@ -72,6 +77,7 @@ impl SessionObserver {
         Self {
             id,
             fingerprinter: Fingerprinter::default(),
+            by_text: HashMap::new(),
             statements: HashMap::new(),
             portals: HashMap::new(),
             pending: VecDeque::new(),
@@ -83,8 +89,17 @@ impl SessionObserver {
     }
 
     fn statement(&mut self, sql: &[u8]) -> Arc<Statement> {
+        let key = xxhash_rust::xxh3::xxh3_64(sql);
+        if let Some(known) = self.by_text.get(&key) {
+            return known.clone();
+        }
         let fingerprint = self.fingerprinter.fingerprint(sql);
-        Arc::new(Statement { fingerprint, text: self.fingerprinter.text().into() })
+        let statement = Arc::new(Statement { fingerprint, text: self.fingerprinter.text().into() });
+        if self.by_text.len() >= MAX_CACHED_TEXTS {
+            self.by_text.clear();
+        }
+        self.by_text.insert(key, statement.clone());
+        statement
     }
 
     fn expect(&mut self, pending: Pending) {
