@@ -125,6 +125,11 @@ impl EmbeddedPostgres {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The server's TLS certificate and key files (PEM), when TLS is on.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        self.options.tls.then(|| (self.dir.path().join("server.crt"), self.dir.path().join("server.key")))
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

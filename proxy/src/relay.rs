@@ -1,6 +1,6 @@
 //! The forwarding loop: bytes go on as soon as they are read, framed beside the copy.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::{Buf, BytesMut};
@@ -23,19 +23,31 @@ const OBSERVED_PREFIX: usize = 64 * 1024;
 /// SASL mechanism that cannot work through a TLS-terminating proxy (channel binding).
 const SCRAM_PLUS: &[u8] = b"SCRAM-SHA-256-PLUS";
 
+/// What the relay may change in the authentication exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+    /// Both legs present the same certificate, so SCRAM-SHA-256-PLUS works end to end: keep it.
+    PassThrough,
+    /// Remove SCRAM-SHA-256-PLUS from the mechanisms the server offers.
+    Strip,
+}
+
 /// Relays a session until either side closes, a side breaks the protocol, or `close` fires.
+/// Also returns whether SCRAM-SHA-256-PLUS was removed from the server's offer.
 pub async fn relay(
     client: Conn,
     upstream: Conn,
+    binding: ChannelBinding,
     tap: &Mutex<SessionTap>,
     stats: &ProxyStats,
     close: &CancellationToken,
-) -> Result<(), SessionError> {
+) -> (Result<(), SessionError>, bool) {
+    let stripped = AtomicBool::new(false);
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut upstream_rd, mut upstream_wr) = tokio::io::split(upstream);
     let outcome = tokio::select! {
         r = client_to_upstream(&mut client_rd, &mut upstream_wr, tap, stats) => r,
-        r = upstream_to_client(&mut upstream_rd, &mut client_wr, tap, stats) => r,
+        r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, tap, stats) => r,
         _ = close.cancelled() => Err(SessionError::ShuttingDown),
     };
     if let Some((sqlstate, message)) = outcome.as_ref().err().and_then(SessionError::user_facing) {
@@ -43,7 +55,7 @@ pub async fn relay(
     }
     let _ = client_wr.shutdown().await;
     let _ = upstream_wr.shutdown().await;
-    outcome
+    (outcome, stripped.load(Ordering::Relaxed))
 }
 
 async fn client_to_upstream<R, W>(
@@ -75,6 +87,8 @@ where
 async fn upstream_to_client<R, W>(
     from: &mut R,
     to: &mut W,
+    binding: ChannelBinding,
+    stripped: &AtomicBool,
     tap: &Mutex<SessionTap>,
     stats: &ProxyStats,
 ) -> Result<(), SessionError>
@@ -82,7 +96,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Some(leftover) = startup_phase(from, to, tap, stats).await? else {
+    let Some(leftover) = startup_phase(from, to, binding, stripped, tap, stats).await? else {
         return Ok(());
     };
     let mut scanner = FrameScanner::new(MAX_MESSAGE_LEN, OBSERVED_PREFIX);
@@ -128,6 +142,8 @@ fn observe(
 async fn startup_phase<R, W>(
     from: &mut R,
     to: &mut W,
+    binding: ChannelBinding,
+    stripped: &AtomicBool,
     tap: &Mutex<SessionTap>,
     stats: &ProxyStats,
 ) -> Result<Option<Vec<u8>>, SessionError>
@@ -149,8 +165,11 @@ where
                 tap.backend(ScannedMessage { tag: frame.tag, body_len: frame.body.len(), body: frame.body });
             }
             ProxyStats::add(&stats.backend_messages, 1);
-            match without_channel_binding(frame) {
-                Some(rewritten) => out.extend_from_slice(&rewritten),
+            match without_channel_binding(frame).filter(|_| binding == ChannelBinding::Strip) {
+                Some(rewritten) => {
+                    stripped.store(true, Ordering::Relaxed);
+                    out.extend_from_slice(&rewritten);
+                }
                 None => out.extend_from_slice(&buf[..used]),
             }
             ready = BackendTag::from_byte(frame.tag) == BackendTag::ReadyForQuery;

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,6 +107,10 @@ pub enum StartError {
 pub struct Shared {
     /// Client-leg TLS, when on.
     pub acceptor: Option<TlsAcceptor>,
+    /// The certificate the client leg presents.
+    pub client_leaf: Option<Vec<u8>>,
+    /// Set once the channel-binding warning has been logged.
+    pub warned_channel_binding: AtomicBool,
     /// Opens upstream connections.
     pub upstream: UpstreamConnector,
     /// Counters.
@@ -131,7 +135,9 @@ pub struct Proxy {
 impl Proxy {
     /// Binds the listen address and prepares TLS on both legs.
     pub async fn bind(settings: ProxySettings) -> Result<Self, StartError> {
-        let acceptor = crate::tls::acceptor(&settings.client_tls)?;
+        let client_tls = crate::tls::acceptor(&settings.client_tls)?;
+        let client_leaf = client_tls.as_ref().map(|t| t.leaf.as_ref().to_vec());
+        let acceptor = client_tls.map(|t| t.acceptor);
         let connector = crate::tls::connector(settings.upstream_tls, settings.upstream_ca.as_deref())?;
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -150,7 +156,15 @@ impl Proxy {
         Ok(Self {
             listener,
             admin,
-            shared: Arc::new(Shared { acceptor, upstream, stats, force_close: CancellationToken::new(), advisor }),
+            shared: Arc::new(Shared {
+                acceptor,
+                client_leaf,
+                warned_channel_binding: AtomicBool::new(false),
+                upstream,
+                stats,
+                force_close: CancellationToken::new(),
+                advisor,
+            }),
             events,
             grace: settings.shutdown_grace,
             summary_interval: settings.summary_interval,

@@ -1,6 +1,7 @@
 //! One client session: the startup-phase negotiation, the upstream connection, then the relay.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +15,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::error::{fatal_error_response, SessionError};
+use crate::relay::ChannelBinding;
 use crate::server::Shared;
 use crate::stats::ProxyStats;
 use crate::stream::Conn;
@@ -98,7 +100,25 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
             }
             let _ = client.flush().await;
             let tap = Mutex::new(observe(&identity, peer, id, client.is_tls(), shared));
-            let result = crate::relay::relay(client, upstream, &tap, &shared.stats, &shared.force_close).await;
+            // Channel binding hashes the certificate the client sees; it only survives the proxy
+            // when the upstream presents that very certificate (pgvisor given the server's own).
+            let client_tls = client.is_tls();
+            let binding = match (&shared.client_leaf, upstream.peer_leaf()) {
+                (Some(ours), Some(theirs)) if client_tls && ours.as_slice() == theirs => ChannelBinding::PassThrough,
+                _ => ChannelBinding::Strip,
+            };
+            let (result, stripped) =
+                crate::relay::relay(client, upstream, binding, &tap, &shared.stats, &shared.force_close).await;
+            if stripped && client_tls && !shared.warned_channel_binding.swap(true, Ordering::Relaxed) {
+                warn!(
+                    "the upstream offers SCRAM channel binding over TLS, and pgvisor's client-leg certificate differs \
+                     from the server's, so SCRAM-SHA-256-PLUS was hidden from the client. libpq clients with \
+                     channel_binding=prefer (the default) over TLS then fail with 'SCRAM channel binding negotiation \
+                     error'. Fix: give pgvisor the server's own certificate and key (--tls-cert/--tls-key) so channel \
+                     binding works end to end, or use --upstream-tls disable for a loopback upstream, or \
+                     channel_binding=disable in the client. See docs/tls.md."
+                );
+            }
             if let Err(SessionError::ClientProtocol(_)) = &result {
                 ProxyStats::add(&shared.stats.client_protocol_errors, 1);
             }

@@ -21,6 +21,17 @@ impl Conn {
     pub fn is_tls(&self) -> bool {
         matches!(self, Conn::Tls(_))
     }
+
+    /// The leaf certificate the peer presented, on a connection pgvisor opened with TLS.
+    pub fn peer_leaf(&self) -> Option<&[u8]> {
+        match self {
+            Conn::Tls(tls) => match tls.as_ref() {
+                TlsStream::Client(s) => s.get_ref().1.peer_certificates()?.first().map(|c| c.as_ref()),
+                TlsStream::Server(_) => None,
+            },
+            Conn::Plain(_) => None,
+        }
+    }
 }
 
 impl AsyncRead for Conn {

@@ -94,19 +94,28 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError
     Ok(certs)
 }
 
+/// The client leg's TLS: the acceptor and the certificate it presents.
+pub struct ClientTlsSetup {
+    /// Accepts TLS handshakes.
+    pub acceptor: TlsAcceptor,
+    /// The leaf certificate clients see (SCRAM channel binding hashes it).
+    pub leaf: CertificateDer<'static>,
+}
+
 /// Builds the client-leg acceptor, or `None` when TLS is off.
-pub fn acceptor(choice: &ClientTls) -> Result<Option<TlsAcceptor>, TlsSetupError> {
+pub fn acceptor(choice: &ClientTls) -> Result<Option<ClientTlsSetup>, TlsSetupError> {
     let key = match choice {
         ClientTls::Off => return Ok(None),
         ClientTls::SelfSigned => CertifiedKey::self_signed()?,
         ClientTls::Files { cert, key } => CertifiedKey::from_pem_files(cert, key)?,
     };
+    let leaf = key.chain[0].clone();
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(key.chain, key.key)?;
     config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
-    Ok(Some(TlsAcceptor::from(Arc::new(config))))
+    Ok(Some(ClientTlsSetup { acceptor: TlsAcceptor::from(Arc::new(config)), leaf }))
 }
 
 /// Builds the upstream connector for `mode`, or `None` for `disable`.

@@ -104,6 +104,11 @@ impl Cluster {
         &self.password
     }
 
+    /// The server's TLS certificate and key (PEM files).
+    pub fn tls_files(&self) -> (PathBuf, PathBuf) {
+        self.pg.tls_files().expect("the test cluster runs with TLS")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.pg.data_dir()

