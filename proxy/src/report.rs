@@ -63,9 +63,20 @@ struct Queries {
 
 /// `GET path` on the admin port, returning the body of a 200 answer.
 pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<String, ReportError> {
+    http_request(addr, "GET", path, token).await
+}
+
+/// `method path` on the admin port (HTTP/1.1, no body), returning the body of a 200 answer.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<String, ReportError> {
     let mut stream = TcpStream::connect(addr).await.map_err(|source| ReportError::Connect { addr, source })?;
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.map_err(|source| ReportError::Connect { addr, source })?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.map_err(|source| ReportError::Connect { addr, source })?;

@@ -22,6 +22,7 @@ pub async fn start_proxy(cluster: &Cluster) -> TestProxy {
 /// Starts a proxy in front of `cluster` after `adjust` has changed the test defaults.
 pub async fn start_proxy_with(cluster: &Cluster, adjust: impl FnOnce(&mut ProxySettings)) -> TestProxy {
     let mut settings = ProxySettings::for_upstream(cluster.upstream());
+    settings.admin = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     adjust(&mut settings);
     let handle = Proxy::bind(settings).await.unwrap_or_else(|e| panic!("cannot start the proxy: {e}")).spawn();
     let addr = handle.addr();
@@ -38,6 +39,24 @@ impl TestProxy {
     /// The address the proxy listens on.
     pub fn addr(&self) -> std::net::SocketAddr {
         self.handle.addr()
+    }
+
+    /// The admin port's address (the test defaults serve one on a free loopback port).
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        self.handle.admin_addr().expect("this proxy serves an admin port")
+    }
+
+    /// `GET path` on the admin port, parsed as JSON; panics unless the answer is 200.
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        self.admin_json("GET", path).await
+    }
+
+    /// `method path` on the admin port, parsed as JSON; panics unless the answer is 200.
+    pub async fn admin_json(&self, method: &str, path: &str) -> serde_json::Value {
+        let body = pgvisor::report::http_request(self.admin_addr(), method, path, None)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
     }
 
     /// The proxy's counters.
