@@ -187,6 +187,8 @@ pub fn is_keyword(word: &[u8]) -> bool {
             | b"some"
             | b"stable"
             | b"start"
+            | b"stdin"
+            | b"stdout"
             | b"strict"
             | b"symmetric"
             | b"table"

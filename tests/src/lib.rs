@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod compare;
 pub mod endpoint;
 pub mod proxy;
+pub mod recorder;
 pub mod tls;
 pub mod wait;
 pub mod wire;
