@@ -13,10 +13,13 @@ use tokio::net::{TcpListener, TcpStream};
 /// Header line of a stream file.
 pub const STREAM_HEADER: &[u8] = b"pgvisor-stream 1\n";
 
+/// One connection's recording, appended to as bytes pass.
+type Recording = Arc<Mutex<Vec<u8>>>;
+
 /// A relay on a free loopback port that records every connection through it.
 pub struct Recorder {
     addr: SocketAddr,
-    connections: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>,
+    connections: Arc<Mutex<Vec<Recording>>>,
 }
 
 impl Recorder {
@@ -24,7 +27,7 @@ impl Recorder {
     pub async fn start(upstream: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the recorder");
         let addr = listener.local_addr().expect("recorder address");
-        let connections: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>> = Arc::default();
+        let connections: Arc<Mutex<Vec<Recording>>> = Arc::default();
         let all = connections.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -47,7 +50,7 @@ impl Recorder {
     }
 }
 
-async fn relay(client: TcpStream, upstream: SocketAddr, log: Arc<Mutex<Vec<u8>>>) {
+async fn relay(client: TcpStream, upstream: SocketAddr, log: Recording) {
     let server = TcpStream::connect(upstream).await.expect("connect the recorder upstream");
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
@@ -56,7 +59,7 @@ async fn relay(client: TcpStream, upstream: SocketAddr, log: Arc<Mutex<Vec<u8>>>
     tokio::select! { _ = to_server => {}, _ = to_client => {} }
 }
 
-async fn copy(from: &mut (impl AsyncReadExt + Unpin), to: &mut (impl AsyncWriteExt + Unpin), dir: u8, log: Arc<Mutex<Vec<u8>>>) {
+async fn copy(from: &mut (impl AsyncReadExt + Unpin), to: &mut (impl AsyncWriteExt + Unpin), dir: u8, log: Recording) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
