@@ -13,9 +13,8 @@ pub fn is_keyword(word: &[u8]) -> bool {
         return false;
     }
     let mut lower = [0u8; MAX_KEYWORD_LEN];
-    for (d, s) in lower.iter_mut().zip(word) {
-        *d = s.to_ascii_lowercase();
-    }
+    lower[..word.len()].copy_from_slice(word);
+    lower.make_ascii_lowercase();
     matches!(
         &lower[..word.len()],
         b"" | b"abort"

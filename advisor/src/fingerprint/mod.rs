@@ -274,8 +274,12 @@ impl Fingerprinter {
                         i += 2;
                         continue;
                     }
-                    let literal = matches!(w.len(), 4 | 5)
-                        && ["true", "false", "null"].iter().any(|k| w.eq_ignore_ascii_case(k.as_bytes()));
+                    let literal = matches!(tok, Token::Keyword(..))
+                        && match w.len() {
+                            4 => w.eq_ignore_ascii_case(b"true") || w.eq_ignore_ascii_case(b"null"),
+                            5 => w.eq_ignore_ascii_case(b"false"),
+                            _ => false,
+                        };
                     let test = matches!(prev, Prev::Keyword(KeywordKind::Is) | Prev::Keyword(KeywordKind::Not));
                     let tok = if literal && !test { Token::Const(s, e) } else { tok };
                     prev = self.push(sql, tok, prev);
@@ -491,15 +495,17 @@ impl Fingerprinter {
 }
 
 fn keyword_kind(word: &[u8]) -> KeywordKind {
-    const KINDS: [(&[u8], KeywordKind); 6] = [
-        (b"in", KeywordKind::In),
-        (b"array", KeywordKind::Array),
-        (b"values", KeywordKind::Values),
-        (b"cast", KeywordKind::Cast),
-        (b"is", KeywordKind::Is),
-        (b"not", KeywordKind::Not),
-    ];
-    KINDS.iter().find(|(k, _)| word.eq_ignore_ascii_case(k)).map_or(KeywordKind::Other, |(_, kind)| *kind)
+    // Dispatch on length first: this runs for every keyword of every statement.
+    let is = |k: &[u8]| word.eq_ignore_ascii_case(k);
+    match word.len() {
+        2 if is(b"in") => KeywordKind::In,
+        2 if is(b"is") => KeywordKind::Is,
+        3 if is(b"not") => KeywordKind::Not,
+        4 if is(b"cast") => KeywordKind::Cast,
+        5 if is(b"array") => KeywordKind::Array,
+        6 if is(b"values") => KeywordKind::Values,
+        _ => KeywordKind::Other,
+    }
 }
 
 /// Hash of a VALUES row's text with parameter numbers removed.
