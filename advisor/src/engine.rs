@@ -1,18 +1,71 @@
-//! The engine: drains observer events into the statistics registry, off the forwarding path.
+//! The engine: drains observer events into statistics and advice, and runs the periodic,
+//! cross-session detectors, all off the forwarding path.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use crate::advice::{Advice, AdviceBook, Finding, Occurrence};
+use crate::detect::deadlock;
+use crate::detect::lock_contention::{self, BlockingReport};
+use crate::detect::n_plus_one::NPlusOneConfig;
+use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::events::{self, Event, EventSender};
-use crate::sessions::SessionRegistry;
+use crate::sessions::{SessionRegistry, SessionState};
 use crate::stats::QueryStats;
 
 /// Capacity of the observer-to-engine channel.
 pub const EVENT_CHANNEL_CAPACITY: usize = 65_536;
+/// How often the engine drains events. Observers never wake it: a send into a channel nobody
+/// awaits costs a few atomic operations, where a wake-up per statement would cost a context switch.
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
+/// How often the periodic detectors run.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Advisor settings.
+#[derive(Debug, Clone)]
+pub struct AdvisorConfig {
+    /// Cap on tracked fingerprints.
+    pub max_fingerprints: usize,
+    /// Cap on advice entries.
+    pub max_advice: usize,
+    /// N+1 thresholds.
+    pub n_plus_one: NPlusOneConfig,
+    /// Transaction thresholds.
+    pub transactions: TransactionThresholds,
+    /// A statement running this long gets its locks inspected (`--lock-wait`).
+    pub lock_wait: Duration,
+}
+
+impl Default for AdvisorConfig {
+    fn default() -> Self {
+        Self {
+            max_fingerprints: 5000,
+            max_advice: 1000,
+            n_plus_one: NPlusOneConfig::default(),
+            transactions: TransactionThresholds::default(),
+            lock_wait: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A request to the Inspector: who blocks backend `pid` (session `session`)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectRequest {
+    /// pgvisor session id.
+    pub session: u64,
+    /// Its backend pid.
+    pub pid: u32,
+    /// When its statement started (identifies the statement).
+    pub statement_started: SystemTime,
+}
+
+/// Called with each advice's first occurrence (the log sink).
+pub type AdviceSink = Box<dyn Fn(&Advice) + Send + Sync>;
 
 /// Shared advisor state: what the admin API reads.
-#[derive(Debug)]
 pub struct Advisor {
     /// Per-fingerprint statistics.
     pub stats: QueryStats,
@@ -20,29 +73,230 @@ pub struct Advisor {
     pub sessions: SessionRegistry,
     /// Where observers send events.
     pub events: EventSender,
+    /// Findings.
+    pub advice: AdviceBook,
+    /// Settings.
+    pub config: AdvisorConfig,
+}
+
+impl std::fmt::Debug for Advisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Advisor").field("fingerprints", &self.stats.len()).field("advice", &self.advice.len()).finish()
+    }
 }
 
 impl Advisor {
     /// A new advisor and the receiving end the engine task must drain ([`run`]).
-    pub fn new(max_fingerprints: usize) -> (Arc<Self>, mpsc::Receiver<Event>) {
+    pub fn new(config: AdvisorConfig) -> (Arc<Self>, mpsc::Receiver<Event>) {
         let (events, rx) = events::channel(EVENT_CHANNEL_CAPACITY);
-        (Arc::new(Self { stats: QueryStats::new(max_fingerprints), sessions: SessionRegistry::default(), events }), rx)
+        let advisor = Self {
+            stats: QueryStats::new(config.max_fingerprints),
+            sessions: SessionRegistry::default(),
+            events,
+            advice: AdviceBook::new(config.max_advice),
+            config,
+        };
+        (Arc::new(advisor), rx)
     }
 
-    /// Applies one event.
-    pub fn apply(&self, event: &Event) {
-        match event {
-            Event::Statement(s) => self.stats.record(s),
-        }
+    /// Clears statistics and advice.
+    pub fn reset(&self) {
+        self.stats.reset();
+        self.advice.reset();
     }
 }
 
-/// Drains events into `advisor` until every sender is gone.
-pub async fn run(advisor: Arc<Advisor>, mut rx: mpsc::Receiver<Event>) {
-    let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 256).await > 0 {
-        for event in batch.drain(..) {
-            advisor.apply(&event);
+/// A waiter the Inspector found blocked, followed until its statement ends.
+struct Waiter {
+    statement_started: SystemTime,
+    report: Option<BlockingReport>,
+    /// Last time the Inspector was asked about this statement.
+    asked: SystemTime,
+}
+
+/// The engine's own state.
+pub struct Engine {
+    advisor: Arc<Advisor>,
+    sink: AdviceSink,
+    inspector: Option<mpsc::Sender<InspectRequest>>,
+    inspector_down: bool,
+    transactions: TransactionWatch,
+    waiters: HashMap<u64, Waiter>,
+}
+
+impl Engine {
+    /// An engine for `advisor`, logging new advice through `sink`, asking `inspector` (if any)
+    /// about lock waits.
+    pub fn new(advisor: Arc<Advisor>, sink: AdviceSink, inspector: Option<mpsc::Sender<InspectRequest>>) -> Self {
+        let inspector_down = inspector.is_none();
+        Self {
+            advisor,
+            sink,
+            inspector,
+            inspector_down,
+            transactions: TransactionWatch::default(),
+            waiters: HashMap::new(),
+        }
+    }
+
+    fn record(&self, finding: Finding) {
+        if let Some(first) = self.advisor.advice.record(finding, SystemTime::now()) {
+            (self.sink)(&first);
+        }
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Statement(s) => {
+                if let Some(w) = self.waiters.remove(&s.session) {
+                    self.finish_wait(s.session, w, s.duration);
+                }
+                self.advisor.stats.record(&s);
+            }
+            Event::Finding(f) => self.record(f),
+            Event::Deadlock { session, statement, detail, transaction } => {
+                let sessions = self.advisor.sessions.snapshot();
+                let f = deadlock::finding(session, &statement, &transaction, &detail, &sessions, SystemTime::now());
+                self.record(f);
+            }
+            Event::Blocking { session, statement_started, report } => {
+                let Some(w) = self.waiters.get_mut(&session).filter(|w| w.statement_started == statement_started)
+                else {
+                    return;
+                };
+                if report.as_ref().is_some_and(|r| !r.blockers.is_empty()) && w.report.is_none() {
+                    w.report = report;
+                    self.report_waits(Some(session), Occurrence::New);
+                }
+            }
+            Event::InspectorUnavailable { reason } => {
+                if !self.inspector_down {
+                    self.inspector_down = true;
+                }
+                self.record(lock_contention::inspector_unavailable(&reason));
+            }
+        }
+    }
+
+    fn finish_wait(&mut self, session: u64, w: Waiter, waited: Duration) {
+        let sessions = self.advisor.sessions.snapshot();
+        let Some(me) = sessions.iter().find(|(i, _)| i.id == session) else { return };
+        if w.report.as_ref().is_some_and(|r| !r.blockers.is_empty()) || (self.inspector_down && w.report.is_none()) {
+            let report = w.report.as_ref();
+            if report.is_none()
+                && lock_contention::suspects(session, me.1.current_statement.as_deref().unwrap_or(""), &sessions)
+                    .is_empty()
+            {
+                return;
+            }
+            let f = lock_contention::finding(
+                (&me.0, &me.1),
+                report,
+                &sessions,
+                waited,
+                Occurrence::Update,
+                SystemTime::now(),
+            );
+            self.record(f);
+        }
+    }
+
+    /// Periodic checks: transactions, lock waits, throttled stream updates.
+    pub fn check(&mut self) {
+        let now = SystemTime::now();
+        let sessions = self.advisor.sessions.snapshot();
+        for f in self.transactions.check(&sessions, now, &self.advisor.config.transactions) {
+            self.record(f);
+        }
+        let lock_wait = self.advisor.config.lock_wait;
+        for (identity, activity) in &sessions {
+            let Some(started) = activity.statement_started.filter(|_| activity.state == SessionState::Active) else {
+                self.waiters.remove(&identity.id);
+                continue;
+            };
+            if now.duration_since(started).unwrap_or_default() < lock_wait {
+                continue;
+            }
+            let waiter = self.waiters.entry(identity.id).or_insert(Waiter {
+                statement_started: started,
+                report: None,
+                asked: SystemTime::UNIX_EPOCH,
+            });
+            if waiter.statement_started != started {
+                *waiter = Waiter { statement_started: started, report: None, asked: SystemTime::UNIX_EPOCH };
+            }
+            // Ask again each second while it waits: a statement can start waiting late.
+            let due = waiter.report.is_none()
+                && now.duration_since(waiter.asked).unwrap_or_default() >= Duration::from_secs(1);
+            if let (true, Some(pid), Some(inspector)) = (due, activity.backend_pid, &self.inspector) {
+                waiter.asked = now;
+                let _ = inspector.try_send(InspectRequest { session: identity.id, pid, statement_started: started });
+            }
+        }
+        self.waiters.retain(|id, _| sessions.iter().any(|(i, _)| i.id == *id));
+        self.report_waits(None, Occurrence::Update);
+        self.advisor.advice.flush();
+    }
+
+    /// Reports (or updates) every waiter known to be blocked (or just `only`), with its wait so far.
+    fn report_waits(&mut self, only: Option<u64>, occurrence: Occurrence) {
+        let now = SystemTime::now();
+        let sessions = self.advisor.sessions.snapshot();
+        let mut findings = Vec::new();
+        for (id, w) in self.waiters.iter().filter(|(id, _)| only.is_none_or(|o| o == **id)) {
+            let Some(me) = sessions.iter().find(|(i, _)| i.id == *id) else { continue };
+            let waited = now.duration_since(w.statement_started).unwrap_or_default();
+            match &w.report {
+                Some(r) if !r.blockers.is_empty() => {
+                    findings.push(lock_contention::finding(
+                        (&me.0, &me.1),
+                        Some(r),
+                        &sessions,
+                        waited,
+                        occurrence,
+                        now,
+                    ));
+                }
+                None if self.inspector_down => {
+                    let statement = me.1.current_statement.as_deref().unwrap_or("");
+                    if !lock_contention::suspects(*id, statement, &sessions).is_empty() {
+                        findings.push(lock_contention::finding(
+                            (&me.0, &me.1),
+                            None,
+                            &sessions,
+                            waited,
+                            occurrence,
+                            now,
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for f in findings {
+            self.record(f);
+        }
+    }
+
+    /// Drains events and runs the periodic checks until every sender is gone.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+        let mut drain = tokio::time::interval(DRAIN_EVERY);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_check = std::time::Instant::now();
+        loop {
+            drain.tick().await;
+            loop {
+                match rx.try_recv() {
+                    Ok(event) => self.apply(event),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            if last_check.elapsed() >= CHECK_EVERY {
+                last_check = std::time::Instant::now();
+                self.check();
+            }
         }
     }
 }

@@ -6,6 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
+use crate::advice::Finding;
+use crate::detect::lock_contention::BlockingReport;
+use crate::detect::orm::OrmStyle;
 use crate::fingerprint::Fingerprint;
 
 /// A SQLSTATE code (5 ASCII characters).
@@ -32,6 +35,8 @@ pub struct Statement {
     pub fingerprint: Fingerprint,
     /// The normalised SQL.
     pub text: Arc<str>,
+    /// The SQL style of the raw text (which ORM wrote it).
+    pub style: OrmStyle,
 }
 
 /// One statement execution, finished.
@@ -51,11 +56,38 @@ pub struct StatementEvent {
     pub finished_at: SystemTime,
 }
 
-/// Something an observer saw.
+/// Something an observer (or the Inspector) saw.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A statement finished.
     Statement(StatementEvent),
+    /// A per-session detector found something.
+    Finding(Finding),
+    /// A statement failed with 40P01.
+    Deadlock {
+        /// The victim's session.
+        session: u64,
+        /// Its statement.
+        statement: String,
+        /// The error's DETAIL (names the processes).
+        detail: String,
+        /// The statements of its aborted transaction.
+        transaction: Vec<String>,
+    },
+    /// The Inspector's answer about a waiting session (`None`: it could not tell).
+    Blocking {
+        /// The waiting session.
+        session: u64,
+        /// Identifies the statement asked about.
+        statement_started: SystemTime,
+        /// What PostgreSQL said.
+        report: Option<BlockingReport>,
+    },
+    /// The Inspector's side connection failed.
+    InspectorUnavailable {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The sending side: `try_send` only, counting what it had to drop.

@@ -3,6 +3,8 @@
 //! No sockets here: the proxy feeds it the frames it forwards, so everything is unit-testable
 //! with byte slices and event sequences.
 
+pub mod advice;
+pub mod detect;
 pub mod engine;
 pub mod events;
 pub mod fingerprint;

@@ -48,6 +48,10 @@ pub enum SessionState {
 pub struct SessionActivity {
     /// Current state.
     pub state: SessionState,
+    /// When the state last changed.
+    pub state_since: SystemTime,
+    /// When the running statement started (when active).
+    pub statement_started: Option<SystemTime>,
     /// Backend process id from BackendKeyData.
     pub backend_pid: Option<u32>,
     /// Normalised text of the running (or last) statement.
@@ -62,6 +66,8 @@ impl Default for SessionActivity {
     fn default() -> Self {
         Self {
             state: SessionState::Idle,
+            state_since: SystemTime::now(),
+            statement_started: None,
             backend_pid: None,
             current_statement: None,
             transaction_started: None,

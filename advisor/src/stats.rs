@@ -224,7 +224,11 @@ mod tests {
         let n = crate::fingerprint(sql.as_bytes());
         StatementEvent {
             session: 1,
-            statement: Arc::new(Statement { fingerprint: n.fingerprint, text: n.text.into() }),
+            statement: Arc::new(Statement {
+                fingerprint: n.fingerprint,
+                text: n.text.into(),
+                style: Default::default(),
+            }),
             duration: Duration::from_micros(us),
             rows,
             error: error.and_then(SqlState::parse),

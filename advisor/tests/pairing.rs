@@ -57,7 +57,7 @@ fn harness() -> Harness {
         tls: false,
         connected_at: SystemTime::now(),
     });
-    Harness { observer: SessionObserver::new(7, entry.clone(), tx), rx, entry }
+    Harness { observer: SessionObserver::new(7, entry.clone(), tx, Default::default()), rx, entry }
 }
 
 impl Harness {
@@ -72,8 +72,10 @@ impl Harness {
             }
         }
         let mut out = Vec::new();
-        while let Ok(Event::Statement(e)) = self.rx.try_recv() {
-            out.push(e);
+        while let Ok(event) = self.rx.try_recv() {
+            if let Event::Statement(e) = event {
+                out.push(e);
+            }
         }
         out
     }

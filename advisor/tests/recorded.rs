@@ -28,7 +28,7 @@ fn replay(name: &str) -> (Vec<StatementEvent>, SessionState) {
         tls: false,
         connected_at: SystemTime::now(),
     });
-    let mut observer = SessionObserver::new(1, entry.clone(), tx);
+    let mut observer = SessionObserver::new(1, entry.clone(), tx, Default::default());
     let mut client = FrameScanner::new(1 << 30, 1 << 16);
     let mut server = FrameScanner::new(1 << 30, 1 << 16);
     let mut startup_done = false;
@@ -50,8 +50,10 @@ fn replay(name: &str) -> (Vec<StatementEvent>, SessionState) {
         }
     }
     let mut events = Vec::new();
-    while let Ok(Event::Statement(e)) = rx.try_recv() {
-        events.push(e);
+    while let Ok(event) = rx.try_recv() {
+        if let Event::Statement(e) = event {
+            events.push(e);
+        }
     }
     let state = entry.activity.lock().unwrap().state;
     (events, state)

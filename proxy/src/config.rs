@@ -200,6 +200,32 @@ pub struct ProxyArgs {
     #[arg(long, env = "PGVISOR_SUMMARY_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true)]
     pub summary_interval: Duration,
 
+    /// N+1: how many executions of one query, with different parameters, make a burst.
+    #[arg(long, env = "PGVISOR_N_PLUS_ONE_MIN", default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..), global = true)]
+    pub n_plus_one_min: u64,
+
+    /// Lock contention: a statement running this long gets the Inspector's attention (e.g. 200ms).
+    #[arg(long, env = "PGVISOR_LOCK_WAIT", default_value = "200ms", value_parser = parse_duration, global = true)]
+    pub lock_wait: Duration,
+
+    /// idle_in_transaction fires after a session has been idle this long inside a transaction.
+    #[arg(long, env = "PGVISOR_IDLE_IN_TRANSACTION", default_value = "2s", value_parser = parse_duration, global = true)]
+    pub idle_in_transaction: Duration,
+
+    /// long_transaction fires when a transaction has been open this long.
+    #[arg(long, env = "PGVISOR_LONG_TRANSACTION", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub long_transaction: Duration,
+
+    /// Connection string of the Inspector's side connection (pg_locks, pg_blocking_pids). Default:
+    /// the libpq environment (PGUSER, PGPASSWORD, PGDATABASE) at the upstream, else user postgres;
+    /// the embedded PostgreSQL's own superuser in embedded mode.
+    #[arg(long, env = "PGVISOR_INSPECTOR_DSN", global = true, hide_env_values = true)]
+    pub inspector_dsn: Option<String>,
+
+    /// Include parameter values in advice evidence and logs (they can hold personal data).
+    #[arg(long, env = "PGVISOR_LOG_PARAMS", global = true)]
+    pub log_params: bool,
+
     /// Log format: human or json. Verbosity follows RUST_LOG (default info).
     #[arg(long, env = "PGVISOR_LOG_FORMAT", value_enum, default_value = "human", global = true)]
     pub log_format: LogFormat,

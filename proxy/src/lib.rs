@@ -3,9 +3,11 @@
 //! The binary is a thin shell over this library so tests can run many proxies in one process.
 
 pub mod admin;
+pub mod advice_log;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod inspector;
 pub mod logging;
 pub mod relay;
 pub mod report;

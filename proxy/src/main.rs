@@ -43,7 +43,11 @@ fn run(args: pgvisor::config::ProxyArgs) -> anyhow::Result<()> {
         (None, Some(pg)) => UpstreamAddr { host: "127.0.0.1".into(), port: pg.port() },
         (None, None) => unreachable!("an embedded server was started"),
     };
-    let settings = ProxySettings::from_args(&args, upstream.clone());
+    let mut settings = ProxySettings::from_args(&args, upstream.clone());
+    if settings.inspector_dsn.is_none() {
+        let superuser = embedded.as_ref().map(|pg| pg.superuser());
+        settings.inspector_dsn = Some(pgvisor::inspector::default_dsn(&upstream.host, upstream.port, superuser));
+    }
     let result = runtime.block_on(async {
         let proxy = Proxy::bind(settings).await.context("cannot start the proxy")?;
         let addr = proxy.local_addr();

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use advisor::engine::Advisor;
+use advisor::detect::n_plus_one::NPlusOneConfig;
+use advisor::detect::transactions::TransactionThresholds;
+use advisor::engine::{Advisor, AdvisorConfig, Engine};
 use advisor::events::Event;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::config::{ClientTls, ProxyArgs, UpstreamAddr, UpstreamTlsMode};
+use crate::config::{ClientTls, LogFormat, ProxyArgs, UpstreamAddr, UpstreamTlsMode};
 use crate::stats::ProxyStats;
 use crate::tls::TlsSetupError;
 use crate::upstream::UpstreamConnector;
@@ -46,6 +48,12 @@ pub struct ProxySettings {
     pub max_fingerprints: usize,
     /// How often the log gets a one-line summary; zero turns it off.
     pub summary_interval: Duration,
+    /// Detector thresholds and caps.
+    pub advisor: AdvisorConfig,
+    /// The Inspector's connection string; `None`: no Inspector (lock advice from the wire only).
+    pub inspector_dsn: Option<String>,
+    /// How advice is written to the log.
+    pub log_format: LogFormat,
 }
 
 impl ProxySettings {
@@ -63,6 +71,22 @@ impl ProxySettings {
             admin_token: args.admin_token.clone(),
             max_fingerprints: args.max_fingerprints,
             summary_interval: args.summary_interval,
+            advisor: AdvisorConfig {
+                max_fingerprints: args.max_fingerprints,
+                n_plus_one: NPlusOneConfig {
+                    min_children: args.n_plus_one_min as usize,
+                    log_params: args.log_params,
+                    ..NPlusOneConfig::default()
+                },
+                transactions: TransactionThresholds {
+                    idle_in_transaction: args.idle_in_transaction,
+                    long_transaction: args.long_transaction,
+                },
+                lock_wait: args.lock_wait,
+                ..AdvisorConfig::default()
+            },
+            inspector_dsn: args.inspector_dsn.clone(),
+            log_format: args.log_format,
         }
     }
 
@@ -80,6 +104,9 @@ impl ProxySettings {
             admin_token: None,
             max_fingerprints: 5000,
             summary_interval: Duration::ZERO,
+            advisor: AdvisorConfig::default(),
+            inspector_dsn: None,
+            log_format: LogFormat::Human,
         }
     }
 }
@@ -129,6 +156,8 @@ pub struct Proxy {
     events: mpsc::Receiver<Event>,
     grace: Duration,
     summary_interval: Duration,
+    inspector_dsn: Option<String>,
+    log_format: LogFormat,
     next_id: AtomicU64,
 }
 
@@ -144,7 +173,8 @@ impl Proxy {
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let upstream =
             UpstreamConnector::new(settings.upstream, settings.upstream_tls, connector, settings.connect_timeout);
-        let (advisor, events) = Advisor::new(settings.max_fingerprints);
+        let (advisor, events) =
+            Advisor::new(AdvisorConfig { max_fingerprints: settings.max_fingerprints, ..settings.advisor.clone() });
         let stats: Arc<ProxyStats> = Arc::default();
         let admin = match settings.admin {
             Some(addr) => Some(
@@ -168,6 +198,8 @@ impl Proxy {
             events,
             grace: settings.shutdown_grace,
             summary_interval: settings.summary_interval,
+            inspector_dsn: settings.inspector_dsn,
+            log_format: settings.log_format,
             next_id: AtomicU64::new(1),
         })
     }
@@ -196,7 +228,17 @@ impl Proxy {
     /// period and closes the rest.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let sessions = TaskTracker::new();
-        let engine = tokio::spawn(advisor::engine::run(self.shared.advisor.clone(), self.events));
+        let (inspect_tx, inspect_rx) = mpsc::channel(64);
+        let inspector = self
+            .inspector_dsn
+            .clone()
+            .map(|dsn| tokio::spawn(crate::inspector::run(dsn, inspect_rx, self.shared.advisor.events.clone())));
+        let engine = Engine::new(
+            self.shared.advisor.clone(),
+            crate::advice_log::sink(self.log_format),
+            inspector.is_some().then_some(inspect_tx),
+        );
+        let engine = tokio::spawn(engine.run(self.events));
         let admin = self.admin.map(|a| tokio::spawn(a.serve()));
         let summary = (!self.summary_interval.is_zero())
             .then(|| tokio::spawn(crate::summary::log_periodically(self.shared.clone(), self.summary_interval)));
@@ -234,7 +276,7 @@ impl Proxy {
             self.shared.force_close.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), sessions.wait()).await;
         }
-        for task in [Some(engine), admin, summary].into_iter().flatten() {
+        for task in [Some(engine), admin, summary, inspector].into_iter().flatten() {
             task.abort();
         }
         info!("proxy stopped");

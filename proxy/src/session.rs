@@ -109,6 +109,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
             };
             let (result, stripped) =
                 crate::relay::relay(client, upstream, binding, &tap, &shared.stats, &shared.force_close).await;
+            tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).finish();
             if stripped && client_tls && !shared.warned_channel_binding.swap(true, Ordering::Relaxed) {
                 warn!(
                     "the upstream offers SCRAM channel binding over TLS, and pgvisor's client-leg certificate differs \
@@ -141,7 +142,8 @@ fn observe(identity: &ClientIdentity, peer: SocketAddr, id: u64, tls: bool, shar
         tls,
         connected_at: SystemTime::now(),
     });
-    SessionTap::observing(SessionObserver::new(id, entry, shared.advisor.events.clone()))
+    let config = shared.advisor.config.n_plus_one.clone();
+    SessionTap::observing(SessionObserver::new(id, entry, shared.advisor.events.clone(), config))
 }
 
 async fn reply_error(mut client: Conn, e: &SessionError) {

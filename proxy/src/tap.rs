@@ -26,6 +26,13 @@ impl SessionTap {
         }
     }
 
+    /// The session ended: let the observer report what it still holds.
+    pub fn finish(&mut self) {
+        if let Some(o) = &mut self.observer {
+            o.finish();
+        }
+    }
+
     /// A message from the server.
     pub fn backend(&mut self, message: ScannedMessage<'_>) {
         if let Some(o) = &mut self.observer {

@@ -106,6 +106,8 @@ enum KeywordKind {
 #[derive(Debug, Default)]
 pub struct Fingerprinter {
     tokens: Vec<Token>,
+    /// Source ranges of the literal constants of the last statement, in order.
+    constants: Vec<(usize, usize)>,
     /// Output ranges holding relation names, where digit runs do not count (partitions).
     relations: Vec<(usize, usize)>,
     out: Vec<u8>,
@@ -126,6 +128,11 @@ struct ValuesRun {
 }
 
 impl Fingerprinter {
+    /// Source ranges of the literal constants of the last fingerprinted statement, in order.
+    pub fn constants(&self) -> &[(usize, usize)] {
+        &self.constants
+    }
+
     /// The normalised text of the last fingerprinted statement.
     pub fn text(&self) -> &str {
         std::str::from_utf8(&self.out).unwrap_or("<invalid UTF-8>")
@@ -138,6 +145,7 @@ impl Fingerprinter {
         self.params = 0;
         self.values = None;
         self.relations.clear();
+        self.constants.clear();
         let mut toks = std::mem::take(&mut self.tokens);
         toks.clear();
         toks.extend(Lexer::new(sql));
@@ -234,6 +242,9 @@ impl Fingerprinter {
                     prev = Prev::Operand;
                 }
                 Token::Const(..) | Token::Param => {
+                    if let Token::Const(s, e) = tok {
+                        self.constants.push((s, e));
+                    }
                     prev = self.push(sql, tok, prev);
                     // A cast of a constant is not part of the shape.
                     if next == Some(Token::Cast) {

@@ -1,22 +1,33 @@
 //! Per-session observer: pairs requests with responses and times every statement.
 //!
 //! Called inline by the proxy for each framed message, in order, per direction; it never
-//! blocks: finished statements leave through an [`EventSender`] that drops when full.
-//! Responses arrive in request order (protocol document, "Pipelining"), so a FIFO of what each
-//! request will be answered with is enough to pair them, for simple, extended and pipelined use.
+//! blocks: finished statements and findings leave through an [`EventSender`] that drops when
+//! full. Responses arrive in request order (protocol document, "Pipelining"), so a FIFO of what
+//! each request will be answered with is enough to pair them, for simple, extended and
+//! pipelined use.
+
+pub mod capture;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use protocol::backend::{CommandComplete, ErrorFields, ParameterStatus, ReadyForQuery, TransactionStatus};
+use protocol::backend::{
+    BackendKeyData, CommandComplete, DataRow, ErrorFields, ParameterStatus, ReadyForQuery, RowDescription,
+    TransactionStatus,
+};
 use protocol::frontend::{Bind, Execute, Parse, Query, Target};
 use protocol::{BackendTag, FrontendTag, ScannedMessage};
 
+use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
+use crate::detect::orm::OrmStyle;
+use crate::detect::sql_shape;
+use crate::detect::transactions::session_label;
 use crate::events::{Event, EventSender, SqlState, Statement, StatementEvent};
-use crate::fingerprint::Fingerprinter;
+use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::lexer::split_statements;
 use crate::sessions::{lock, SessionEntry, SessionState, MAX_TRANSACTION_STATEMENTS};
+use capture::{bind_params, literal_value, result_formats, ResultSample, MAX_PARAMS};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 const MAX_PENDING: usize = 10_000;
@@ -24,6 +35,25 @@ const MAX_PENDING: usize = 10_000;
 const MAX_NAMED: usize = 10_000;
 /// Most raw statement texts whose fingerprint a session remembers.
 const MAX_CACHED_TEXTS: usize = 512;
+/// Most statement descriptions (result column names) remembered per session.
+const MAX_DESCRIPTIONS: usize = 1_000;
+/// SQLSTATE of a deadlock.
+const DEADLOCK: SqlState = SqlState(*b"40P01");
+
+/// A statement text, fingerprinted, with the literal values it carried.
+#[derive(Debug, Clone)]
+struct Parsed {
+    statement: Arc<Statement>,
+    constants: Arc<[String]>,
+}
+
+/// A portal: the statement it runs, its parameters and requested result formats.
+#[derive(Debug, Clone)]
+struct Portal {
+    statement: Arc<Statement>,
+    params: Vec<String>,
+    result_formats: Vec<u8>,
+}
 
 /// What a request will be answered with, in order.
 #[derive(Debug)]
@@ -33,7 +63,7 @@ enum Pending {
     /// Bind -> BindComplete.
     Bind(Option<Arc<Statement>>),
     /// Describe -> [ParameterDescription] RowDescription | NoData.
-    Describe,
+    Describe(Option<Arc<Statement>>),
     /// Close -> CloseComplete.
     Close,
     /// Execute -> rows, then CommandComplete | EmptyQueryResponse | PortalSuspended.
@@ -52,6 +82,15 @@ struct Run {
     statement: Option<Arc<Statement>>,
     sent: Instant,
     rows: u64,
+    params: Vec<String>,
+    result_formats: Vec<u8>,
+    sample: Option<ResultSample>,
+}
+
+impl Run {
+    fn new(statement: Option<Arc<Statement>>, sent: Instant) -> Self {
+        Self { statement, sent, rows: 0, params: Vec::new(), result_formats: Vec::new(), sample: None }
+    }
 }
 
 /// Observes one session's traffic.
@@ -60,46 +99,64 @@ pub struct SessionObserver {
     fingerprinter: Fingerprinter,
     /// Fingerprints by hash of the raw text, so a statement parsed again and again (unnamed
     /// statements, `BEGIN`, health checks) is fingerprinted once.
-    by_text: HashMap<u64, Arc<Statement>>,
+    by_text: HashMap<u64, Parsed>,
+    unnamed_statement: Option<Arc<Statement>>,
     statements: HashMap<Vec<u8>, Arc<Statement>>,
-    portals: HashMap<Vec<u8>, Arc<Statement>>,
+    unnamed_portal: Option<Portal>,
+    portals: HashMap<Vec<u8>, Portal>,
+    descriptions: HashMap<Fingerprint, Arc<[Option<String>]>>,
     pending: VecDeque<Pending>,
     /// When the last response completed: a pipelined statement starts no earlier than this.
     last_done: Instant,
     events: EventSender,
     entry: Arc<SessionEntry>,
     status: TransactionStatus,
+    n_plus_one: NPlusOneDetector,
 }
 
 impl SessionObserver {
-    /// An observer for session `id`, publishing state to `entry` and statements to `events`.
-    pub fn new(id: u64, entry: Arc<SessionEntry>, events: EventSender) -> Self {
+    /// An observer for session `id`, publishing state to `entry` and events to `events`.
+    pub fn new(id: u64, entry: Arc<SessionEntry>, events: EventSender, n_plus_one: NPlusOneConfig) -> Self {
+        let label = session_label(&lock(&entry.identity), None);
         Self {
             id,
             fingerprinter: Fingerprinter::default(),
             by_text: HashMap::new(),
+            unnamed_statement: None,
             statements: HashMap::new(),
+            unnamed_portal: None,
             portals: HashMap::new(),
+            descriptions: HashMap::new(),
             pending: VecDeque::new(),
             last_done: Instant::now(),
             events,
             entry,
             status: TransactionStatus::Idle,
+            n_plus_one: NPlusOneDetector::new(n_plus_one, label),
         }
     }
 
-    fn statement(&mut self, sql: &[u8]) -> Arc<Statement> {
+    fn parse(&mut self, sql: &[u8]) -> Parsed {
         let key = xxhash_rust::xxh3::xxh3_64(sql);
         if let Some(known) = self.by_text.get(&key) {
             return known.clone();
         }
         let fingerprint = self.fingerprinter.fingerprint(sql);
-        let statement = Arc::new(Statement { fingerprint, text: self.fingerprinter.text().into() });
+        let statement =
+            Arc::new(Statement { fingerprint, text: self.fingerprinter.text().into(), style: OrmStyle::detect(sql) });
+        let constants: Arc<[String]> = self
+            .fingerprinter
+            .constants()
+            .iter()
+            .take(MAX_PARAMS)
+            .filter_map(|&(s, e)| literal_value(&sql[s..e]))
+            .collect();
+        let parsed = Parsed { statement, constants };
         if self.by_text.len() >= MAX_CACHED_TEXTS {
             self.by_text.clear();
         }
-        self.by_text.insert(key, statement.clone());
-        statement
+        self.by_text.insert(key, parsed.clone());
+        parsed
     }
 
     fn expect(&mut self, pending: Pending) {
@@ -117,39 +174,92 @@ impl SessionObserver {
                 let Ok(q) = Query::parse(m.body) else { return };
                 let runs: VecDeque<Run> = split_statements(q.sql)
                     .into_iter()
-                    .map(|sql| Run { statement: Some(self.statement(sql)), sent: now, rows: 0 })
+                    .map(|sql| {
+                        let parsed = self.parse(sql);
+                        let mut run = Run::new(Some(parsed.statement), now);
+                        run.params = parsed.constants.to_vec();
+                        run
+                    })
                     .collect();
-                self.set_active(runs.front().and_then(|r| r.statement.as_ref()));
+                if runs.len() > 1 {
+                    // The server sends a multi-statement query's results only when all of it has run,
+                    // so show the whole query as the current statement.
+                    let all: Vec<&str> = runs.iter().filter_map(|r| r.statement.as_deref()).map(|s| &*s.text).collect();
+                    let text: Arc<str> = all.join("; ").into();
+                    let combined = Statement { fingerprint: Fingerprint(0), text, style: OrmStyle::Unknown };
+                    self.set_active(Some(&Arc::new(combined)));
+                } else {
+                    self.set_active(runs.front().and_then(|r| r.statement.as_ref()));
+                }
                 self.expect(Pending::Query { runs, failed: false });
             }
             FrontendTag::Parse => {
-                let parsed = Parse::parse(m.body).ok().map(|p| (p.name.to_vec(), self.statement(p.sql)));
-                let statement = parsed.map(|(name, statement)| {
-                    remember(&mut self.statements, name, statement.clone());
+                let statement = Parse::parse(m.body).ok().map(|p| {
+                    let statement = self.parse(p.sql).statement;
+                    if p.name.is_empty() {
+                        self.unnamed_statement = Some(statement.clone());
+                    } else {
+                        remember(&mut self.statements, p.name, statement.clone());
+                    }
                     statement
                 });
                 self.expect(Pending::Parse(statement));
             }
             FrontendTag::Bind => {
                 let statement = Bind::parse(m.body).ok().and_then(|b| {
-                    let statement = self.statements.get(b.statement).cloned()?;
-                    remember(&mut self.portals, b.portal.to_vec(), statement.clone());
+                    let statement = if b.statement.is_empty() {
+                        self.unnamed_statement.clone()
+                    } else {
+                        self.statements.get(b.statement).cloned()
+                    }?;
+                    let params = if sql_shape::is_read(&statement.text) { bind_params(&b) } else { Vec::new() };
+                    let portal =
+                        Portal { statement: statement.clone(), params, result_formats: b.result_formats.to_vec() };
+                    if b.portal.is_empty() {
+                        self.unnamed_portal = Some(portal);
+                    } else {
+                        remember(&mut self.portals, b.portal, portal);
+                    }
                     Some(statement)
                 });
                 self.expect(Pending::Bind(statement));
             }
             FrontendTag::Execute => {
-                let statement = Execute::parse(m.body).ok().and_then(|e| self.portals.get(e.portal).cloned());
-                self.set_active(statement.as_ref());
-                self.expect(Pending::Execute(Run { statement, sent: now, rows: 0 }));
+                let portal = Execute::parse(m.body).ok().and_then(|e| {
+                    if e.portal.is_empty() {
+                        self.unnamed_portal.clone()
+                    } else {
+                        self.portals.get(e.portal).cloned()
+                    }
+                });
+                let mut run = Run::new(portal.as_ref().map(|p| p.statement.clone()), now);
+                if let Some(p) = portal {
+                    run.params = p.params;
+                    run.result_formats = p.result_formats;
+                }
+                self.set_active(run.statement.as_ref());
+                self.expect(Pending::Execute(run));
             }
-            FrontendTag::Describe => self.expect(Pending::Describe),
-            FrontendTag::Close => {
-                match Target::parse(m.body, "Close") {
-                    Ok(Target::Statement(name)) => self.statements.remove(name),
-                    Ok(Target::Portal(name)) => self.portals.remove(name),
+            FrontendTag::Describe => {
+                let statement = match Target::parse(m.body, "Describe") {
+                    Ok(Target::Statement(b"")) => self.unnamed_statement.clone(),
+                    Ok(Target::Statement(name)) => self.statements.get(name).cloned(),
+                    Ok(Target::Portal(b"")) => self.unnamed_portal.as_ref().map(|p| p.statement.clone()),
+                    Ok(Target::Portal(name)) => self.portals.get(name).map(|p| p.statement.clone()),
                     Err(_) => None,
                 };
+                self.expect(Pending::Describe(statement));
+            }
+            FrontendTag::Close => {
+                match Target::parse(m.body, "Close") {
+                    Ok(Target::Statement(name)) => {
+                        self.statements.remove(name);
+                    }
+                    Ok(Target::Portal(name)) => {
+                        self.portals.remove(name);
+                    }
+                    Err(_) => {}
+                }
                 self.expect(Pending::Close);
             }
             FrontendTag::Sync => self.expect(Pending::Sync),
@@ -161,11 +271,7 @@ impl SessionObserver {
     /// A message from the server, seen as it is forwarded.
     pub fn backend(&mut self, m: ScannedMessage<'_>) {
         match BackendTag::from_byte(m.tag) {
-            BackendTag::DataRow => {
-                if let Some(run) = self.current_run() {
-                    run.rows += 1;
-                }
-            }
+            BackendTag::DataRow => self.data_row(m.body),
             BackendTag::CommandComplete => {
                 let rows = CommandComplete::parse(m.body).ok().and_then(|c| c.rows());
                 self.finish_run(rows, None);
@@ -173,7 +279,12 @@ impl SessionObserver {
             BackendTag::EmptyQueryResponse => self.finish_run(Some(0), None),
             BackendTag::PortalSuspended => self.finish_run(None, None),
             BackendTag::ErrorResponse => {
-                let state = ErrorFields::parse(m.body).ok().and_then(|e| e.sqlstate()).and_then(SqlState::parse);
+                let fields = ErrorFields::parse(m.body).ok();
+                let state = fields.and_then(|e| e.sqlstate()).and_then(SqlState::parse);
+                if state == Some(DEADLOCK) {
+                    let detail = fields.and_then(|f| f.detail()).map(|d| d.into_owned()).unwrap_or_default();
+                    self.deadlock(detail);
+                }
                 self.fail(state);
             }
             BackendTag::ParseComplete | BackendTag::BindComplete | BackendTag::CloseComplete => {
@@ -181,8 +292,9 @@ impl SessionObserver {
                     self.pending.pop_front();
                 }
             }
-            BackendTag::RowDescription | BackendTag::NoData => {
-                if matches!(self.pending.front(), Some(Pending::Describe)) {
+            BackendTag::RowDescription => self.row_description(m.body),
+            BackendTag::NoData => {
+                if matches!(self.pending.front(), Some(Pending::Describe(_))) {
                     self.pending.pop_front();
                 }
             }
@@ -192,7 +304,7 @@ impl SessionObserver {
                 }
             }
             BackendTag::BackendKeyData => {
-                if let Ok(key) = protocol::backend::BackendKeyData::parse(m.body) {
+                if let Ok(key) = BackendKeyData::parse(m.body) {
                     lock(&self.entry.activity).backend_pid = Some(key.pid);
                 }
             }
@@ -207,12 +319,58 @@ impl SessionObserver {
         }
     }
 
-    fn current_run(&mut self) -> Option<&mut Run> {
-        match self.pending.front_mut()? {
-            Pending::Execute(run) => Some(run),
-            Pending::Query { runs, failed: false } => runs.front_mut(),
-            _ => None,
+    /// The session ended: report what the detectors still hold.
+    pub fn finish(&mut self) {
+        for finding in self.n_plus_one.finish() {
+            self.events.send(Event::Finding(finding));
         }
+    }
+
+    fn row_description(&mut self, body: &[u8]) {
+        let Ok(description) = RowDescription::parse(body) else { return };
+        match self.pending.front_mut() {
+            Some(Pending::Describe(statement)) => {
+                if let Some(s) = statement.take() {
+                    if self.descriptions.len() >= MAX_DESCRIPTIONS {
+                        self.descriptions.clear();
+                    }
+                    self.descriptions.insert(s.fingerprint, ResultSample::named(&description).names().into());
+                }
+                self.pending.pop_front();
+            }
+            Some(Pending::Query { runs, failed: false }) => {
+                if let Some(run) = runs.front_mut() {
+                    run.sample = Some(ResultSample::named(&description));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn data_row(&mut self, body: &[u8]) {
+        let descriptions = &self.descriptions;
+        let run = match self.pending.front_mut() {
+            Some(Pending::Execute(run)) => run,
+            Some(Pending::Query { runs, failed: false }) => match runs.front_mut() {
+                Some(run) => run,
+                None => return,
+            },
+            _ => return,
+        };
+        run.rows += 1;
+        let Some(statement) = &run.statement else { return };
+        if run.rows > capture::MAX_SAMPLED_ROWS || !sql_shape::is_read(&statement.text) {
+            return;
+        }
+        let Ok(row) = DataRow::parse(body) else { return };
+        let sample = run.sample.get_or_insert_with(|| {
+            let formats = result_formats(&run.result_formats, row.len());
+            match descriptions.get(&statement.fingerprint) {
+                Some(names) => ResultSample::with_names(names, formats),
+                None => ResultSample::with_names(&[], formats),
+            }
+        });
+        sample.add(&row);
     }
 
     /// A completion for the statement at the front; `rows` from the command tag when it has one.
@@ -228,8 +386,14 @@ impl SessionObserver {
             },
             _ => return,
         };
-        let next = self.current_run().and_then(|r| r.statement.clone());
-        self.set_active(next.as_ref());
+        let next = match self.pending.front() {
+            Some(Pending::Execute(run)) => run.statement.clone(),
+            Some(Pending::Query { runs, failed: false }) => runs.front().and_then(|r| r.statement.clone()),
+            _ => None,
+        };
+        if next.is_some() {
+            self.set_active(next.as_ref());
+        }
         self.emit(run, rows, error);
     }
 
@@ -238,20 +402,51 @@ impl SessionObserver {
         let started = run.sent.max(self.last_done);
         self.last_done = now;
         let Some(statement) = run.statement else { return };
-        if self.status != TransactionStatus::Idle || error.is_none() {
+        {
             let mut activity = lock(&self.entry.activity);
             if activity.transaction_statements.len() < MAX_TRANSACTION_STATEMENTS {
                 activity.transaction_statements.push(statement.text.clone());
             }
         }
+        let duration = now.saturating_duration_since(started);
+        let rows = rows.unwrap_or(run.rows);
+        if error.is_none() && (!run.params.is_empty() || run.sample.is_some()) {
+            let execution = Execution {
+                statement: statement.clone(),
+                style: statement.style,
+                params: run.params,
+                columns: run.sample.map(|s| s.columns).unwrap_or_default(),
+                rows,
+                duration,
+                at: now,
+            };
+            for finding in self.n_plus_one.observe(execution) {
+                self.events.send(Event::Finding(finding));
+            }
+        }
         self.events.send(Event::Statement(StatementEvent {
             session: self.id,
             statement,
-            duration: now.saturating_duration_since(started),
-            rows: rows.unwrap_or(run.rows),
+            duration,
+            rows,
             error,
             finished_at: SystemTime::now(),
         }));
+    }
+
+    fn deadlock(&mut self, detail: String) {
+        let statement = match self.pending.front() {
+            Some(Pending::Execute(run)) => run.statement.clone(),
+            Some(Pending::Query { runs, .. }) => runs.front().and_then(|r| r.statement.clone()),
+            _ => None,
+        };
+        let transaction = lock(&self.entry.activity).transaction_statements.iter().map(|s| s.to_string()).collect();
+        self.events.send(Event::Deadlock {
+            session: self.id,
+            statement: statement.map(|s| s.text.to_string()).unwrap_or_default(),
+            detail,
+            transaction,
+        });
     }
 
     /// An ErrorResponse: the request at the front failed; in the extended protocol the server
@@ -274,7 +469,7 @@ impl SessionObserver {
                 let run = match failed {
                     Some(Pending::Execute(run)) => Some(run),
                     Some(Pending::Parse(statement)) | Some(Pending::Bind(statement)) => {
-                        Some(Run { statement, sent: self.last_done, rows: 0 })
+                        Some(Run::new(statement, self.last_done))
                     }
                     _ => None,
                 };
@@ -294,47 +489,60 @@ impl SessionObserver {
         }
         self.last_done = Instant::now();
         let previous = std::mem::replace(&mut self.status, status);
-        let mut activity = lock(&self.entry.activity);
-        activity.state = match (status, self.pending.is_empty()) {
+        let state = match (status, self.pending.is_empty()) {
             (_, false) => SessionState::Active,
             (TransactionStatus::Idle, true) => SessionState::Idle,
             (TransactionStatus::InTransaction, true) => SessionState::IdleInTransaction,
             (TransactionStatus::Failed, true) => SessionState::IdleInTransactionFailed,
         };
+        let now = SystemTime::now();
+        let mut activity = lock(&self.entry.activity);
+        if activity.state != state {
+            activity.state = state;
+            activity.state_since = now;
+        }
+        if self.pending.is_empty() {
+            activity.statement_started = None;
+        }
         match status {
             TransactionStatus::Idle => {
                 activity.transaction_started = None;
                 activity.transaction_statements.clear();
             }
             _ if previous == TransactionStatus::Idle && activity.transaction_started.is_none() => {
-                activity.transaction_started = Some(SystemTime::now());
+                activity.transaction_started = Some(now);
             }
             _ => {}
         }
     }
 
     fn set_active(&mut self, statement: Option<&Arc<Statement>>) {
+        let now = SystemTime::now();
         let mut activity = lock(&self.entry.activity);
-        activity.state = SessionState::Active;
+        if activity.state != SessionState::Active {
+            activity.state = SessionState::Active;
+            activity.state_since = now;
+        }
         if let Some(s) = statement {
             activity.current_statement = Some(s.text.clone());
+            activity.statement_started = Some(now);
         }
         if self.status == TransactionStatus::Idle && activity.transaction_started.is_none() {
             // A transaction may be starting; ReadyForQuery confirms or clears it.
-            activity.transaction_started = Some(SystemTime::now());
+            activity.transaction_started = Some(now);
         }
     }
 
-    /// Time since the last response completed (used to report idle time).
+    /// Time since the last response completed.
     pub fn idle_for(&self) -> Duration {
         self.last_done.elapsed()
     }
 }
 
-fn remember(map: &mut HashMap<Vec<u8>, Arc<Statement>>, name: Vec<u8>, statement: Arc<Statement>) {
-    if map.len() >= MAX_NAMED && !map.contains_key(&name) {
+fn remember<T>(map: &mut HashMap<Vec<u8>, T>, name: &[u8], value: T) {
+    if map.len() >= MAX_NAMED && !map.contains_key(name) {
         // Unbounded prepared-statement churn: forget them all rather than grow without end.
         map.clear();
     }
-    map.insert(name, statement);
+    map.insert(name.to_vec(), value);
 }

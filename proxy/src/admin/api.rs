@@ -137,7 +137,7 @@ pub(crate) async fn sessions(State(state): State<AdminState>) -> Json<serde_json
 }
 
 pub(crate) async fn reset(State(state): State<AdminState>) -> Json<serde_json::Value> {
-    state.advisor.stats.reset();
+    state.advisor.reset();
     Json(serde_json::json!({ "reset": true }))
 }
 

@@ -2,6 +2,7 @@
 //!
 //! It reads the same shared state the engine writes; nothing here touches the forwarding path.
 
+mod advice;
 mod api;
 mod metrics;
 
@@ -88,6 +89,8 @@ fn router(state: AdminState) -> Router {
         .route("/api/queries", get(api::queries))
         .route("/api/sessions", get(api::sessions))
         .route("/api/reset", post(api::reset))
+        .route("/api/advice", get(advice::list))
+        .route("/api/advice/stream", get(advice::stream))
         .route("/metrics", get(metrics::render))
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)

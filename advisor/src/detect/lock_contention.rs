@@ -1,0 +1,177 @@
+//! `lock_contention`: a statement waited on a lock; name the root blocker and what its open
+//! transaction ran (what only a proxy knows), from the Inspector's answer or, without one, from
+//! the wire alone (sessions with open transactions that wrote to the waiter's tables).
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use crate::advice::{Finding, Kind, Occurrence, Severity};
+use crate::detect::sql_shape;
+use crate::detect::transactions::{session_evidence, session_label};
+use crate::sessions::{SessionActivity, SessionIdentity, SessionState};
+
+/// What the Inspector learnt about one waiting backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockingReport {
+    /// The waiting backend.
+    pub waiter_pid: u32,
+    /// Its direct blockers (`pg_blocking_pids`).
+    pub blockers: Vec<u32>,
+    /// The roots of the blocking chains: blockers nobody blocks.
+    pub roots: Vec<u32>,
+    /// The lock it waits for (`wait_event_type`/`wait_event`), if known.
+    pub wait_event: Option<String>,
+}
+
+/// Builds the finding for a waiter. `waited` is the wait so far, or the final wait when the
+/// statement has finished.
+pub fn finding(
+    waiter: (&SessionIdentity, &SessionActivity),
+    report: Option<&BlockingReport>,
+    sessions: &[(SessionIdentity, SessionActivity)],
+    waited: Duration,
+    occurrence: Occurrence,
+    now: SystemTime,
+) -> Finding {
+    let (w_identity, w_activity) = waiter;
+    let statement = w_activity.current_statement.as_deref().unwrap_or("?").to_string();
+    let by_pid = |pid: u32| sessions.iter().find(|(_, a)| a.backend_pid == Some(pid));
+    let (blockers, confirmed): (Vec<(SessionIdentity, SessionActivity)>, bool) = match report {
+        Some(r) => {
+            let pids = if r.roots.is_empty() { &r.blockers } else { &r.roots };
+            (pids.iter().filter_map(|p| by_pid(*p).cloned()).collect(), true)
+        }
+        None => (suspects(w_identity.id, &statement, sessions), false),
+    };
+    let wait_ms = (waited.as_secs_f64() * 1000.0).round();
+    let root = blockers.first();
+    let blocker_text = match root {
+        Some((identity, activity)) => {
+            let open = activity
+                .transaction_started
+                .map(|t| {
+                    format!(
+                        " has had a transaction open for {:.1} s",
+                        now.duration_since(t).unwrap_or_default().as_secs_f64()
+                    )
+                })
+                .unwrap_or_default();
+            let idle =
+                if matches!(activity.state, SessionState::IdleInTransaction | SessionState::IdleInTransactionFailed) {
+                    ", is idle in it,"
+                } else {
+                    ""
+                };
+            let ran: Vec<String> = activity.transaction_statements.iter().map(|s| format!("`{s}`")).collect();
+            let running = match (&activity.current_statement, activity.state) {
+                (Some(s), SessionState::Active) => format!(", and is running `{s}`"),
+                _ => String::new(),
+            };
+            format!(
+                "{}{open}{idle} and ran {} in it{running}",
+                session_label(identity, activity.backend_pid),
+                if ran.is_empty() { "nothing pgvisor saw yet".to_string() } else { ran.join(", then ") }
+            )
+        }
+        None => match report {
+            Some(r) => format!(
+                "backend(s) {:?}, not connected through pgvisor",
+                if r.roots.is_empty() { &r.blockers } else { &r.roots }
+            ),
+            None => "a session pgvisor could not identify".into(),
+        },
+    };
+    let verb = if occurrence == Occurrence::Update && w_activity.state != SessionState::Active {
+        "waited"
+    } else {
+        "has waited"
+    };
+    let message = format!(
+        "`{statement}` in {} {verb} {:.1} s for a lock. {} {blocker_text}.",
+        session_label(w_identity, w_activity.backend_pid),
+        waited.as_secs_f64(),
+        if confirmed {
+            "PostgreSQL says it is blocked by"
+        } else {
+            "pgvisor cannot ask PostgreSQL (see inspector_unavailable); the likely blocker:"
+        }
+    );
+    let evidence = json!({
+        "confirmed": confirmed,
+        "waiter": session_evidence(w_identity, w_activity, now),
+        "waiter_statement": statement,
+        "wait_ms": wait_ms,
+        "wait_event": report.and_then(|r| r.wait_event.clone()),
+        "blocking_pids": report.map(|r| r.blockers.clone()),
+        "root_blocker_pids": report.map(|r| r.roots.clone()),
+        "blockers": blockers.iter().map(|(i, a)| session_evidence(i, a, now)).collect::<Vec<_>>(),
+    });
+    let key_blocker =
+        root.and_then(|(_, a)| a.transaction_statements.last().map(|s| s.to_string())).unwrap_or_default();
+    Finding {
+        kind: Kind::LockContention,
+        key: format!("{statement}:{key_blocker}"),
+        occurrence,
+        severity: if waited >= Duration::from_secs(5) { Severity::Critical } else { Severity::Warning },
+        title: format!("Lock wait of {:.1} s on `{}`", waited.as_secs_f64(), truncate(&statement, 60)),
+        message,
+        suggestion: "Keep the blocking transaction short: commit right after its writes, never wait for users or network \
+                     calls while holding row locks, and touch hot rows last. For the waiter, set `lock_timeout` (e.g. '2s') \
+                     so it fails fast instead of piling up, or use SELECT ... FOR UPDATE SKIP LOCKED for queue-like tables."
+            .into(),
+        fingerprints: Vec::new(),
+        evidence,
+    }
+}
+
+/// Without the Inspector: sessions with an open transaction that wrote to a table the waiter's
+/// statement touches.
+pub fn suspects(
+    waiter: u64,
+    statement: &str,
+    sessions: &[(SessionIdentity, SessionActivity)],
+) -> Vec<(SessionIdentity, SessionActivity)> {
+    let wanted = sql_shape::tables(statement);
+    sessions
+        .iter()
+        .filter(|(i, a)| i.id != waiter && a.transaction_started.is_some())
+        .filter(|(_, a)| {
+            a.transaction_statements.iter().any(|s| {
+                let writes =
+                    matches!(sql_shape::verb(s), "UPDATE" | "INSERT" | "DELETE" | "MERGE") || s.contains("FOR UPDATE");
+                writes && sql_shape::tables(s).iter().any(|t| wanted.contains(t))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The finding when the Inspector's side connection cannot be made.
+pub fn inspector_unavailable(reason: &str) -> Finding {
+    Finding {
+        kind: Kind::InspectorUnavailable,
+        key: "inspector".into(),
+        occurrence: Occurrence::New,
+        severity: Severity::Info,
+        title: "pgvisor cannot ask PostgreSQL who holds locks".into(),
+        message: format!(
+            "To explain lock waits pgvisor opens a side connection to PostgreSQL and reads pg_locks and \
+             pg_blocking_pids(); that connection failed: {reason}. Lock advice now falls back to what the wire shows \
+             (sessions with open transactions that wrote to the same tables)."
+        ),
+        suggestion:
+            "Give pgvisor a connection string for a role that can see other sessions (a superuser, or a member of \
+                     pg_monitor): --inspector-dsn \"host=... user=... password=...\" (or PGVISOR_INSPECTOR_DSN)."
+                .into(),
+        fingerprints: Vec::new(),
+        evidence: json!({ "reason": reason, "flag": "--inspector-dsn" }),
+    }
+}

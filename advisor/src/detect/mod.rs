@@ -1,0 +1,8 @@
+//! Detectors: each turns what the observers saw into [`crate::advice::Finding`]s.
+
+pub mod deadlock;
+pub mod lock_contention;
+pub mod n_plus_one;
+pub mod orm;
+pub mod sql_shape;
+pub mod transactions;

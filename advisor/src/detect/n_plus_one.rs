@@ -1,0 +1,278 @@
+//! `n_plus_one`: one query run once per row of the query before it.
+//!
+//! Per session: a burst is N or more executions of one read-only fingerprint with N or more
+//! distinct parameter sets, each within `gap` of the previous one (other statements may be
+//! interleaved). The link to a parent is proven, not guessed: when every child's parameter is a
+//! value of one column of a recent result, the advice names that column and the join.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::advice::{Finding, Kind, Occurrence, Severity};
+use crate::detect::orm::OrmStyle;
+use crate::detect::sql_shape;
+use crate::events::Statement;
+use crate::fingerprint::Fingerprint;
+
+/// Thresholds.
+#[derive(Debug, Clone)]
+pub struct NPlusOneConfig {
+    /// Children needed to call it a burst (`--n-plus-one-min`).
+    pub min_children: usize,
+    /// Longest pause between two children of one burst.
+    pub gap: Duration,
+    /// Include sample parameter values in the evidence (`--log-params`).
+    pub log_params: bool,
+}
+
+impl Default for NPlusOneConfig {
+    fn default() -> Self {
+        Self { min_children: 5, gap: Duration::from_secs(1), log_params: false }
+    }
+}
+
+/// Most recent results kept as possible parents.
+const PARENTS: usize = 4;
+/// Most fingerprints with an open burst per session.
+const MAX_RUNS: usize = 64;
+/// Most distinct parameter sets remembered per burst.
+const MAX_DISTINCT: usize = 1024;
+
+/// The values one result column held (capped by the observer).
+#[derive(Debug, Clone, Default)]
+pub struct ColumnSample {
+    /// Column name from RowDescription, when known.
+    pub name: Option<String>,
+    /// Distinct values, as text.
+    pub values: HashSet<String>,
+}
+
+/// A finished statement as the detector sees it.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// What ran.
+    pub statement: Arc<Statement>,
+    /// The SQL style of the raw text.
+    pub style: OrmStyle,
+    /// Parameter values as text (Bind values, or the literals of a simple query), capped.
+    pub params: Vec<String>,
+    /// Sampled result columns (empty when it returned no rows).
+    pub columns: Vec<ColumnSample>,
+    /// Rows returned.
+    pub rows: u64,
+    /// Duration.
+    pub duration: Duration,
+    /// When it finished.
+    pub at: Instant,
+}
+
+#[derive(Debug)]
+struct Burst {
+    child: Execution,
+    parent: Option<Arc<Execution>>,
+    count: usize,
+    distinct: HashSet<Vec<String>>,
+    total: Duration,
+    last: Instant,
+    /// Per (parameter index, parent column): children whose parameter was in that column.
+    matches: HashMap<(usize, usize), usize>,
+    /// Count when this burst was last reported.
+    reported_at: usize,
+}
+
+/// Per-session N+1 state.
+#[derive(Debug, Default)]
+pub struct NPlusOneDetector {
+    config: NPlusOneConfig,
+    parents: VecDeque<Arc<Execution>>,
+    bursts: HashMap<Fingerprint, Burst>,
+    session_label: String,
+}
+
+impl NPlusOneDetector {
+    /// A detector for one session (`label` names the session in messages).
+    pub fn new(config: NPlusOneConfig, label: String) -> Self {
+        Self { config, parents: VecDeque::new(), bursts: HashMap::new(), session_label: label }
+    }
+
+    /// Feeds one successful execution; returns a finding when a burst crosses the threshold
+    /// or grows (doubling), or when a finished burst gets its final count.
+    pub fn observe(&mut self, e: Execution) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if !sql_shape::is_read(&e.statement.text) {
+            return out;
+        }
+        let fp = e.statement.fingerprint;
+        // Bursts that went quiet are over: report their final size.
+        let gap = self.config.gap;
+        let stale: Vec<Fingerprint> =
+            self.bursts.iter().filter(|(_, b)| e.at.duration_since(b.last) > gap).map(|(k, _)| *k).collect();
+        for k in stale {
+            if let Some(b) = self.bursts.remove(&k) {
+                out.extend(self.final_report(&b));
+            }
+        }
+        if !e.params.is_empty() {
+            if !self.bursts.contains_key(&fp) && self.bursts.len() >= MAX_RUNS {
+                self.bursts.clear();
+            }
+            let parent = self.parents.iter().rev().find(|p| p.statement.fingerprint != fp).cloned();
+            let burst = self.bursts.entry(fp).or_insert_with(|| Burst {
+                child: e.clone(),
+                parent,
+                count: 0,
+                distinct: HashSet::new(),
+                total: Duration::ZERO,
+                last: e.at,
+                matches: HashMap::new(),
+                reported_at: 0,
+            });
+            burst.count += 1;
+            if burst.distinct.len() < MAX_DISTINCT {
+                burst.distinct.insert(e.params.clone());
+            }
+            burst.total += e.duration;
+            burst.last = e.at;
+            if let Some(parent) = &burst.parent {
+                for (pi, value) in e.params.iter().enumerate() {
+                    for (ci, column) in parent.columns.iter().enumerate() {
+                        if column.values.contains(value) {
+                            *burst.matches.entry((pi, ci)).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            let min = self.config.min_children;
+            let due = burst.distinct.len() >= min && (burst.reported_at == 0 || burst.count >= burst.reported_at * 2);
+            if due {
+                let occurrence = if burst.reported_at == 0 { Occurrence::New } else { Occurrence::Update };
+                burst.reported_at = burst.count;
+                out.push(self.finding(fp, occurrence));
+            }
+        }
+        if !e.columns.is_empty() && e.rows > 0 {
+            if self.parents.len() >= PARENTS {
+                self.parents.pop_front();
+            }
+            self.parents.push_back(Arc::new(e));
+        }
+        out
+    }
+
+    /// Reports the final size of every open burst (the session ended).
+    pub fn finish(&mut self) -> Vec<Finding> {
+        let bursts: Vec<Burst> = self.bursts.drain().map(|(_, b)| b).collect();
+        bursts.iter().filter_map(|b| self.final_report(b)).collect()
+    }
+
+    fn final_report(&self, b: &Burst) -> Option<Finding> {
+        (b.reported_at > 0 && b.count > b.reported_at).then(|| self.describe(b, Occurrence::Update))
+    }
+
+    fn finding(&self, fp: Fingerprint, occurrence: Occurrence) -> Finding {
+        self.describe(&self.bursts[&fp], occurrence)
+    }
+
+    fn describe(&self, b: &Burst, occurrence: Occurrence) -> Finding {
+        let child = &b.child.statement;
+        // The proof: one (parameter, parent column) pair that every child matched.
+        let link = b
+            .matches
+            .iter()
+            .filter(|(_, n)| **n == b.count)
+            .min_by_key(|((pi, ci), _)| (*pi, *ci))
+            .map(|((pi, ci), _)| (*pi, *ci));
+        let confirmed = link.is_some() && b.parent.is_some();
+        let total_ms = b.total.as_secs_f64() * 1000.0;
+        let severity = if b.count >= 50 || total_ms >= 500.0 { Severity::Critical } else { Severity::Warning };
+        let child_table = sql_shape::tables(&child.text).into_iter().next();
+        let (link_text, batched) = match (link, &b.parent) {
+            (Some((pi, ci)), Some(parent)) => {
+                let parent_col = parent.columns[ci].name.clone().unwrap_or_else(|| format!("column {}", ci + 1));
+                let parent_table =
+                    sql_shape::tables(&parent.statement.text).into_iter().next().unwrap_or_else(|| "parent".into());
+                let child_col = sql_shape::column_for_param(&child.text, pi + 1)
+                    .map(|c| sql_shape::bare_name(&c))
+                    .unwrap_or_else(|| format!("${}", pi + 1));
+                let child_table = child_table.clone().unwrap_or_else(|| "child".into());
+                (
+                    Some(format!("{parent_table}.{parent_col} -> {child_table}.{child_col}")),
+                    sql_shape::batched(&child.text, pi + 1),
+                )
+            }
+            _ => (None, sql_shape::batched(&child.text, 1)),
+        };
+        let parent_text = b.parent.as_ref().filter(|_| confirmed).map(|p| p.statement.text.to_string());
+        let title = match (&link_text, &child_table) {
+            (Some(link), _) => format!("N+1 queries: {} queries, one per row ({link})", b.count),
+            (None, Some(t)) => format!("N+1 queries: {} similar queries on {t} in a burst", b.count),
+            (None, None) => format!("N+1 queries: {} similar queries in a burst", b.count),
+        };
+        let message = match (&parent_text, &link_text) {
+            (Some(parent), Some(link)) => format!(
+                "{} ran `{}` and then `{}` {} times, once per row of that result: each execution took its parameter from \
+                 the first query's result ({link}). That is {} round trips to the database ({total_ms:.1} ms) where one query \
+                 would do.",
+                self.session_label,
+                parent,
+                child.text,
+                b.count,
+                b.count
+            ),
+            _ => format!(
+                "{} ran `{}` {} times in a burst, with {} different parameter values ({total_ms:.1} ms in total). pgvisor \
+                 could not tie the values to an earlier result, so they may come from the application's own loop; either \
+                 way one query could fetch them all.",
+                self.session_label,
+                child.text,
+                b.count,
+                b.distinct.len()
+            ),
+        };
+        let mut suggestion = match &batched {
+            Some(q) => format!("Fetch all rows at once and group them in the application: {q} with an array of all the values."),
+            None => "Fetch all rows at once (WHERE ... = ANY($1) with an array of the values, or a JOIN) instead of one query per row.".into(),
+        };
+        if let (Some(parent), Some(link)) = (&parent_text, &link_text) {
+            suggestion.push_str(&format!(" Or join it into the first query: {parent} joined on {link}."));
+        }
+        if let Some(orm) = b.child.style.eager_loading() {
+            suggestion.push(' ');
+            suggestion.push_str(orm);
+        }
+        let mut fingerprints = vec![child.fingerprint];
+        if let Some(p) = b.parent.as_ref().filter(|_| confirmed) {
+            fingerprints.insert(0, p.statement.fingerprint);
+        }
+        let mut evidence = json!({
+            "confirmed": confirmed,
+            "parent_query": parent_text,
+            "child_query": child.text.to_string(),
+            "children": b.count,
+            "distinct_parameters": b.distinct.len(),
+            "total_child_ms": (total_ms * 1000.0).round() / 1000.0,
+            "link": link_text,
+            "session": self.session_label,
+        });
+        if self.config.log_params {
+            let sample: Vec<&Vec<String>> = b.distinct.iter().take(10).collect();
+            evidence["sample_parameters"] = json!(sample);
+        }
+        let parent_key =
+            b.parent.as_ref().filter(|_| confirmed).map_or("none".to_string(), |p| p.statement.fingerprint.to_string());
+        Finding {
+            kind: Kind::NPlusOne,
+            key: format!("{parent_key}:{}", child.fingerprint),
+            occurrence,
+            severity,
+            title,
+            message,
+            suggestion,
+            fingerprints,
+            evidence,
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! `GET /api/advice` and `GET /api/advice/stream` (Server-Sent Events).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures_util::stream::{self, Stream, StreamExt};
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::AdminState;
+
+pub(crate) async fn list(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "advice": state.advisor.advice.list() }))
+}
+
+/// Every current finding first (oldest first), then each new finding at once and updates at most
+/// every few seconds per finding, as `event: advice` with the Advice JSON as `data:`.
+pub(crate) async fn stream(State(state): State<AdminState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Subscribe before listing, so nothing recorded in between is missed.
+    let live = BroadcastStream::new(state.advisor.advice.subscribe()).filter_map(|item| async move { item.ok() });
+    let mut current = state.advisor.advice.list();
+    current.reverse();
+    let current = stream::iter(current.into_iter().map(std::sync::Arc::new));
+    let events = current.chain(live).map(|advice| {
+        let data = serde_json::to_string(advice.as_ref()).unwrap_or_default();
+        Ok(Event::default().event("advice").id(advice.id.clone()).data(data))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
