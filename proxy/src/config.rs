@@ -28,6 +28,26 @@ pub enum Command {
     Run,
     /// Print the top queries of a running pgvisor as a table.
     Report(ReportArgs),
+    /// Follow a running pgvisor's live advice: one block per finding (reconnects on restart).
+    Watch(WatchArgs),
+    /// Start a throwaway PostgreSQL behind pgvisor and run a workload that shows each advice.
+    Demo(DemoArgs),
+}
+
+/// Options of `pgvisor watch` (it also reads --admin and --admin-token).
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Print each advice as one JSON line (the admin API's Advice object) instead of a block.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `pgvisor demo` (it also reads the proxy flags; --listen defaults to a free port).
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Stop after the workload instead of waiting for Ctrl-C; exit 1 if a kind of advice is missing.
+    #[arg(long)]
+    pub exit: bool,
 }
 
 /// Options of `pgvisor report`.
@@ -225,6 +245,12 @@ pub struct ProxyArgs {
     /// Include parameter values in advice evidence and logs (they can hold personal data).
     #[arg(long, env = "PGVISOR_LOG_PARAMS", global = true)]
     pub log_params: bool,
+
+    /// Worker threads. Default: half the CPUs (at least 1, at most 4): pgvisor shares the machine
+    /// with the database and the application, and one thread forwards tens of thousands of
+    /// queries a second.
+    #[arg(long, env = "PGVISOR_THREADS", value_parser = clap::value_parser!(u16).range(1..=256), global = true)]
+    pub threads: Option<u16>,
 
     /// Log format: human or json. Verbosity follows RUST_LOG (default info).
     #[arg(long, env = "PGVISOR_LOG_FORMAT", value_enum, default_value = "human", global = true)]

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod advice_log;
 pub mod config;
+pub mod demo;
 pub mod embedded;
 pub mod error;
 pub mod inspector;
@@ -19,5 +20,6 @@ pub mod summary;
 pub mod tap;
 pub mod tls;
 pub mod upstream;
+pub mod watch;
 
 pub use server::{Proxy, ProxyHandle, ProxySettings};

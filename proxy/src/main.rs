@@ -2,17 +2,24 @@
 //! and runs the proxy until SIGINT or SIGTERM.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use pgvisor::config::{Cli, Command, UpstreamAddr};
 use pgvisor::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use pgvisor::{Proxy, ProxySettings};
 use tracing::info;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if matches!(cli.command, Some(Command::Demo(_))) && std::env::var_os("RUST_LOG").is_none() {
+        // Still single-threaded: nothing else reads the environment yet.
+        std::env::set_var("RUST_LOG", pgvisor::demo::LOG_FILTER);
+    }
     pgvisor::logging::init(cli.proxy.log_format);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.proxy),
+        Command::Demo(demo) => pgvisor::demo::run(cli.proxy, demo, &matches, shutdown_signal),
+        Command::Watch(watch) => watch_advice(cli.proxy, watch),
         Command::Report(report) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let table = runtime.block_on(pgvisor::report::report(
@@ -27,8 +34,29 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `pgvisor watch`: runs until Ctrl-C, a closed output pipe, or an error that retrying cannot fix.
+fn watch_advice(args: pgvisor::config::ProxyArgs, watch: pgvisor::config::WatchArgs) -> anyhow::Result<()> {
+    use pgvisor::watch::{Style, WatchOptions};
+    let options = WatchOptions { admin: args.admin, token: args.admin_token, json: watch.json, style: Style::for_stdout() };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = pgvisor::watch::watch(&options, &mut std::io::stdout()) => result,
+            _ = shutdown_signal() => Ok(()),
+        }
+    });
+    match result {
+        Err(e) if e.is_closed_output() => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 fn run(args: pgvisor::config::ProxyArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cpus.div_ceil(2).clamp(1, 4)
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
     let embedded = match &args.upstream {
         Some(_) => None,
         None => {

@@ -43,14 +43,18 @@ pub async fn relay(
     close: &CancellationToken,
 ) -> (Result<(), SessionError>, bool) {
     let stripped = AtomicBool::new(false);
-    let (mut client_rd, mut client_wr) = tokio::io::split(client);
-    let (mut upstream_rd, mut upstream_wr) = tokio::io::split(upstream);
+    // True while the client has been sent only whole messages: an error of ours may follow.
+    let client_at_boundary = AtomicBool::new(true);
+    let (mut client_rd, mut client_wr) = client.split();
+    let (mut upstream_rd, mut upstream_wr) = upstream.split();
     let outcome = tokio::select! {
         r = client_to_upstream(&mut client_rd, &mut upstream_wr, tap, stats) => r,
-        r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, tap, stats) => r,
+        r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, tap, stats) => r,
         _ = close.cancelled() => Err(SessionError::ShuttingDown),
     };
-    if let Some((sqlstate, message)) = outcome.as_ref().err().and_then(SessionError::user_facing) {
+    // Inside a half-sent message an ErrorResponse would corrupt the stream: then just close.
+    let clean = client_at_boundary.load(Ordering::Relaxed);
+    if let Some((sqlstate, message)) = outcome.as_ref().err().filter(|_| clean).and_then(SessionError::user_facing) {
         let _ = client_wr.write_all(&fatal_error_response(sqlstate, &message)).await;
     }
     let _ = client_wr.shutdown().await;
@@ -89,6 +93,7 @@ async fn upstream_to_client<R, W>(
     to: &mut W,
     binding: ChannelBinding,
     stripped: &AtomicBool,
+    at_boundary: &AtomicBool,
     tap: &Mutex<SessionTap>,
     stats: &ProxyStats,
 ) -> Result<(), SessionError>
@@ -106,8 +111,10 @@ where
         if !chunk.is_empty() {
             observe(&mut scanner, chunk, tap, SessionTap::backend, &stats.backend_messages)
                 .map_err(SessionError::UpstreamProtocol)?;
+            at_boundary.store(false, Ordering::Relaxed);
             to.write_all(chunk).await.map_err(SessionError::ClientIo)?;
             to.flush().await.map_err(SessionError::ClientIo)?;
+            at_boundary.store(scanner.at_boundary(), Ordering::Relaxed);
             ProxyStats::add(&stats.bytes_to_client, chunk.len() as u64);
         }
         let n = from.read(&mut buf).await.map_err(SessionError::UpstreamIo)?;

@@ -65,7 +65,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared
 async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> Result<(), SessionError> {
     let _ = tcp.set_nodelay(true);
     let negotiation = tokio::time::timeout(STARTUP_TIMEOUT, negotiate(tcp, shared)).await;
-    let (mut client, negotiated) = match negotiation {
+    let (client, negotiated) = match negotiation {
         Err(_) => return Err(SessionError::ClientIo(std::io::ErrorKind::TimedOut.into())),
         Ok(Ok(pair)) => pair,
         Ok(Err((client, e))) => {
@@ -98,7 +98,14 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
                 .await;
                 return Err(SessionError::UpstreamIo(e));
             }
-            let _ = client.flush().await;
+            if let Err(e) = upstream.flush().await {
+                reply_error(
+                    client,
+                    &SessionError::UpstreamConnect { addr: shared.upstream.addr().to_string(), reason: e.to_string() },
+                )
+                .await;
+                return Err(SessionError::UpstreamIo(e));
+            }
             let tap = Mutex::new(observe(&identity, peer, id, client.is_tls(), shared));
             // Channel binding hashes the certificate the client sees; it only survives the proxy
             // when the upstream presents that very certificate (pgvisor given the server's own).
