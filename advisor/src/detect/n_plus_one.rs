@@ -106,10 +106,17 @@ impl NPlusOneDetector {
             return out;
         }
         let fp = e.statement.fingerprint;
-        // Bursts that went quiet are over: report their final size.
+        // Bursts that went quiet are over, and so are those whose parent runs again (the next
+        // page or request started): report their final size.
         let gap = self.config.gap;
-        let stale: Vec<Fingerprint> =
-            self.bursts.iter().filter(|(_, b)| e.at.duration_since(b.last) > gap).map(|(k, _)| *k).collect();
+        let stale: Vec<Fingerprint> = self
+            .bursts
+            .iter()
+            .filter(|(_, b)| {
+                e.at.duration_since(b.last) > gap || b.parent.as_ref().is_some_and(|p| p.statement.fingerprint == fp)
+            })
+            .map(|(k, _)| *k)
+            .collect();
         for k in stale {
             if let Some(b) = self.bursts.remove(&k) {
                 out.extend(self.final_report(&b));
@@ -146,7 +153,11 @@ impl NPlusOneDetector {
                 }
             }
             let min = self.config.min_children;
-            let due = burst.distinct.len() >= min && (burst.reported_at == 0 || burst.count >= burst.reported_at * 2);
+            // A burst needs a parent: a different query that returned rows right before it. A
+            // load test repeating one query (pgbench -S) is not an N+1.
+            let due = burst.parent.is_some()
+                && burst.distinct.len() >= min
+                && (burst.reported_at == 0 || burst.count >= burst.reported_at * 2);
             if due {
                 let occurrence = if burst.reported_at == 0 { Occurrence::New } else { Occurrence::Update };
                 burst.reported_at = burst.count;
@@ -274,5 +285,139 @@ impl NPlusOneDetector {
             fingerprints,
             evidence,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stmt(sql: &str) -> Arc<Statement> {
+        let n = crate::fingerprint(sql.as_bytes());
+        Arc::new(Statement { fingerprint: n.fingerprint, text: n.text.into(), style: OrmStyle::detect(sql.as_bytes()) })
+    }
+
+    struct Feed {
+        d: NPlusOneDetector,
+        t: Instant,
+        out: Vec<Finding>,
+    }
+
+    impl Feed {
+        fn new() -> Self {
+            Self {
+                d: NPlusOneDetector::new(NPlusOneConfig::default(), "Session 1".into()),
+                t: Instant::now(),
+                out: Vec::new(),
+            }
+        }
+
+        fn run(&mut self, sql: &str, params: &[&str], column: Option<(&str, &[&str])>) {
+            self.t += Duration::from_millis(1);
+            let columns = column
+                .map(|(name, values)| {
+                    vec![ColumnSample {
+                        name: Some(name.into()),
+                        values: values.iter().map(|v| v.to_string()).collect(),
+                    }]
+                })
+                .unwrap_or_default();
+            let rows = columns.first().map_or(0, |c| c.values.len() as u64);
+            let e = Execution {
+                statement: stmt(sql),
+                style: OrmStyle::detect(sql.as_bytes()),
+                params: params.iter().map(|p| p.to_string()).collect(),
+                columns,
+                rows,
+                duration: Duration::from_micros(300),
+                at: self.t,
+            };
+            self.out.extend(self.d.observe(e));
+        }
+
+        fn finish(&mut self) -> &[Finding] {
+            self.out.extend(self.d.finish());
+            &self.out
+        }
+    }
+
+    const IDS: [&str; 10] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
+
+    #[test]
+    fn confirmed_burst_names_the_link() {
+        let mut f = Feed::new();
+        f.run("select id, name from users", &[], Some(("id", &IDS)));
+        for id in IDS {
+            f.run("select * from orders where user_id = $1", &[id], Some(("id", &["77"])));
+        }
+        let found = f.finish();
+        assert_eq!(found[0].occurrence, Occurrence::New);
+        let last = found.last().unwrap();
+        assert_eq!(last.evidence["confirmed"], true);
+        assert_eq!(last.evidence["children"], 10);
+        assert_eq!(last.evidence["link"], "users.id -> orders.user_id");
+        assert!(last.suggestion.contains("orders.user_id = ANY($1)") || last.suggestion.contains("user_id = ANY($1)"));
+        assert!(last.evidence.get("sample_parameters").is_none(), "no values without --log-params");
+    }
+
+    #[test]
+    fn unproven_burst_after_a_parent_is_unconfirmed() {
+        let mut f = Feed::new();
+        f.run("select count(*) from users", &[], Some(("count", &["10"])));
+        for id in IDS {
+            f.run("select * from orders where user_id = $1", &[id], None);
+        }
+        let found = f.finish();
+        assert!(!found.is_empty());
+        assert_eq!(found.last().unwrap().evidence["confirmed"], false);
+    }
+
+    #[test]
+    fn negatives() {
+        // Same parameters: repeated_query, not N+1.
+        let mut f = Feed::new();
+        f.run("select id from users", &[], Some(("id", &IDS)));
+        for _ in 0..20 {
+            f.run("select * from orders where user_id = $1", &["1"], None);
+        }
+        assert!(f.finish().is_empty());
+        // Writes in a loop.
+        let mut f = Feed::new();
+        f.run("select id from users", &[], Some(("id", &IDS)));
+        for id in IDS {
+            f.run("insert into audit(user_id) values ($1)", &[id], None);
+        }
+        assert!(f.finish().is_empty());
+        // No parent: a load test repeating one query.
+        let mut f = Feed::new();
+        for id in IDS {
+            f.run("select abalance from pgbench_accounts where aid = $1", &[id], Some(("abalance", &["0"])));
+        }
+        assert!(f.finish().is_empty());
+        // Distinct shapes.
+        let mut f = Feed::new();
+        f.run("select id from users", &[], Some(("id", &IDS)));
+        for (i, id) in IDS.iter().enumerate() {
+            f.run(&format!("select * from t{i} where user_id = $1"), &[id], None);
+        }
+        assert!(f.finish().is_empty());
+        // Parent, child, parent, child: one child per request, not a burst.
+        let mut f = Feed::new();
+        for id in IDS {
+            f.run("select user_id from sessions where token = $1", &[id], Some(("user_id", &[id])));
+            f.run("select * from users where id = $1", &[id], None);
+        }
+        assert!(f.finish().is_empty());
+    }
+
+    #[test]
+    fn with_log_params_the_values_are_evidence() {
+        let mut f = Feed::new();
+        f.d.config.log_params = true;
+        f.run("select id from users", &[], Some(("id", &IDS)));
+        for id in IDS {
+            f.run("select * from orders where user_id = $1", &[id], None);
+        }
+        assert!(f.finish()[0].evidence["sample_parameters"].is_array());
     }
 }
