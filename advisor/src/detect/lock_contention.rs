@@ -175,3 +175,83 @@ pub fn inspector_unavailable(reason: &str) -> Finding {
         evidence: json!({ "reason": reason, "flag": "--inspector-dsn" }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    fn session(id: u64, pid: u32, state: SessionState, statements: &[&str]) -> (SessionIdentity, SessionActivity) {
+        let now = SystemTime::now();
+        let identity = SessionIdentity {
+            id,
+            user: "app".into(),
+            database: "shop".into(),
+            application_name: format!("app{id}"),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 5000 + id as u16)),
+            tls: false,
+            connected_at: now,
+        };
+        let activity = SessionActivity {
+            state,
+            state_since: now,
+            statement_started: Some(now - Duration::from_millis(1500)),
+            backend_pid: Some(pid),
+            current_statement: statements.last().map(|s| Arc::from(*s)),
+            transaction_started: Some(now - Duration::from_secs(3)),
+            transaction_statements: statements.iter().map(|s| Arc::from(*s)).collect(),
+        };
+        (identity, activity)
+    }
+
+    #[test]
+    fn names_the_root_blocker_and_its_statements() {
+        let sessions = vec![
+            session(1, 100, SessionState::IdleInTransaction, &["BEGIN", "UPDATE accounts SET v = $1 WHERE id = $2"]),
+            session(2, 200, SessionState::Active, &["UPDATE accounts SET v = $1 WHERE id = $2"]),
+        ];
+        let report = BlockingReport {
+            waiter_pid: 200,
+            blockers: vec![100],
+            roots: vec![100],
+            wait_event: Some("Lock:transactionid".into()),
+        };
+        let f = finding(
+            (&sessions[1].0, &sessions[1].1),
+            Some(&report),
+            &sessions,
+            Duration::from_millis(1500),
+            Occurrence::New,
+            SystemTime::now(),
+        );
+        assert_eq!(f.kind, Kind::LockContention);
+        assert_eq!(f.evidence["confirmed"], true);
+        assert_eq!(f.evidence["wait_ms"], 1500.0);
+        assert_eq!(f.evidence["blockers"][0]["pid"], 100);
+        assert_eq!(f.evidence["blockers"][0]["statements"][1], "UPDATE accounts SET v = $1 WHERE id = $2");
+        assert!(f.message.contains("is idle in it"), "{}", f.message);
+    }
+
+    #[test]
+    fn without_the_inspector_suspects_come_from_the_wire() {
+        let sessions = vec![
+            session(1, 100, SessionState::IdleInTransaction, &["BEGIN", "UPDATE accounts SET v = $1 WHERE id = $2"]),
+            session(3, 300, SessionState::IdleInTransaction, &["BEGIN", "UPDATE other SET v = $1"]),
+            session(2, 200, SessionState::Active, &["UPDATE accounts SET v = $1 WHERE id = $2"]),
+        ];
+        let suspects = suspects(2, "UPDATE accounts SET v = $1 WHERE id = $2", &sessions);
+        assert_eq!(suspects.iter().map(|(i, _)| i.id).collect::<Vec<_>>(), vec![1]);
+        let f = finding(
+            (&sessions[2].0, &sessions[2].1),
+            None,
+            &sessions,
+            Duration::from_millis(900),
+            Occurrence::New,
+            SystemTime::now(),
+        );
+        assert_eq!(f.evidence["confirmed"], false);
+        let unavailable = inspector_unavailable("password authentication failed");
+        assert!(unavailable.suggestion.contains("--inspector-dsn"));
+    }
+}

@@ -164,3 +164,79 @@ fn long_finding(
         evidence: session_evidence(identity, activity, now),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    fn session(
+        id: u64,
+        state: SessionState,
+        idle: u64,
+        open: u64,
+        statements: &[&str],
+    ) -> (SessionIdentity, SessionActivity) {
+        let now = SystemTime::now();
+        let identity = SessionIdentity {
+            id,
+            user: "app".into(),
+            database: "shop".into(),
+            application_name: "web".into(),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            tls: false,
+            connected_at: now,
+        };
+        let activity = SessionActivity {
+            state,
+            state_since: now - Duration::from_millis(idle),
+            statement_started: None,
+            backend_pid: Some(4242),
+            current_statement: statements.last().map(|s| Arc::from(*s)),
+            transaction_started: Some(now - Duration::from_millis(open)),
+            transaction_statements: statements.iter().map(|s| Arc::from(*s)).collect(),
+        };
+        (identity, activity)
+    }
+
+    #[test]
+    fn idle_in_transaction_fires_while_it_holds_and_counts_once() {
+        let mut watch = TransactionWatch::default();
+        let t = TransactionThresholds::default();
+        let s = vec![session(1, SessionState::IdleInTransaction, 2500, 2600, &["BEGIN", "UPDATE t SET v = $1"])];
+        let first = watch.check(&s, SystemTime::now(), &t);
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].kind, first[0].occurrence), (Kind::IdleInTransaction, Occurrence::New));
+        assert!(first[0].evidence["idle_ms"].as_f64().unwrap() >= 2500.0);
+        assert_eq!(first[0].evidence["statements"][1], "UPDATE t SET v = $1");
+        let again = watch.check(&s, SystemTime::now(), &t);
+        assert_eq!(again[0].occurrence, Occurrence::Update);
+    }
+
+    #[test]
+    fn below_thresholds_or_active_nothing() {
+        let mut watch = TransactionWatch::default();
+        let t = TransactionThresholds::default();
+        let s = vec![
+            session(1, SessionState::IdleInTransaction, 500, 600, &["BEGIN"]),
+            session(2, SessionState::Active, 5000, 5000, &["BEGIN", "SELECT pg_sleep($1)"]),
+            session(3, SessionState::Active, 20_000, 20_000, &["SELECT pg_sleep($1)"]),
+        ];
+        assert!(
+            watch.check(&s, SystemTime::now(), &t).is_empty(),
+            "a single long statement is slow_query, not long_transaction"
+        );
+    }
+
+    #[test]
+    fn long_transaction() {
+        let mut watch = TransactionWatch::default();
+        let t = TransactionThresholds::default();
+        let s = vec![session(1, SessionState::Active, 100, 12_000, &["BEGIN", "SELECT $1", "UPDATE t SET v = $1"])];
+        let found = watch.check(&s, SystemTime::now(), &t);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, Kind::LongTransaction);
+        assert!(found[0].message.contains("`BEGIN`"));
+    }
+}
