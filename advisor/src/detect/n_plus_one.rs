@@ -38,7 +38,9 @@ impl Default for NPlusOneConfig {
 const PARENTS: usize = 4;
 /// Most fingerprints with an open burst per session.
 const MAX_RUNS: usize = 64;
-/// Most distinct parameter sets remembered per burst.
+/// Parameter sets kept as values per burst, for `--log-params` evidence.
+const SAMPLED_PARAMS: usize = 10;
+/// Most distinct parameter sets remembered (as hashes) per burst.
 const MAX_DISTINCT: usize = 1024;
 
 /// The values one result column held (capped by the observer).
@@ -74,7 +76,10 @@ struct Burst {
     child: Execution,
     parent: Option<Arc<Execution>>,
     count: usize,
-    distinct: HashSet<Vec<String>>,
+    /// Hashes of the distinct parameter sets (values themselves are not kept).
+    distinct: HashSet<u64>,
+    /// The first few parameter sets, for `--log-params`.
+    samples: Vec<Vec<String>>,
     total: Duration,
     last: Instant,
     /// Per (parameter index, parent column): children whose parameter was in that column.
@@ -128,10 +133,11 @@ impl NPlusOneDetector {
             }
             let parent = self.parents.iter().rev().find(|p| p.statement.fingerprint != fp).cloned();
             let burst = self.bursts.entry(fp).or_insert_with(|| Burst {
-                child: e.clone(),
+                child: Execution { columns: Vec::new(), ..e.clone() },
                 parent,
                 count: 0,
                 distinct: HashSet::new(),
+                samples: Vec::new(),
                 total: Duration::ZERO,
                 last: e.at,
                 matches: HashMap::new(),
@@ -139,7 +145,14 @@ impl NPlusOneDetector {
             });
             burst.count += 1;
             if burst.distinct.len() < MAX_DISTINCT {
-                burst.distinct.insert(e.params.clone());
+                let mut h = xxhash_rust::xxh3::Xxh3::new();
+                for p in &e.params {
+                    h.update(p.as_bytes());
+                    h.update(&[0]);
+                }
+                if burst.distinct.insert(h.digest()) && burst.samples.len() < SAMPLED_PARAMS && self.config.log_params {
+                    burst.samples.push(e.params.clone());
+                }
             }
             burst.total += e.duration;
             burst.last = e.at;
@@ -269,8 +282,7 @@ impl NPlusOneDetector {
             "session": self.session_label,
         });
         if self.config.log_params {
-            let sample: Vec<&Vec<String>> = b.distinct.iter().take(10).collect();
-            evidence["sample_parameters"] = json!(sample);
+            evidence["sample_parameters"] = json!(b.samples);
         }
         let parent_key =
             b.parent.as_ref().filter(|_| confirmed).map_or("none".to_string(), |p| p.statement.fingerprint.to_string());
