@@ -109,6 +109,8 @@ impl Advisor {
 /// A waiter the Inspector found blocked, followed until its statement ends.
 struct Waiter {
     statement_started: SystemTime,
+    /// The statement that waits (the session's next statement may be current by the end).
+    statement: String,
     report: Option<BlockingReport>,
     /// Last time the Inspector was asked about this statement.
     asked: SystemTime,
@@ -156,7 +158,7 @@ impl Engine {
             }
             Event::Finding(f) => self.record(f),
             Event::Deadlock { session, statement, detail, transaction } => {
-                let sessions = self.advisor.sessions.snapshot();
+                let sessions = self.advisor.sessions.snapshot_with_recent();
                 let f = deadlock::finding(session, &statement, &transaction, &detail, &sessions, SystemTime::now());
                 self.record(f);
             }
@@ -192,6 +194,7 @@ impl Engine {
             }
             let f = lock_contention::finding(
                 (&me.0, &me.1),
+                &w.statement,
                 report,
                 &sessions,
                 waited,
@@ -218,13 +221,15 @@ impl Engine {
             if now.duration_since(started).unwrap_or_default() < lock_wait {
                 continue;
             }
-            let waiter = self.waiters.entry(identity.id).or_insert(Waiter {
+            let fresh = || Waiter {
                 statement_started: started,
+                statement: activity.current_statement.as_deref().unwrap_or("?").to_string(),
                 report: None,
                 asked: SystemTime::UNIX_EPOCH,
-            });
+            };
+            let waiter = self.waiters.entry(identity.id).or_insert_with(fresh);
             if waiter.statement_started != started {
-                *waiter = Waiter { statement_started: started, report: None, asked: SystemTime::UNIX_EPOCH };
+                *waiter = fresh();
             }
             // Ask again each second while it waits: a statement can start waiting late.
             let due = waiter.report.is_none()
@@ -251,6 +256,7 @@ impl Engine {
                 Some(r) if !r.blockers.is_empty() => {
                     findings.push(lock_contention::finding(
                         (&me.0, &me.1),
+                        &w.statement,
                         Some(r),
                         &sessions,
                         waited,
@@ -259,10 +265,10 @@ impl Engine {
                     ));
                 }
                 None if self.inspector_down => {
-                    let statement = me.1.current_statement.as_deref().unwrap_or("");
-                    if !lock_contention::suspects(*id, statement, &sessions).is_empty() {
+                    if !lock_contention::suspects(*id, &w.statement, &sessions).is_empty() {
                         findings.push(lock_contention::finding(
                             (&me.0, &me.1),
+                            &w.statement,
                             None,
                             &sessions,
                             waited,

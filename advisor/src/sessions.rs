@@ -60,6 +60,11 @@ pub struct SessionActivity {
     pub transaction_started: Option<SystemTime>,
     /// Statements of the open transaction, in order (capped).
     pub transaction_statements: Vec<Arc<str>>,
+    /// Statements of the transaction that ended last, and when it ended: a deadlock's survivor
+    /// often commits before the advice is written.
+    pub previous_transaction: Vec<Arc<str>>,
+    /// When the previous transaction ended.
+    pub previous_transaction_ended: Option<SystemTime>,
 }
 
 impl Default for SessionActivity {
@@ -72,6 +77,8 @@ impl Default for SessionActivity {
             current_statement: None,
             transaction_started: None,
             transaction_statements: Vec::new(),
+            previous_transaction: Vec::new(),
+            previous_transaction_ended: None,
         }
     }
 }
@@ -85,10 +92,14 @@ pub struct SessionEntry {
     pub activity: Mutex<SessionActivity>,
 }
 
+/// Sessions closed last, kept briefly for advice about events they took part in.
+const RECENTLY_CLOSED: usize = 32;
+
 /// All live sessions; a session leaves when its connection closes.
 #[derive(Debug, Default)]
 pub struct SessionRegistry {
     sessions: DashMap<u64, Arc<SessionEntry>>,
+    recently_closed: Mutex<std::collections::VecDeque<(SessionIdentity, SessionActivity)>>,
 }
 
 impl SessionRegistry {
@@ -102,7 +113,20 @@ impl SessionRegistry {
 
     /// Removes a session.
     pub fn close(&self, id: u64) {
-        self.sessions.remove(&id);
+        if let Some((_, entry)) = self.sessions.remove(&id) {
+            let mut recent = lock(&self.recently_closed);
+            if recent.len() >= RECENTLY_CLOSED {
+                recent.pop_front();
+            }
+            recent.push_back((lock(&entry.identity).clone(), lock(&entry.activity).clone()));
+        }
+    }
+
+    /// Live sessions followed by the recently closed ones.
+    pub fn snapshot_with_recent(&self) -> Vec<(SessionIdentity, SessionActivity)> {
+        let mut all = self.snapshot();
+        all.extend(lock(&self.recently_closed).iter().rev().cloned());
+        all
     }
 
     /// Copies of every live session, ordered by id.

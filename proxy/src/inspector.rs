@@ -58,7 +58,7 @@ pub async fn run(dsn: String, mut requests: mpsc::Receiver<InspectRequest>, even
                     if !reported_down {
                         reported_down = true;
                         warn!(error = %e, "the Inspector cannot connect to PostgreSQL; lock advice falls back to the wire");
-                        events.send(Event::InspectorUnavailable { reason: e.to_string() });
+                        events.send(Event::InspectorUnavailable { reason: error_chain(&e) });
                     }
                     events.send(Event::Blocking {
                         session: request.session,
@@ -79,6 +79,18 @@ pub async fn run(dsn: String, mut requests: mpsc::Receiver<InspectRequest>, even
         };
         events.send(Event::Blocking { session: request.session, statement_started: request.statement_started, report });
     }
+}
+
+/// An error with its causes: tokio-postgres's own text ("error connecting to server") hides them.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 async fn connect(dsn: &str) -> Result<Client, tokio_postgres::Error> {

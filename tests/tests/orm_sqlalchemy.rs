@@ -192,15 +192,11 @@ async fn selectinload_is_not_flagged(driver: Driver) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pgvisor names the link `users.id -> addresses.$1`: sql_shape::column_for_param reads only \
-            `<column> = $n`, and SQLAlchemy's lazy loader writes `$1 = addresses.user_id`"]
 async fn lazy_loading_psycopg2() {
     lazy_loading_is_a_confirmed_n_plus_one(Driver::Psycopg2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pgvisor names the link `users.id -> addresses.$1`: sql_shape::column_for_param reads only \
-            `<column> = $n`, and SQLAlchemy's lazy loader writes `$1 = addresses.user_id`"]
 async fn lazy_loading_psycopg3() {
     lazy_loading_is_a_confirmed_n_plus_one(Driver::Psycopg3).await;
 }

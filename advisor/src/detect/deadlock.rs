@@ -44,10 +44,18 @@ pub fn finding(
             Some((identity, activity)) if identity.id == victim => {
                 (session_label(identity, Some(*pid)), victim_statements.to_vec())
             }
-            Some((identity, activity)) => (
-                session_label(identity, Some(*pid)),
-                activity.transaction_statements.iter().map(|s| s.to_string()).collect(),
-            ),
+            Some((identity, activity)) => {
+                // The survivor may have finished its transaction since: then show that one.
+                let recent = activity
+                    .previous_transaction_ended
+                    .is_some_and(|t| now.duration_since(t).unwrap_or_default() < std::time::Duration::from_secs(5));
+                let statements = if activity.transaction_statements.is_empty() && recent {
+                    &activity.previous_transaction
+                } else {
+                    &activity.transaction_statements
+                };
+                (session_label(identity, Some(*pid)), statements.iter().map(|s| s.to_string()).collect())
+            }
             None => (format!("Backend pid {pid} (not connected through pgvisor)"), Vec::new()),
         };
         for s in &statements {
@@ -57,7 +65,6 @@ pub fn finding(
                 }
             }
         }
-        let _ = now;
         sides.push(json!({ "pid": pid, "session": label, "statements": statements }));
     }
     let order = if tables.is_empty() { "the same tables".to_string() } else { tables.join(", ") };

@@ -28,6 +28,7 @@ pub struct BlockingReport {
 /// statement has finished.
 pub fn finding(
     waiter: (&SessionIdentity, &SessionActivity),
+    statement: &str,
     report: Option<&BlockingReport>,
     sessions: &[(SessionIdentity, SessionActivity)],
     waited: Duration,
@@ -35,14 +36,13 @@ pub fn finding(
     now: SystemTime,
 ) -> Finding {
     let (w_identity, w_activity) = waiter;
-    let statement = w_activity.current_statement.as_deref().unwrap_or("?").to_string();
     let by_pid = |pid: u32| sessions.iter().find(|(_, a)| a.backend_pid == Some(pid));
     let (blockers, confirmed): (Vec<(SessionIdentity, SessionActivity)>, bool) = match report {
         Some(r) => {
             let pids = if r.roots.is_empty() { &r.blockers } else { &r.roots };
             (pids.iter().filter_map(|p| by_pid(*p).cloned()).collect(), true)
         }
-        None => (suspects(w_identity.id, &statement, sessions), false),
+        None => (suspects(w_identity.id, statement, sessions), false),
     };
     let wait_ms = (waited.as_secs_f64() * 1000.0).round();
     let root = blockers.first();
@@ -69,7 +69,7 @@ pub fn finding(
                 _ => String::new(),
             };
             format!(
-                "{}{open}{idle} and ran {} in it{running}",
+                "{}, which{open}{idle} and ran {} in it{running}",
                 session_label(identity, activity.backend_pid),
                 if ran.is_empty() { "nothing pgvisor saw yet".to_string() } else { ran.join(", then ") }
             )
@@ -94,7 +94,7 @@ pub fn finding(
         if confirmed {
             "PostgreSQL says it is blocked by"
         } else {
-            "pgvisor cannot ask PostgreSQL (see inspector_unavailable); the likely blocker:"
+            "pgvisor cannot ask PostgreSQL (see inspector_unavailable); the likely blocker is"
         }
     );
     let evidence = json!({
@@ -201,6 +201,7 @@ mod tests {
             current_statement: statements.last().map(|s| Arc::from(*s)),
             transaction_started: Some(now - Duration::from_secs(3)),
             transaction_statements: statements.iter().map(|s| Arc::from(*s)).collect(),
+            ..SessionActivity::default()
         };
         (identity, activity)
     }
@@ -219,6 +220,7 @@ mod tests {
         };
         let f = finding(
             (&sessions[1].0, &sessions[1].1),
+            "UPDATE accounts SET v = $1 WHERE id = $2",
             Some(&report),
             &sessions,
             Duration::from_millis(1500),
@@ -244,6 +246,7 @@ mod tests {
         assert_eq!(suspects.iter().map(|(i, _)| i.id).collect::<Vec<_>>(), vec![1]);
         let f = finding(
             (&sessions[2].0, &sessions[2].1),
+            "UPDATE accounts SET v = $1 WHERE id = $2",
             None,
             &sessions,
             Duration::from_millis(900),

@@ -186,6 +186,11 @@ impl NPlusOneDetector {
         out
     }
 
+    /// Renames the session in messages (once its backend pid is known).
+    pub fn set_label(&mut self, label: String) {
+        self.session_label = label;
+    }
+
     /// Reports the final size of every open burst (the session ended).
     pub fn finish(&mut self) -> Vec<Finding> {
         let bursts: Vec<Burst> = self.bursts.drain().map(|(_, b)| b).collect();

@@ -37,33 +37,48 @@ pub fn bare_name(qualified: &str) -> String {
     last.trim_matches('"').to_string()
 }
 
-/// The column compared with parameter `$n` in `<column> = $n`, e.g. `orders.user_id`.
-pub fn column_for_param(text: &str, n: usize) -> Option<String> {
-    let needle = format!(" = ${n}");
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '.' | '"')
+}
+
+/// Where `<column> = $n` or `$n = <column>` (SQLAlchemy writes the latter) appears: the byte
+/// range of the whole comparison and the column, e.g. `orders.user_id`.
+fn comparison(text: &str, n: usize) -> Option<(usize, usize, String)> {
+    let param = format!("${n}");
     let bytes = text.as_bytes();
     let mut from = 0;
-    while let Some(pos) = text[from..].find(&needle).map(|p| p + from) {
-        let end = pos + needle.len();
+    while let Some(pos) = text[from..].find(&param).map(|p| p + from) {
+        let end = pos + param.len();
+        from = end;
         if bytes.get(end).is_some_and(u8::is_ascii_digit) {
-            from = end;
             continue;
         }
-        let before = &text[..pos];
-        let start = before.rfind(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '"'))).map_or(0, |i| i + 1);
-        let column = &before[start..];
-        return (!column.is_empty()).then(|| column.to_string());
+        if let Some(before) = text[..pos].strip_suffix(" = ") {
+            let start = before.rfind(|c: char| !is_ident_char(c)).map_or(0, |i| i + 1);
+            if start < before.len() {
+                return Some((start, end, before[start..].to_string()));
+            }
+        }
+        if let Some(after) = text[end..].strip_prefix(" = ") {
+            let len = after.find(|c: char| !is_ident_char(c)).unwrap_or(after.len());
+            if len > 0 && !after.starts_with('$') {
+                return Some((pos, end + 3 + len, after[..len].to_string()));
+            }
+        }
     }
     None
 }
 
-/// The statement with `<column> = $n` replaced by `<column> = ANY($n)`: one execution with an
+/// The column compared with parameter `$n` (`<column> = $n` or `$n = <column>`).
+pub fn column_for_param(text: &str, n: usize) -> Option<String> {
+    comparison(text, n).map(|(_, _, column)| column)
+}
+
+/// The statement with that comparison written as `<column> = ANY($n)`: one execution with an
 /// array of all the values replaces one execution per value.
 pub fn batched(text: &str, n: usize) -> Option<String> {
-    let column = column_for_param(text, n)?;
-    let from = format!("{column} = ${n}");
-    let pos = text.find(&from)?;
-    let end = pos + from.len();
-    Some(format!("{}{column} = ANY(${n}){}", &text[..pos], &text[end..]))
+    let (start, end, column) = comparison(text, n)?;
+    Some(format!("{}{column} = ANY(${n}){}", &text[..start], &text[end..]))
 }
 
 #[cfg(test)]
@@ -85,5 +100,11 @@ mod tests {
             Some("SELECT orders.id, orders.total FROM orders WHERE orders.user_id = ANY($1) AND orders.state = $12")
         );
         assert_eq!(bare_name("\"blog_post\".\"author_id\""), "author_id");
+        let sqla = "SELECT addresses.id FROM addresses WHERE $1 = addresses.user_id ORDER BY addresses.id";
+        assert_eq!(column_for_param(sqla, 1).as_deref(), Some("addresses.user_id"));
+        assert_eq!(
+            batched(sqla, 1).as_deref(),
+            Some("SELECT addresses.id FROM addresses WHERE addresses.user_id = ANY($1) ORDER BY addresses.id")
+        );
     }
 }

@@ -144,7 +144,14 @@ fn long_finding(
     occurrence: Occurrence,
 ) -> Finding {
     let secs = open_for.as_secs_f64();
-    let first = activity.transaction_statements.first().map(|s| s.to_string()).unwrap_or_default();
+    // BEGIN names nothing: the first statement after it says which code path this is.
+    let first = activity
+        .transaction_statements
+        .iter()
+        .find(|s| !matches!(&***s, "BEGIN" | "START TRANSACTION"))
+        .or(activity.transaction_statements.first())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     Finding {
         kind: Kind::LongTransaction,
         key: format!("{}:{first}", identity.application_name),
@@ -196,6 +203,7 @@ mod tests {
             current_statement: statements.last().map(|s| Arc::from(*s)),
             transaction_started: Some(now - Duration::from_millis(open)),
             transaction_statements: statements.iter().map(|s| Arc::from(*s)).collect(),
+            ..SessionActivity::default()
         };
         (identity, activity)
     }
@@ -237,6 +245,6 @@ mod tests {
         let found = watch.check(&s, SystemTime::now(), &t);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].kind, Kind::LongTransaction);
-        assert!(found[0].message.contains("`BEGIN`"));
+        assert!(found[0].message.contains("`SELECT $1`"), "the first statement after BEGIN names the transaction");
     }
 }

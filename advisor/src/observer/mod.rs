@@ -306,6 +306,7 @@ impl SessionObserver {
             BackendTag::BackendKeyData => {
                 if let Ok(key) = BackendKeyData::parse(m.body) {
                     lock(&self.entry.activity).backend_pid = Some(key.pid);
+                    self.n_plus_one.set_label(session_label(&lock(&self.entry.identity), Some(key.pid)));
                 }
             }
             BackendTag::ParameterStatus => {
@@ -507,7 +508,12 @@ impl SessionObserver {
         match status {
             TransactionStatus::Idle => {
                 activity.transaction_started = None;
-                activity.transaction_statements.clear();
+                if previous != TransactionStatus::Idle {
+                    activity.previous_transaction = std::mem::take(&mut activity.transaction_statements);
+                    activity.previous_transaction_ended = Some(now);
+                } else {
+                    activity.transaction_statements.clear();
+                }
             }
             _ if previous == TransactionStatus::Idle && activity.transaction_started.is_none() => {
                 activity.transaction_started = Some(now);
