@@ -264,18 +264,16 @@ impl Engine {
                         now,
                     ));
                 }
-                None if self.inspector_down => {
-                    if !lock_contention::suspects(*id, &w.statement, &sessions).is_empty() {
-                        findings.push(lock_contention::finding(
-                            (&me.0, &me.1),
-                            &w.statement,
-                            None,
-                            &sessions,
-                            waited,
-                            occurrence,
-                            now,
-                        ));
-                    }
+                None if self.inspector_down && !lock_contention::suspects(*id, &w.statement, &sessions).is_empty() => {
+                    findings.push(lock_contention::finding(
+                        (&me.0, &me.1),
+                        &w.statement,
+                        None,
+                        &sessions,
+                        waited,
+                        occurrence,
+                        now,
+                    ));
                 }
                 _ => {}
             }

@@ -114,7 +114,7 @@ pub fn finding(
         key: format!("{statement}:{key_blocker}"),
         occurrence,
         severity: if waited >= Duration::from_secs(5) { Severity::Critical } else { Severity::Warning },
-        title: format!("Lock wait of {:.1} s on `{}`", waited.as_secs_f64(), truncate(&statement, 60)),
+        title: format!("Lock wait of {:.1} s on `{}`", waited.as_secs_f64(), truncate(statement, 60)),
         message,
         suggestion: "Keep the blocking transaction short: commit right after its writes, never wait for users or network \
                      calls while holding row locks, and touch hot rows last. For the waiter, set `lock_timeout` (e.g. '2s') \
