@@ -13,7 +13,7 @@ use crate::detect::lock_contention::{self, BlockingReport};
 use crate::detect::n_plus_one::NPlusOneConfig;
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::events::{self, Event, EventSender};
-use crate::sessions::{SessionRegistry, SessionState};
+use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry, SessionState};
 use crate::stats::QueryStats;
 
 /// Capacity of the observer-to-engine channel.
@@ -114,6 +114,12 @@ struct Waiter {
     report: Option<BlockingReport>,
     /// Last time the Inspector was asked about this statement.
     asked: SystemTime,
+    /// The sessions as they were at the last report: the final report, written when the
+    /// statement finishes, must still name the blocker as it was while it blocked (by then it
+    /// has usually committed).
+    frozen: Option<Vec<(SessionIdentity, SessionActivity)>>,
+    /// When the session stopped being active (its finished-statement event may still be queued).
+    inactive_since: Option<SystemTime>,
 }
 
 /// The engine's own state.
@@ -182,27 +188,35 @@ impl Engine {
     }
 
     fn finish_wait(&mut self, session: u64, w: Waiter, waited: Duration) {
-        let sessions = self.advisor.sessions.snapshot();
-        let Some(me) = sessions.iter().find(|(i, _)| i.id == session) else { return };
-        if w.report.as_ref().is_some_and(|r| !r.blockers.is_empty()) || (self.inspector_down && w.report.is_none()) {
-            let report = w.report.as_ref();
-            if report.is_none()
-                && lock_contention::suspects(session, me.1.current_statement.as_deref().unwrap_or(""), &sessions)
-                    .is_empty()
-            {
-                return;
-            }
-            let f = lock_contention::finding(
-                (&me.0, &me.1),
-                &w.statement,
-                report,
-                &sessions,
-                waited,
-                Occurrence::Update,
-                SystemTime::now(),
-            );
-            self.record(f);
+        // Only a wait that was reported gets its final size.
+        let Some(frozen) = w.frozen else { return };
+        let live = self.advisor.sessions.snapshot();
+        let Some((identity, mut activity)) = live
+            .into_iter()
+            .find(|(i, _)| i.id == session)
+            .or_else(|| frozen.iter().find(|(i, _)| i.id == session).cloned())
+        else {
+            return;
+        };
+        // The statement finished (this is its completion event) even if ReadyForQuery has not
+        // been seen yet: the waiter no longer runs it.
+        if activity.state == SessionState::Active && activity.statement_started == Some(w.statement_started) {
+            activity.state = if activity.transaction_started.is_some() {
+                SessionState::IdleInTransaction
+            } else {
+                SessionState::Idle
+            };
         }
+        let f = lock_contention::finding(
+            (&identity, &activity),
+            &w.statement,
+            w.report.as_ref().filter(|r| !r.blockers.is_empty()),
+            &frozen,
+            waited,
+            Occurrence::Update,
+            SystemTime::now(),
+        );
+        self.record(f);
     }
 
     /// Periodic checks: transactions, lock waits, throttled stream updates.
@@ -215,7 +229,9 @@ impl Engine {
         let lock_wait = self.advisor.config.lock_wait;
         for (identity, activity) in &sessions {
             let Some(started) = activity.statement_started.filter(|_| activity.state == SessionState::Active) else {
-                self.waiters.remove(&identity.id);
+                if let Some(w) = self.waiters.get_mut(&identity.id) {
+                    w.inactive_since.get_or_insert(now);
+                }
                 continue;
             };
             if now.duration_since(started).unwrap_or_default() < lock_wait {
@@ -226,6 +242,8 @@ impl Engine {
                 statement: activity.current_statement.as_deref().unwrap_or("?").to_string(),
                 report: None,
                 asked: SystemTime::UNIX_EPOCH,
+                frozen: None,
+                inactive_since: None,
             };
             let waiter = self.waiters.entry(identity.id).or_insert_with(fresh);
             if waiter.statement_started != started {
@@ -239,7 +257,12 @@ impl Engine {
                 let _ = inspector.try_send(InspectRequest { session: identity.id, pid, statement_started: started });
             }
         }
-        self.waiters.retain(|id, _| sessions.iter().any(|(i, _)| i.id == *id));
+        // A waiter whose statement ended is finished by its statement event; drop it if that
+        // event never comes (the session closed mid-statement).
+        self.waiters.retain(|id, w| {
+            sessions.iter().any(|(i, _)| i.id == *id)
+                && w.inactive_since.is_none_or(|t| now.duration_since(t).unwrap_or_default() < Duration::from_secs(2))
+        });
         self.report_waits(None, Occurrence::Update);
         self.advisor.advice.flush();
     }
@@ -249,33 +272,28 @@ impl Engine {
         let now = SystemTime::now();
         let sessions = self.advisor.sessions.snapshot();
         let mut findings = Vec::new();
-        for (id, w) in self.waiters.iter().filter(|(id, _)| only.is_none_or(|o| o == **id)) {
+        let inspector_down = self.inspector_down;
+        for (id, w) in
+            self.waiters.iter_mut().filter(|(id, w)| only.is_none_or(|o| o == **id) && w.inactive_since.is_none())
+        {
             let Some(me) = sessions.iter().find(|(i, _)| i.id == *id) else { continue };
             let waited = now.duration_since(w.statement_started).unwrap_or_default();
-            match &w.report {
-                Some(r) if !r.blockers.is_empty() => {
-                    findings.push(lock_contention::finding(
-                        (&me.0, &me.1),
-                        &w.statement,
-                        Some(r),
-                        &sessions,
-                        waited,
-                        occurrence,
-                        now,
-                    ));
-                }
-                None if self.inspector_down && !lock_contention::suspects(*id, &w.statement, &sessions).is_empty() => {
-                    findings.push(lock_contention::finding(
-                        (&me.0, &me.1),
-                        &w.statement,
-                        None,
-                        &sessions,
-                        waited,
-                        occurrence,
-                        now,
-                    ));
-                }
-                _ => {}
+            let report = w.report.as_ref().filter(|r| !r.blockers.is_empty());
+            let reportable = report.is_some()
+                || (w.report.is_none()
+                    && inspector_down
+                    && !lock_contention::suspects(*id, &w.statement, &sessions).is_empty());
+            if reportable {
+                findings.push(lock_contention::finding(
+                    (&me.0, &me.1),
+                    &w.statement,
+                    report,
+                    &sessions,
+                    waited,
+                    occurrence,
+                    now,
+                ));
+                w.frozen = Some(sessions.clone());
             }
         }
         for f in findings {

@@ -142,9 +142,6 @@ async fn lock_wait_names_the_blocker_and_its_update() {
 /// With the Inspector, after B's UPDATE went through: one advice for the one wait, carrying
 /// B's whole wait (above 1 s for a 1.5 s hold) and still naming A and its UPDATE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the final update is lost (check() drops the waiter once the session is no longer active, before \
-            the Statement event reaches finish_wait) or, when sent, built from the blocker's state after its COMMIT \
-            (no statements, another merge key, a second advice); see advisor/src/engine.rs"]
 async fn lock_wait_final_update_keeps_the_blocker() {
     let InspectedWait { proxy, a_pid, b_waited, .. } = inspected_wait().await;
     let done = wait_for_advice(&proxy, "lock_contention", Duration::from_secs(2), |x| {
@@ -236,8 +233,6 @@ async fn no_inspector_still_names_the_suspect() {
 /// Without an Inspector, after B's UPDATE went through: the advice gets B's whole wait too,
 /// still naming A (the suspect) and its UPDATE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the final update is lost (check() drops the waiter first, or finish_wait finds no suspect left \
-            because A committed, and returns); the advice keeps the last periodic wait_ms; see advisor/src/engine.rs"]
 async fn no_inspector_final_update_keeps_the_suspect() {
     let (proxy, a, b) = two_sessions(None).await;
     let a_pid = backend_pid(&a).await;
