@@ -1,10 +1,11 @@
-//! The admin HTTP port: JSON API, Prometheus metrics (and, later, the web page).
+//! The admin HTTP port: JSON API, Prometheus metrics and the web page.
 //!
 //! It reads the same shared state the engine writes; nothing here touches the forwarding path.
 
 mod advice;
 mod api;
 mod metrics;
+mod page;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,7 +86,7 @@ impl AdminServer {
 }
 
 fn router(state: AdminState) -> Router {
-    Router::new()
+    let protected = Router::new()
         .route("/api/queries", get(api::queries))
         .route("/api/sessions", get(api::sessions))
         .route("/api/reset", post(api::reset))
@@ -95,7 +96,11 @@ fn router(state: AdminState) -> Router {
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .with_state(state)
+        .with_state(state);
+    // The page and its static files are merged in after the token layer, so they load without the
+    // token: they hold no data, and the browser needs the page to ask the user for the token. Every
+    // other path, `/api` and unknown ones included, still goes through `require_token`.
+    page::routes().merge(protected)
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured.
