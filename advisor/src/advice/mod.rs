@@ -26,9 +26,48 @@ pub enum Kind {
     LongTransaction,
     /// The side connection for pg_locks/EXPLAIN could not be made.
     InspectorUnavailable,
+    /// A query shape whose p95 exceeds `--slow`.
+    SlowQuery,
+    /// A slow or frequent query scans a large table sequentially where an index would serve it.
+    MissingIndex,
+    /// The same query with the same parameters many times in a short window.
+    RepeatedQuery,
+    /// A SELECT without LIMIT returning many rows or bytes.
+    UnboundedResult,
+    /// `SELECT *` on a wide table.
+    SelectStar,
+    /// One query shape sent as many distinct literal texts.
+    Unparameterized,
+    /// DDL that takes a strong lock on a table in use.
+    LockHazardDdl,
+    /// A jump in errors for a query shape or SQLSTATE.
+    ErrorSpike,
 }
 
 impl Kind {
+    /// Every kind, in the order of the docs.
+    pub const ALL: [Kind; 14] = [
+        Kind::NPlusOne,
+        Kind::LockContention,
+        Kind::Deadlock,
+        Kind::IdleInTransaction,
+        Kind::LongTransaction,
+        Kind::InspectorUnavailable,
+        Kind::SlowQuery,
+        Kind::MissingIndex,
+        Kind::RepeatedQuery,
+        Kind::UnboundedResult,
+        Kind::SelectStar,
+        Kind::Unparameterized,
+        Kind::LockHazardDdl,
+        Kind::ErrorSpike,
+    ];
+
+    /// The kind named `name` (as in the API), if any.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The identifier used in the API and docs (`docs/advice/<kind>.md`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +77,14 @@ impl Kind {
             Kind::IdleInTransaction => "idle_in_transaction",
             Kind::LongTransaction => "long_transaction",
             Kind::InspectorUnavailable => "inspector_unavailable",
+            Kind::SlowQuery => "slow_query",
+            Kind::MissingIndex => "missing_index",
+            Kind::RepeatedQuery => "repeated_query",
+            Kind::UnboundedResult => "unbounded_result",
+            Kind::SelectStar => "select_star",
+            Kind::Unparameterized => "unparameterized",
+            Kind::LockHazardDdl => "lock_hazard_ddl",
+            Kind::ErrorSpike => "error_spike",
         }
     }
 }
