@@ -8,10 +8,12 @@
 //! Screenshots land in `target/browser-artifacts/`; with `PGVISOR_UPDATE_DOCS_SCREENSHOT=1` the
 //! whole page at 1280 px wide (`page-full.png`) is also copied to `docs/img/page.png`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use pgvisor::{Proxy, ProxyHandle, ProxySettings};
 use pgvisor_tests::cli::pgbench;
 use pgvisor_tests::{
     connect, connect_config, eventually, shared_cluster, start_proxy_with, unique_name, Cluster, TestProxy,
@@ -148,17 +150,47 @@ async fn shop_database(cluster: &Cluster) -> String {
     db
 }
 
-async fn proxy_for_page(cluster: &Cluster, admin: Option<std::net::SocketAddr>, token: Option<&str>) -> TestProxy {
-    start_proxy_with(cluster, |s| {
-        if let Some(addr) = admin {
-            s.admin = Some(addr);
+fn page_settings(s: &mut ProxySettings, token: Option<&str>) {
+    s.admin_token = token.map(str::to_owned);
+    s.shutdown_grace = Duration::from_millis(200);
+    // Quicker than the default 2 s, so the idle-in-transaction step costs a second.
+    s.advisor.transactions.idle_in_transaction = Duration::from_secs(1);
+}
+
+async fn proxy_for_page(cluster: &Cluster, token: Option<&str>) -> TestProxy {
+    start_proxy_with(cluster, |s| page_settings(s, token)).await
+}
+
+/// A new pgvisor on the admin address a stopped one used. The old admin task is aborted, not
+/// awaited, by the shutdown, so its socket may take a moment to close: retry the bind briefly.
+async fn restart_on(cluster: &Cluster, admin: SocketAddr) -> ProxyHandle {
+    let mut settings = ProxySettings::for_upstream(cluster.upstream());
+    page_settings(&mut settings, None);
+    settings.admin = Some(admin);
+    let mut tries = 0;
+    loop {
+        match Proxy::bind(settings.clone()).await {
+            Ok(proxy) => return proxy.spawn(),
+            Err(e) if tries < 40 => {
+                tries += 1;
+                eprintln!("restart on {admin}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot restart pgvisor on {admin}: {e}"),
         }
-        s.admin_token = token.map(str::to_owned);
-        s.shutdown_grace = Duration::from_millis(200);
-        // Quicker than the default 2 s, so the idle-in-transaction step costs a second.
-        s.advisor.transactions.idle_in_transaction = Duration::from_secs(1);
+    }
+}
+
+/// Waits until the engine has counted the `COMMIT` that `client` ran, so a reset after it
+/// leaves nothing to arrive late.
+async fn committed(proxy: &TestProxy, client: Client) {
+    client.batch_execute("commit").await.unwrap();
+    let seen = eventually(Duration::from_secs(5), || async {
+        let queries = proxy.admin_get("/api/queries?sort=calls&limit=1000").await;
+        queries["queries"].as_array()?.iter().any(|q| q["query"] == "COMMIT").then_some(())
     })
-    .await
+    .await;
+    assert!(seen.is_some(), "the COMMIT never showed on /api/queries");
 }
 
 /// The parent query, then one query per row it returned: an N+1 of 10 children.
@@ -181,7 +213,8 @@ async fn page_shows_live_advice_queries_and_sessions() {
     }
     let cluster = shared_cluster();
     let db = shop_database(cluster).await;
-    let mut proxy = Some(proxy_for_page(cluster, None, None).await);
+    let mut proxy = Some(proxy_for_page(cluster, None).await);
+    let mut restarted: Option<ProxyHandle> = None;
     let admin = proxy.as_ref().unwrap().admin_addr();
     let target = proxy.as_ref().unwrap().endpoint().with_dbname(&db);
     // pgbench's tables, made through pgvisor before the page opens; its DDL would fill the table.
@@ -215,9 +248,9 @@ async fn page_shows_live_advice_queries_and_sessions() {
                     client.batch_execute("begin; select * from orders where user_id = 3 for update").await.unwrap();
                     idle = Some(client);
                 }
-                "commit" => idle.take().expect("a transaction is open").batch_execute("commit").await.unwrap(),
+                "commit" => committed(proxy.as_ref().unwrap(), idle.take().expect("a transaction is open")).await,
                 "stop" => proxy.take().expect("pgvisor runs").shutdown().await,
-                "start" => proxy = Some(proxy_for_page(cluster, Some(admin), None).await),
+                "start" => restarted = Some(restart_on(cluster, admin).await),
                 other => panic!("the browser script asked for an unknown action: {other}"),
             }
             browser.done(&action).await;
@@ -225,6 +258,9 @@ async fn page_shows_live_advice_queries_and_sessions() {
         browser.assert_passed().await;
     };
     tokio::time::timeout(SCENARIO_TIMEOUT, run).await.expect("the browser scenario timed out");
+    if let Some(pgvisor) = restarted {
+        pgvisor.shutdown().await;
+    }
 
     for name in ["page.png", "page-full.png", "page-dark.png", "page-narrow.png", "page-offline.png"] {
         let shot = artifacts_dir().join(name);
@@ -246,7 +282,7 @@ async fn page_asks_for_the_admin_token_and_keeps_it() {
     }
     let cluster = shared_cluster();
     let db = shop_database(cluster).await;
-    let proxy = proxy_for_page(cluster, None, Some(ADMIN_TOKEN)).await;
+    let proxy = proxy_for_page(cluster, Some(ADMIN_TOKEN)).await;
     let admin = proxy.admin_addr();
 
     // The page and its files are open; the API is not.
