@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
 
-use super::{advice_id, Advice, Finding, Kind, Occurrence};
+use super::{advice_id, Advice, Finding, Kind, Occurrence, Severity};
 use crate::sessions::lock;
 
 /// A key's first occurrence is streamed at once; after that at most one update per key per
@@ -20,6 +20,23 @@ struct Entry {
     advice: Advice,
     sent_at: Option<Instant>,
     pending: bool,
+    /// Set by `POST /api/advice/{id}/dismiss`: hidden until it gets materially worse.
+    dismissed: Option<Dismissal>,
+}
+
+/// How a finding stood when it was dismissed.
+#[derive(Debug, Clone, Copy)]
+struct Dismissal {
+    count: u64,
+    severity: Severity,
+}
+
+impl Dismissal {
+    /// Materially worse: the severity rose, or the count at least doubled (and by at least 2,
+    /// so a finding dismissed at 1 does not come back on its very next occurrence).
+    fn outgrown_by(&self, advice: &Advice) -> bool {
+        advice.severity > self.severity || advice.count >= 2 * self.count.max(2)
+    }
 }
 
 /// All advice, newest first on read; at most `max` entries (the least recently seen go first).
@@ -67,6 +84,7 @@ impl AdviceBook {
             },
             sent_at: None,
             pending: false,
+            dismissed: None,
         });
         let a = &mut entry.advice;
         if first || finding.occurrence == Occurrence::New {
@@ -79,8 +97,14 @@ impl AdviceBook {
         a.fingerprints = finding.fingerprints;
         a.evidence = finding.evidence;
         a.last_seen = now;
-        let due = entry.sent_at.is_none_or(|t| t.elapsed() >= UPDATE_INTERVAL);
-        if due {
+        let resurfaced = entry.dismissed.is_some_and(|d| d.outgrown_by(a));
+        if resurfaced {
+            entry.dismissed = None;
+        }
+        let due = resurfaced || entry.sent_at.is_none_or(|t| t.elapsed() >= UPDATE_INTERVAL);
+        if entry.dismissed.is_some() {
+            entry.pending = false;
+        } else if due {
             entry.sent_at = Some(Instant::now());
             entry.pending = false;
             let _ = self.stream.send(Arc::new(entry.advice.clone()));
@@ -94,7 +118,10 @@ impl AdviceBook {
     pub fn flush(&self) {
         let mut entries = lock(&self.entries);
         for entry in entries.values_mut() {
-            if entry.pending && entry.sent_at.is_none_or(|t| t.elapsed() >= UPDATE_INTERVAL) {
+            if entry.pending
+                && entry.dismissed.is_none()
+                && entry.sent_at.is_none_or(|t| t.elapsed() >= UPDATE_INTERVAL)
+            {
                 entry.pending = false;
                 entry.sent_at = Some(Instant::now());
                 let _ = self.stream.send(Arc::new(entry.advice.clone()));
@@ -102,9 +129,10 @@ impl AdviceBook {
         }
     }
 
-    /// Every finding, most recently seen first.
+    /// Every finding not dismissed, most recently seen first.
     pub fn list(&self) -> Vec<Advice> {
-        let mut all: Vec<Advice> = lock(&self.entries).values().map(|e| e.advice.clone()).collect();
+        let mut all: Vec<Advice> =
+            lock(&self.entries).values().filter(|e| e.dismissed.is_none()).map(|e| e.advice.clone()).collect();
         all.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.id.cmp(&b.id)));
         all
     }
@@ -112,6 +140,16 @@ impl AdviceBook {
     /// One finding by id.
     pub fn get(&self, id: &str) -> Option<Advice> {
         lock(&self.entries).values().find(|e| e.advice.id == id).map(|e| e.advice.clone())
+    }
+
+    /// Hides finding `id` from [`list`](Self::list) and the stream until it gets materially worse
+    /// (its severity rises or its count doubles); false when there is no such finding.
+    pub fn dismiss(&self, id: &str) -> bool {
+        let mut entries = lock(&self.entries);
+        let Some(entry) = entries.values_mut().find(|e| e.advice.id == id) else { return false };
+        entry.dismissed = Some(Dismissal { count: entry.advice.count, severity: entry.advice.severity });
+        entry.pending = false;
+        true
     }
 
     /// The live stream of new and updated findings.
@@ -129,7 +167,7 @@ impl AdviceBook {
         self.len() == 0
     }
 
-    /// Forgets every finding.
+    /// Forgets every finding (and so every dismissal).
     pub fn reset(&self) {
         lock(&self.entries).clear();
     }
@@ -182,6 +220,38 @@ mod tests {
         assert!(rx.try_recv().is_err(), "the update waits for the interval");
         book.flush();
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn dismissed_until_materially_worse() {
+        let book = AdviceBook::new(10);
+        let now = SystemTime::now();
+        book.record(finding("a", Occurrence::New, 1), now);
+        book.record(finding("a", Occurrence::New, 2), now);
+        let id = book.list()[0].id.clone();
+        assert!(!book.dismiss("0000000000000000"), "unknown id");
+        assert!(book.dismiss(&id));
+        assert!(book.list().is_empty());
+        let mut rx = book.subscribe();
+        // Count 2 at dismissal: 3 is not twice as bad, 4 is.
+        book.record(finding("a", Occurrence::New, 3), now);
+        book.record(finding("a", Occurrence::Update, 4), now);
+        book.flush();
+        assert!(book.list().is_empty() && rx.try_recv().is_err(), "hidden, not streamed");
+        book.record(finding("a", Occurrence::New, 5), now);
+        assert_eq!(book.list()[0].count, 4);
+        assert_eq!(rx.try_recv().unwrap().count, 4, "streamed at once when it comes back");
+
+        // A rise in severity brings it back too; reset forgets the dismissal.
+        book.dismiss(&id);
+        let mut worse = finding("a", Occurrence::Update, 6);
+        worse.severity = Severity::Critical;
+        book.record(worse, now);
+        assert_eq!(book.list().len(), 1);
+        book.dismiss(&id);
+        book.reset();
+        book.record(finding("a", Occurrence::New, 7), now);
+        assert_eq!(book.list().len(), 1);
     }
 
     #[test]

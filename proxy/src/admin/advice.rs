@@ -1,10 +1,13 @@
-//! `GET /api/advice` and `GET /api/advice/stream` (Server-Sent Events).
+//! `GET /api/advice`, `GET /api/advice/stream` (Server-Sent Events) and
+//! `POST /api/advice/{id}/dismiss`.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
@@ -13,6 +16,16 @@ use super::AdminState;
 
 pub(crate) async fn list(State(state): State<AdminState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "advice": state.advisor.advice.list() }))
+}
+
+/// Hides a finding until it gets materially worse (its severity rises or its count doubles).
+pub(crate) async fn dismiss(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    if state.advisor.advice.dismiss(&id) {
+        Json(serde_json::json!({ "dismissed": id })).into_response()
+    } else {
+        let body = Json(serde_json::json!({ "error": format!("no advice with id {id:?}") }));
+        (StatusCode::NOT_FOUND, body).into_response()
+    }
 }
 
 /// Every current finding first (oldest first), then each new finding at once and updates at most

@@ -92,6 +92,7 @@ fn router(state: AdminState) -> Router {
         .route("/api/reset", post(api::reset))
         .route("/api/advice", get(advice::list))
         .route("/api/advice/stream", get(advice::stream))
+        .route("/api/advice/{id}/dismiss", post(advice::dismiss))
         .route("/metrics", get(metrics::render))
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)
