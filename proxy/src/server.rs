@@ -239,6 +239,7 @@ impl Proxy {
             inspector.is_some().then_some(inspect_tx),
         );
         let engine = tokio::spawn(engine.run(self.events));
+        let admin_stopper = self.admin.as_ref().map(|a| a.stopper());
         let admin = self.admin.map(|a| tokio::spawn(a.serve()));
         let summary = (!self.summary_interval.is_zero())
             .then(|| tokio::spawn(crate::summary::log_periodically(self.shared.clone(), self.summary_interval)));
@@ -275,6 +276,15 @@ impl Proxy {
             warn!(sessions = sessions.len(), "grace period over: closing the remaining sessions");
             self.shared.force_close.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), sessions.wait()).await;
+        }
+        if let (Some(stopper), Some(task)) = (admin_stopper, &admin) {
+            stopper.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while !task.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await;
         }
         for task in [Some(engine), admin, summary, inspector].into_iter().flatten() {
             task.abort();

@@ -36,7 +36,8 @@ pub(crate) async fn stream(State(state): State<AdminState>) -> Sse<impl Stream<I
     let mut current = state.advisor.advice.list();
     current.reverse();
     let current = stream::iter(current.into_iter().map(std::sync::Arc::new));
-    let events = current.chain(live).map(|advice| {
+    let stopping = state.stopping.clone().cancelled_owned();
+    let events = current.chain(live).take_until(stopping).map(|advice| {
         let data = serde_json::to_string(advice.as_ref()).unwrap_or_default();
         Ok(Event::default().event("advice").id(advice.id.clone()).data(data))
     });

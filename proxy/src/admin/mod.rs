@@ -45,12 +45,15 @@ pub(crate) struct AdminState {
     pub stats: Arc<ProxyStats>,
     pub token: Option<Arc<str>>,
     pub metrics: Arc<metrics::Exporter>,
+    /// Fires when pgvisor stops: live streams end so the server can shut down gracefully.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// A bound admin port.
 pub struct AdminServer {
     listener: TcpListener,
     router: Router,
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl AdminServer {
@@ -66,9 +69,15 @@ impl AdminServer {
             return Err(AdminError::TokenRequired(addr));
         }
         let listener = TcpListener::bind(addr).await.map_err(|source| AdminError::Bind { addr, source })?;
-        let state =
-            AdminState { advisor, stats, token: token.map(Into::into), metrics: Arc::new(metrics::Exporter::new()) };
-        Ok(Self { listener, router: router(state) })
+        let stopping = tokio_util::sync::CancellationToken::new();
+        let state = AdminState {
+            advisor,
+            stats,
+            token: token.map(Into::into),
+            metrics: Arc::new(metrics::Exporter::new()),
+            stopping: stopping.clone(),
+        };
+        Ok(Self { listener, router: router(state), stopping })
     }
 
     /// The bound address.
@@ -76,10 +85,17 @@ impl AdminServer {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves requests until the task is dropped.
+    /// A token that stops the server gracefully: open streams end, then the listener closes.
+    pub fn stopper(&self) -> tokio_util::sync::CancellationToken {
+        self.stopping.clone()
+    }
+
+    /// Serves requests until [`AdminServer::stopper`] fires.
     pub async fn serve(self) {
         info!(admin = %self.local_addr(), "admin API listening");
-        if let Err(e) = axum::serve(self.listener, self.router).await {
+        let stopping = self.stopping.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(stopping.cancelled_owned());
+        if let Err(e) = server.await {
             error!(error = %e, "admin server stopped");
         }
     }
