@@ -2,6 +2,7 @@
 
 pub mod deadlock;
 pub mod lock_contention;
+pub mod missing_index;
 pub mod n_plus_one;
 pub mod orm;
 pub mod sql_shape;
