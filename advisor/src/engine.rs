@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::advice::{Advice, AdviceBook, Finding, Occurrence};
+use crate::advice::{Advice, AdviceBook, AdviceFilter, Finding, Occurrence};
+use crate::detect::ddl::DdlWatch;
 use crate::detect::deadlock;
 use crate::detect::lock_contention::{self, BlockingReport};
 use crate::detect::n_plus_one::NPlusOneConfig;
@@ -37,6 +38,8 @@ pub struct AdvisorConfig {
     pub transactions: TransactionThresholds,
     /// A statement running this long gets its locks inspected (`--lock-wait`).
     pub lock_wait: Duration,
+    /// Kinds switched off and fingerprints ignored: their findings never reach the book.
+    pub filter: AdviceFilter,
 }
 
 impl Default for AdvisorConfig {
@@ -47,6 +50,7 @@ impl Default for AdvisorConfig {
             n_plus_one: NPlusOneConfig::default(),
             transactions: TransactionThresholds::default(),
             lock_wait: Duration::from_millis(200),
+            filter: AdviceFilter::default(),
         }
     }
 }
@@ -130,6 +134,7 @@ pub struct Engine {
     inspector_down: bool,
     transactions: TransactionWatch,
     waiters: HashMap<u64, Waiter>,
+    ddl: DdlWatch,
 }
 
 impl Engine {
@@ -144,10 +149,14 @@ impl Engine {
             inspector_down,
             transactions: TransactionWatch::default(),
             waiters: HashMap::new(),
+            ddl: DdlWatch::default(),
         }
     }
 
     fn record(&self, finding: Finding) {
+        if !self.advisor.config.filter.allows(&finding) {
+            return;
+        }
         if let Some(first) = self.advisor.advice.record(finding, SystemTime::now()) {
             (self.sink)(&first);
         }
@@ -161,6 +170,10 @@ impl Engine {
                     self.finish_wait(s.session, w, s.duration);
                 }
                 self.advisor.stats.record(&s);
+                let advisor = &self.advisor;
+                if let Some(f) = self.ddl.statement((&s).into(), || advisor.sessions.snapshot()) {
+                    self.record(f);
+                }
             }
             Event::Finding(f) => self.record(f),
             Event::Deadlock { session, statement, detail, transaction } => {
@@ -175,7 +188,12 @@ impl Engine {
                 };
                 if report.as_ref().is_some_and(|r| !r.blockers.is_empty()) && w.report.is_none() {
                     w.report = report;
+                    let (statement, report) = (w.statement.clone(), w.report.clone());
                     self.report_waits(Some(session), Occurrence::New);
+                    let sessions = self.advisor.sessions.snapshot();
+                    if let Some(f) = report.and_then(|r| self.ddl.blocking(session, &statement, &r, &sessions)) {
+                        self.record(f);
+                    }
                 }
             }
             Event::InspectorUnavailable { reason } => {
@@ -264,6 +282,7 @@ impl Engine {
                 && w.inactive_since.is_none_or(|t| now.duration_since(t).unwrap_or_default() < Duration::from_secs(2))
         });
         self.report_waits(None, Occurrence::Update);
+        self.ddl.retain_sessions(|id| sessions.iter().any(|(i, _)| i.id == id));
         self.advisor.advice.flush();
     }
 

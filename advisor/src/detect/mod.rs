@@ -1,5 +1,6 @@
 //! Detectors: each turns what the observers saw into [`crate::advice::Finding`]s.
 
+pub mod ddl;
 pub mod deadlock;
 pub mod lock_contention;
 pub mod missing_index;
