@@ -334,7 +334,12 @@ fn with_blocked(message: &str, blocked: &[Value]) -> String {
         .iter()
         .map(|b| format!("{} (`{}`)", b["label"].as_str().unwrap_or("?"), b["statement"].as_str().unwrap_or("?")))
         .collect();
-    format!("{base} While it held the lock, PostgreSQL reported {} waiting for it: {}.", names.len(), names.join(", "))
+    let sessions = if names.len() == 1 { "session" } else { "sessions" };
+    format!(
+        "{base} While it held the lock, PostgreSQL reported {} {sessions} waiting for it: {}.",
+        names.len(),
+        names.join(", ")
+    )
 }
 
 /// What each hazard does, in a sentence, and its safe form.
@@ -378,7 +383,7 @@ fn explain(h: Hazard, ddl: &Ddl, statement: &str) -> (String, String) {
             "Add the new column (or a view) alongside, move the code over, then drop the old name in a later release.".into(),
         ),
         Hazard::NoLockTimeout => (
-            format!("It asked for a {} lock on `{t}` without a lock_timeout: if any transaction holds even a weak lock on `{t}`, this statement waits, and every query on `{t}` queues behind it.", ddl.lock.as_str()),
+            format!("It asked for {} lock on `{t}` without a lock_timeout: if any transaction holds even a weak lock on `{t}`, this statement waits, and every query on `{t}` queues behind it.", with_article(ddl.lock)),
             "Run `SET lock_timeout = '2s'` (or SET LOCAL inside the migration's transaction) first, and retry the DDL a few times when it fails with 55P03 (lock_not_available).".into(),
         ),
     }
@@ -399,19 +404,15 @@ fn finding(
         None => format!("Session {id} (closed)"),
     };
     let ddl_session = me.map_or_else(|| label(s.session), |(i, a)| session_label(i, a.backend_pid));
-    let mut others: Vec<u64> = users.iter().map(|u| u.session).collect();
-    others.dedup();
     let (why, fixes): (Vec<String>, Vec<String>) = ddl.hazards.iter().map(|h| explain(*h, ddl, text)).unzip();
     let message = format!(
-        "{ddl_session} ran `{text}`, which takes a {} lock on `{}`, a table {} other session(s) used in the last {} minutes \
+        "{ddl_session} ran `{text}`, which takes {} lock on `{}`, a table {} used in the last {} minutes \
          ({}). It took {:.2} s. {}",
-        ddl.lock.as_str(),
+        with_article(ddl.lock),
         ddl.table,
-        {
-            let mut distinct = others.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            distinct.len()
+        match distinct_sessions(users) {
+            1 => "another session".to_string(),
+            n => format!("{n} other sessions"),
         },
         RECENT_USE.as_secs() / 60,
         users.iter().take(3).map(|u| format!("{}: `{}`", label(u.session), u.statement)).collect::<Vec<_>>().join("; "),
@@ -445,12 +446,25 @@ fn finding(
         key: s.statement.fingerprint.to_string(),
         occurrence: Occurrence::New,
         severity: severity(&ddl.hazards, s.duration, blocked.len()),
-        title: format!("{} on `{}`, a table in use", title_of(*main), ddl.table),
+        title: format!("{} (`{}` is in use)", title_of(*main), ddl.table),
         message: with_blocked(&message, blocked),
         suggestion: fixes.join("\n"),
         fingerprints: vec![s.statement.fingerprint],
         evidence,
     }
+}
+
+fn distinct_sessions(users: &[TableUse]) -> usize {
+    let mut ids: Vec<u64> = users.iter().map(|u| u.session).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
+}
+
+/// "a SHARE lock", "an ACCESS EXCLUSIVE lock" (without the word lock).
+fn with_article(lock: TableLock) -> String {
+    let article = if lock == TableLock::AccessExclusive { "an" } else { "a" };
+    format!("{article} {}", lock.as_str())
 }
 
 fn title_of(h: Hazard) -> &'static str {

@@ -132,6 +132,10 @@ fn lock_timeout_silences_only_the_timeout_rule() {
     let f = w.statement(event(2, "alter table orders add column note2 text", 5, now).get(), sessions).unwrap();
     assert_eq!(f.evidence["hazards"], json!(["no_lock_timeout"]));
     assert_eq!(f.severity, Severity::Info);
+    w.statement(event(2, "set session lock_timeout to '3s'", 1, now).get(), sessions);
+    assert!(w.statement(event(2, "alter table orders add column note3 text", 5, now).get(), sessions).is_none());
+    w.statement(event(2, "set lock_timeout to default", 1, now).get(), sessions);
+    assert!(w.statement(event(2, "alter table orders add column note4 text", 5, now).get(), sessions).is_some());
 }
 
 #[test]
