@@ -10,9 +10,13 @@ use tokio::sync::mpsc;
 use crate::advice::{Advice, AdviceBook, AdviceFilter, Finding, Occurrence};
 use crate::detect::ddl::DdlWatch;
 use crate::detect::deadlock;
+use crate::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
 use crate::detect::lock_contention::{self, BlockingReport};
 use crate::detect::n_plus_one::NPlusOneConfig;
+use crate::detect::session_checks::SessionChecksConfig;
+use crate::detect::slow_query::{SlowQueryConfig, SlowQueryWatch};
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
+use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use crate::events::{self, Event, EventSender};
 use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry, SessionState};
 use crate::stats::QueryStats;
@@ -38,6 +42,14 @@ pub struct AdvisorConfig {
     pub transactions: TransactionThresholds,
     /// A statement running this long gets its locks inspected (`--lock-wait`).
     pub lock_wait: Duration,
+    /// `slow_query` thresholds.
+    pub slow_query: SlowQueryConfig,
+    /// Per-session statement checks: `repeated_query`, `unbounded_result`, `select_star`.
+    pub session_checks: SessionChecksConfig,
+    /// `unparameterized` thresholds.
+    pub unparameterized: UnparameterizedConfig,
+    /// `error_spike` thresholds.
+    pub error_spike: ErrorSpikeConfig,
     /// Kinds switched off and fingerprints ignored: their findings never reach the book.
     pub filter: AdviceFilter,
 }
@@ -50,6 +62,10 @@ impl Default for AdvisorConfig {
             n_plus_one: NPlusOneConfig::default(),
             transactions: TransactionThresholds::default(),
             lock_wait: Duration::from_millis(200),
+            slow_query: SlowQueryConfig::default(),
+            session_checks: SessionChecksConfig::default(),
+            unparameterized: UnparameterizedConfig::default(),
+            error_spike: ErrorSpikeConfig::default(),
             filter: AdviceFilter::default(),
         }
     }
@@ -134,6 +150,9 @@ pub struct Engine {
     inspector_down: bool,
     transactions: TransactionWatch,
     waiters: HashMap<u64, Waiter>,
+    slow_queries: SlowQueryWatch,
+    unparameterized: UnparameterizedWatch,
+    error_spikes: ErrorSpikeWatch,
     ddl: DdlWatch,
 }
 
@@ -149,6 +168,9 @@ impl Engine {
             inspector_down,
             transactions: TransactionWatch::default(),
             waiters: HashMap::new(),
+            slow_queries: SlowQueryWatch::default(),
+            unparameterized: UnparameterizedWatch::default(),
+            error_spikes: ErrorSpikeWatch::default(),
             ddl: DdlWatch::default(),
         }
     }
@@ -170,6 +192,15 @@ impl Engine {
                     self.finish_wait(s.session, w, s.duration);
                 }
                 self.advisor.stats.record(&s);
+                let config = &self.advisor.config;
+                self.slow_queries.observe(&s, &config.slow_query);
+                let found = [
+                    self.unparameterized.observe(&s, &config.unparameterized),
+                    self.error_spikes.observe(&s, &config.error_spike),
+                ];
+                for f in found.into_iter().flatten() {
+                    self.record(f);
+                }
                 let advisor = &self.advisor;
                 if let Some(f) = self.ddl.statement((&s).into(), || advisor.sessions.snapshot()) {
                     self.record(f);
@@ -242,6 +273,9 @@ impl Engine {
         let now = SystemTime::now();
         let sessions = self.advisor.sessions.snapshot();
         for f in self.transactions.check(&sessions, now, &self.advisor.config.transactions) {
+            self.record(f);
+        }
+        for f in self.slow_queries.check(&self.advisor.stats, &self.advisor.config.slow_query) {
             self.record(f);
         }
         let lock_wait = self.advisor.config.lock_wait;

@@ -54,6 +54,9 @@ pub struct StatementEvent {
     pub error: Option<SqlState>,
     /// When it finished.
     pub finished_at: SystemTime,
+    /// Hash of its literal constants when it came in a simple Query message with literals in the
+    /// SQL (`unparameterized`); `None` otherwise.
+    pub literals: Option<u64>,
 }
 
 /// Something an observer (or the Inspector) saw.

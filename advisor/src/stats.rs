@@ -233,6 +233,7 @@ mod tests {
             rows,
             error: error.and_then(SqlState::parse),
             finished_at: SystemTime::now(),
+            literals: None,
         }
     }
 

@@ -21,6 +21,7 @@ use protocol::{BackendTag, FrontendTag, ScannedMessage};
 
 use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
 use crate::detect::orm::OrmStyle;
+use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
 use crate::detect::sql_shape;
 use crate::detect::transactions::session_label;
 use crate::events::{Event, EventSender, SqlState, Statement, StatementEvent};
@@ -45,6 +46,8 @@ const DEADLOCK: SqlState = SqlState(*b"40P01");
 struct Parsed {
     statement: Arc<Statement>,
     constants: Arc<[String]>,
+    /// Hash of all the literal constants in the text, if it has any.
+    literals: Option<u64>,
 }
 
 /// A portal: the statement it runs, its parameters and requested result formats.
@@ -53,6 +56,8 @@ struct Portal {
     statement: Arc<Statement>,
     params: Vec<String>,
     result_formats: Vec<u8>,
+    /// Hash of all parameter values (reads only).
+    params_hash: Option<u64>,
 }
 
 /// What a request will be answered with, in order.
@@ -85,11 +90,30 @@ struct Run {
     params: Vec<String>,
     result_formats: Vec<u8>,
     sample: Option<ResultSample>,
+    /// Hash of all parameter values or literals (see [`FinishedStatement::params`]).
+    params_hash: Option<u64>,
+    /// It came in a simple Query message.
+    simple: bool,
+    /// DataRow bytes returned.
+    bytes: u64,
+    /// Columns of the first DataRow.
+    columns: usize,
 }
 
 impl Run {
     fn new(statement: Option<Arc<Statement>>, sent: Instant) -> Self {
-        Self { statement, sent, rows: 0, params: Vec::new(), result_formats: Vec::new(), sample: None }
+        Self {
+            statement,
+            sent,
+            rows: 0,
+            params: Vec::new(),
+            result_formats: Vec::new(),
+            sample: None,
+            params_hash: None,
+            simple: false,
+            bytes: 0,
+            columns: 0,
+        }
     }
 }
 
@@ -112,6 +136,7 @@ pub struct SessionObserver {
     entry: Arc<SessionEntry>,
     status: TransactionStatus,
     n_plus_one: NPlusOneDetector,
+    checks: SessionChecks,
 }
 
 impl SessionObserver {
@@ -132,8 +157,17 @@ impl SessionObserver {
             events,
             entry,
             status: TransactionStatus::Idle,
-            n_plus_one: NPlusOneDetector::new(n_plus_one, label),
+            n_plus_one: NPlusOneDetector::new(n_plus_one, label.clone()),
+            checks: SessionChecks::new(SessionChecksConfig::default(), label),
         }
+    }
+
+    /// The same observer with these thresholds for `repeated_query`, `unbounded_result` and
+    /// `select_star`.
+    pub fn with_checks(mut self, config: SessionChecksConfig) -> Self {
+        let pid = lock(&self.entry.activity).backend_pid;
+        self.checks = SessionChecks::new(config, session_label(&lock(&self.entry.identity), pid));
+        self
     }
 
     fn parse(&mut self, sql: &[u8]) -> Parsed {
@@ -151,7 +185,15 @@ impl SessionObserver {
             .take(MAX_PARAMS)
             .filter_map(|&(s, e)| literal_value(&sql[s..e]))
             .collect();
-        let parsed = Parsed { statement, constants };
+        let literals = (!self.fingerprinter.constants().is_empty()).then(|| {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            for &(s, e) in self.fingerprinter.constants() {
+                h.update(&sql[s..e]);
+                h.update(&[0]);
+            }
+            h.digest()
+        });
+        let parsed = Parsed { statement, constants, literals };
         if self.by_text.len() >= MAX_CACHED_TEXTS {
             self.by_text.clear();
         }
@@ -178,6 +220,8 @@ impl SessionObserver {
                         let parsed = self.parse(sql);
                         let mut run = Run::new(Some(parsed.statement), now);
                         run.params = parsed.constants.to_vec();
+                        run.params_hash = parsed.literals;
+                        run.simple = true;
                         run
                     })
                     .collect();
@@ -212,9 +256,23 @@ impl SessionObserver {
                     } else {
                         self.statements.get(b.statement).cloned()
                     }?;
-                    let params = if sql_shape::is_read(&statement.text) { bind_params(&b) } else { Vec::new() };
-                    let portal =
-                        Portal { statement: statement.clone(), params, result_formats: b.result_formats.to_vec() };
+                    let read = sql_shape::is_read(&statement.text);
+                    let params = if read { bind_params(&b) } else { Vec::new() };
+                    let params_hash = (read && b.param_count() > 0).then(|| {
+                        let mut h = xxhash_rust::xxh3::Xxh3::new();
+                        for (_, value) in b.params() {
+                            let len = value.map_or(u64::MAX, |v| v.len() as u64);
+                            h.update(&len.to_le_bytes());
+                            h.update(value.unwrap_or_default());
+                        }
+                        h.digest()
+                    });
+                    let portal = Portal {
+                        statement: statement.clone(),
+                        params,
+                        result_formats: b.result_formats.to_vec(),
+                        params_hash,
+                    };
                     if b.portal.is_empty() {
                         self.unnamed_portal = Some(portal);
                     } else {
@@ -236,6 +294,7 @@ impl SessionObserver {
                 if let Some(p) = portal {
                     run.params = p.params;
                     run.result_formats = p.result_formats;
+                    run.params_hash = p.params_hash;
                 }
                 self.set_active(run.statement.as_ref());
                 self.expect(Pending::Execute(run));
@@ -271,7 +330,7 @@ impl SessionObserver {
     /// A message from the server, seen as it is forwarded.
     pub fn backend(&mut self, m: ScannedMessage<'_>) {
         match BackendTag::from_byte(m.tag) {
-            BackendTag::DataRow => self.data_row(m.body),
+            BackendTag::DataRow => self.data_row(m.body, m.body_len),
             BackendTag::CommandComplete => {
                 let rows = CommandComplete::parse(m.body).ok().and_then(|c| c.rows());
                 self.finish_run(rows, None);
@@ -306,7 +365,9 @@ impl SessionObserver {
             BackendTag::BackendKeyData => {
                 if let Ok(key) = BackendKeyData::parse(m.body) {
                     lock(&self.entry.activity).backend_pid = Some(key.pid);
-                    self.n_plus_one.set_label(session_label(&lock(&self.entry.identity), Some(key.pid)));
+                    let label = session_label(&lock(&self.entry.identity), Some(key.pid));
+                    self.n_plus_one.set_label(label.clone());
+                    self.checks.set_label(label);
                 }
             }
             BackendTag::ParameterStatus => {
@@ -348,7 +409,7 @@ impl SessionObserver {
         }
     }
 
-    fn data_row(&mut self, body: &[u8]) {
+    fn data_row(&mut self, body: &[u8], body_len: usize) {
         let descriptions = &self.descriptions;
         let run = match self.pending.front_mut() {
             Some(Pending::Execute(run)) => run,
@@ -359,6 +420,11 @@ impl SessionObserver {
             _ => return,
         };
         run.rows += 1;
+        run.bytes += body_len as u64;
+        if run.columns == 0 {
+            // The field count leads every DataRow (Int16).
+            run.columns = body.get(..2).map_or(0, |n| usize::from(u16::from_be_bytes([n[0], n[1]])));
+        }
         let Some(statement) = &run.statement else { return };
         if run.rows > capture::MAX_SAMPLED_ROWS || !sql_shape::is_read(&statement.text) {
             return;
@@ -411,6 +477,21 @@ impl SessionObserver {
         }
         let duration = now.saturating_duration_since(started);
         let rows = rows.unwrap_or(run.rows);
+        let literals = run.params_hash.filter(|_| run.simple);
+        if error.is_none() {
+            let finished = FinishedStatement {
+                statement: statement.clone(),
+                params: run.params_hash,
+                rows,
+                bytes: run.bytes,
+                columns: run.columns,
+                duration,
+                at: now,
+            };
+            for finding in self.checks.observe(&finished) {
+                self.events.send(Event::Finding(finding));
+            }
+        }
         if error.is_none() && (!run.params.is_empty() || run.sample.is_some()) {
             let execution = Execution {
                 statement: statement.clone(),
@@ -432,6 +513,7 @@ impl SessionObserver {
             rows,
             error,
             finished_at: SystemTime::now(),
+            literals,
         }));
     }
 

@@ -1,0 +1,229 @@
+//! `repeated_query`: one session running the same read with the same parameters again and
+//! again in a short time, getting the same answer each time.
+//!
+//! Per session, per (shape, parameter values): at least `--repeated-query-min` (default 10)
+//! executions within `--repeated-query-window` (default 2 s). The streak goes on while the
+//! repeats keep coming within the window, and is updated each time it doubles. Different
+//! parameters are `n_plus_one`'s business; statements that touch no table (`SELECT 1` pool
+//! pings, `SELECT now()`) cost nothing to repeat and are left out.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::advice::{Finding, Kind, Occurrence, Severity};
+use crate::detect::session_checks::FinishedStatement;
+use crate::detect::sql_shape;
+use crate::fingerprint::Fingerprint;
+
+/// Thresholds (`--repeated-query-min`, `--repeated-query-window`).
+#[derive(Debug, Clone)]
+pub struct RepeatedQueryConfig {
+    /// Repeats within the window that make the advice.
+    pub min_repeats: usize,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Default for RepeatedQueryConfig {
+    fn default() -> Self {
+        Self { min_repeats: 10, window: Duration::from_secs(2) }
+    }
+}
+
+/// Most (shape, parameters) pairs followed per session.
+const MAX_TRACKED: usize = 256;
+
+#[derive(Debug)]
+struct Repeats {
+    /// Executions within the window.
+    recent: VecDeque<Instant>,
+    /// Executions since the streak started (0: no streak reported).
+    streak: usize,
+    reported_at: usize,
+    started: Instant,
+    total: Duration,
+    rows: u64,
+}
+
+/// Per-session repeat counting.
+#[derive(Debug, Default)]
+pub struct RepeatedQueryDetector {
+    config: RepeatedQueryConfig,
+    tracked: HashMap<(Fingerprint, u64), Repeats>,
+}
+
+impl RepeatedQueryDetector {
+    /// A detector with these thresholds.
+    pub fn new(config: RepeatedQueryConfig) -> Self {
+        Self { config, tracked: HashMap::new() }
+    }
+
+    /// Notes one execution; returns a finding when a streak reaches the threshold or doubles.
+    pub fn observe(&mut self, s: &FinishedStatement, session: &str) -> Option<Finding> {
+        let text = &s.statement.text;
+        if !sql_shape::is_read(text) || sql_shape::tables(text).is_empty() {
+            return None;
+        }
+        let key = (s.statement.fingerprint, s.params.unwrap_or(0));
+        let window = self.config.window;
+        if !self.tracked.contains_key(&key) && self.tracked.len() >= MAX_TRACKED {
+            self.tracked.retain(|_, r| r.recent.back().is_some_and(|t| s.at.duration_since(*t) <= window));
+            if self.tracked.len() >= MAX_TRACKED {
+                self.tracked.clear();
+            }
+        }
+        let r = self.tracked.entry(key).or_insert_with(|| Repeats {
+            recent: VecDeque::new(),
+            streak: 0,
+            reported_at: 0,
+            started: s.at,
+            total: Duration::ZERO,
+            rows: 0,
+        });
+        while r.recent.front().is_some_and(|t| s.at.duration_since(*t) > window) {
+            r.recent.pop_front();
+        }
+        if r.recent.is_empty() {
+            // Quiet for a whole window: a new streak.
+            *r = Repeats {
+                recent: VecDeque::new(),
+                streak: 0,
+                reported_at: 0,
+                started: s.at,
+                total: Duration::ZERO,
+                rows: 0,
+            };
+        }
+        r.recent.push_back(s.at);
+        r.streak += 1;
+        r.total += s.duration;
+        r.rows = s.rows;
+        if r.recent.len() > self.config.min_repeats {
+            // Only the count within the window matters once it is past the threshold.
+            r.recent.pop_front();
+        }
+        let occurrence = match r.reported_at {
+            0 if r.recent.len() >= self.config.min_repeats => Occurrence::New,
+            n if n > 0 && r.streak >= n * 2 => Occurrence::Update,
+            _ => return None,
+        };
+        r.reported_at = r.streak;
+        let (streak, span, total, rows) = (r.streak, s.at.duration_since(r.started), r.total, r.rows);
+        Some(self.finding(s, streak, span, total, rows, session, occurrence))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finding(
+        &self,
+        s: &FinishedStatement,
+        repeats: usize,
+        span: Duration,
+        total: Duration,
+        rows: u64,
+        session: &str,
+        occurrence: Occurrence,
+    ) -> Finding {
+        let text = &s.statement.text;
+        let (span_s, total_ms) = (span.as_secs_f64(), (total.as_secs_f64() * 1e5).round() / 100.0);
+        let with = if s.params.is_some() { "with the same parameter values" } else { "(it takes no parameters)" };
+        Finding {
+            kind: Kind::RepeatedQuery,
+            key: s.statement.fingerprint.to_string(),
+            occurrence,
+            severity: if repeats >= 100 { Severity::Critical } else { Severity::Warning },
+            title: format!("Same query {repeats} times in {span_s:.1} s, same parameters"),
+            message: format!(
+                "{session} ran `{text}` {repeats} times in {span_s:.1} s {with}, getting the same answer each time unless \
+                 the data changed in between: {total_ms} ms of round trips spent on one answer."
+            ),
+            suggestion: "Run it once and reuse the result: hoist it out of the loop, or keep it for the duration of \
+                         the request (a request-scoped cache or memoized property; an ORM's identity map answers \
+                         lookups by primary key without a query, e.g. SQLAlchemy session.get()). If it is reference \
+                         data that rarely changes, cache it in the application with a short expiry."
+                .into(),
+            fingerprints: vec![s.statement.fingerprint],
+            evidence: json!({
+                "query": text.to_string(),
+                "repeats": repeats,
+                "span_ms": (span_s * 1e5).round() / 100.0,
+                "total_ms": total_ms,
+                "rows_per_call": rows,
+                "same_parameters": true,
+                "session": session,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::events::Statement;
+
+    struct Feed {
+        d: RepeatedQueryDetector,
+        t: Instant,
+    }
+
+    impl Feed {
+        fn new() -> Self {
+            Self { d: RepeatedQueryDetector::new(RepeatedQueryConfig::default()), t: Instant::now() }
+        }
+
+        fn run(&mut self, sql: &str, params: Option<u64>, pause: Duration) -> Option<Finding> {
+            self.t += pause;
+            let n = crate::fingerprint(sql.as_bytes());
+            let s = FinishedStatement {
+                statement: Arc::new(Statement {
+                    fingerprint: n.fingerprint,
+                    text: n.text.into(),
+                    style: Default::default(),
+                }),
+                params,
+                rows: 1,
+                bytes: 40,
+                columns: 2,
+                duration: Duration::from_micros(500),
+                at: self.t,
+            };
+            self.d.observe(&s, "Session 1")
+        }
+    }
+
+    const MS: Duration = Duration::from_millis(10);
+
+    #[test]
+    fn same_parameters_again_and_again() {
+        let mut f = Feed::new();
+        let found: Vec<Finding> =
+            (0..40).filter_map(|_| f.run("select * from settings where name = $1", Some(7), MS)).collect();
+        assert_eq!(found.len(), 3, "new at 10, updates at 20 and 40");
+        assert_eq!((found[0].kind, found[0].occurrence), (Kind::RepeatedQuery, Occurrence::New));
+        assert_eq!(found[0].evidence["repeats"], 10);
+        assert_eq!(found[0].evidence["query"], "SELECT * FROM settings WHERE name = $1");
+        assert_eq!(found[2].evidence["repeats"], 40);
+        assert_eq!(found[2].occurrence, Occurrence::Update);
+        // No parameters at all counts too.
+        let mut f = Feed::new();
+        assert_eq!((0..10).filter_map(|_| f.run("select * from flags", None, MS)).count(), 1);
+    }
+
+    #[test]
+    fn different_parameters_spread_out_or_no_table_are_fine() {
+        let mut f = Feed::new();
+        for i in 0..50 {
+            assert!(f.run("select * from orders where user_id = $1", Some(i), MS).is_none(), "that is n_plus_one");
+        }
+        for _ in 0..50 {
+            assert!(f.run("select * from users where id = $1", Some(1), Duration::from_millis(300)).is_none());
+        }
+        for _ in 0..50 {
+            assert!(f.run("select 1", None, MS).is_none());
+            assert!(f.run("update counters set n = n + 1 where id = $1", Some(1), MS).is_none());
+        }
+    }
+}
