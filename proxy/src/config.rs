@@ -162,6 +162,31 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e}; expected e.g. 10s, 500ms or 2m"))
 }
 
+/// A size in bytes: a number, optionally with a unit as PostgreSQL writes them (B, kB, MB, GB;
+/// multiples of 1024).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{s}: expected a size such as 10MB or 1048576"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" | "k" | "K" => 1 << 10,
+        "MB" | "M" => 1 << 20,
+        "GB" | "G" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} in {s}; use B, kB, MB or GB")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("{s} is too large"))
+}
+
+/// A ratio between 0 and 1.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s}: expected a ratio between 0 and 1, e.g. 0.5")),
+    }
+}
+
 /// Options of the proxy; each flag can also come from a `PGVISOR_*` environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct ProxyArgs {
@@ -236,6 +261,62 @@ pub struct ProxyArgs {
     #[arg(long, env = "PGVISOR_LONG_TRANSACTION", default_value = "10s", value_parser = parse_duration, global = true)]
     pub long_transaction: Duration,
 
+    /// slow_query fires for a query shape whose 95th percentile latency is at least this.
+    #[arg(long, env = "PGVISOR_SLOW", default_value = "100ms", value_parser = parse_duration, global = true)]
+    pub slow: Duration,
+
+    /// slow_query needs at least this many calls of the shape.
+    #[arg(long, env = "PGVISOR_SLOW_MIN_CALLS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub slow_min_calls: u64,
+
+    /// repeated_query: how many runs of one query with the same parameters, in one session, within
+    /// --repeated-query-window.
+    #[arg(long, env = "PGVISOR_REPEATED_QUERY_MIN", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..), global = true)]
+    pub repeated_query_min: u64,
+
+    /// repeated_query: the window the repeats must fall in.
+    #[arg(long, env = "PGVISOR_REPEATED_QUERY_WINDOW", default_value = "2s", value_parser = parse_duration, global = true)]
+    pub repeated_query_window: Duration,
+
+    /// unbounded_result: rows returned by a SELECT without LIMIT that make it unbounded.
+    #[arg(long, env = "PGVISOR_UNBOUNDED_ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub unbounded_rows: u64,
+
+    /// unbounded_result: bytes returned by a SELECT without LIMIT that make it unbounded (e.g. 10MB,
+    /// 512kB; units of 1024 as in PostgreSQL).
+    #[arg(long, env = "PGVISOR_UNBOUNDED_BYTES", default_value = "10MB", value_parser = parse_bytes, global = true)]
+    pub unbounded_bytes: u64,
+
+    /// select_star: average bytes per row that make a `SELECT *` row wide (e.g. 1kB).
+    #[arg(long, env = "PGVISOR_SELECT_STAR_ROW_BYTES", default_value = "1kB", value_parser = parse_bytes, global = true)]
+    pub select_star_row_bytes: u64,
+
+    /// select_star: more columns than this make a `SELECT *` row wide.
+    #[arg(long, env = "PGVISOR_SELECT_STAR_COLUMNS", default_value_t = 20, global = true)]
+    pub select_star_columns: usize,
+
+    /// unparameterized: distinct literal texts of one query shape, sent through the simple
+    /// protocol within --unparameterized-window, that make the advice.
+    #[arg(long, env = "PGVISOR_UNPARAMETERIZED_MIN", default_value_t = 50, value_parser = clap::value_parser!(u64).range(2..), global = true)]
+    pub unparameterized_min: u64,
+
+    /// unparameterized: how long a distinct text counts after it was last seen.
+    #[arg(long, env = "PGVISOR_UNPARAMETERIZED_WINDOW", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub unparameterized_window: Duration,
+
+    /// error_spike: errors of one SQLSTATE within --error-spike-window (also the calls a failing
+    /// query shape needs before its error ratio counts).
+    #[arg(long, env = "PGVISOR_ERROR_SPIKE_MIN", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub error_spike_min: u64,
+
+    /// error_spike: the sliding window errors are counted in.
+    #[arg(long, env = "PGVISOR_ERROR_SPIKE_WINDOW", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub error_spike_window: Duration,
+
+    /// error_spike: share of a query shape's calls in the window that must fail (0 to 1).
+    #[arg(long, env = "PGVISOR_ERROR_SPIKE_RATIO", default_value_t = 0.5, value_parser = parse_ratio, global = true)]
+    pub error_spike_ratio: f64,
+
     /// Connection string of the Inspector's side connection (pg_locks, pg_blocking_pids). Default:
     /// the libpq environment (PGUSER, PGPASSWORD, PGDATABASE) at the upstream, else user postgres;
     /// the embedded PostgreSQL's own superuser in embedded mode.
@@ -291,6 +372,17 @@ mod tests {
         assert_eq!(parse_duration("2.5").unwrap(), Duration::from_millis(2500));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes_and_ratios() {
+        assert_eq!(parse_bytes("10MB").unwrap(), 10 * 1024 * 1024);
+        assert_eq!(parse_bytes("1kB").unwrap(), 1024);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert!(parse_bytes("10 parsecs").is_err());
+        assert!(parse_bytes("99999999999GB").is_err());
+        assert_eq!(parse_ratio("0.5").unwrap(), 0.5);
+        assert!(parse_ratio("1.5").is_err());
     }
 
     #[test]

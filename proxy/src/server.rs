@@ -7,8 +7,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use advisor::detect::error_spike::ErrorSpikeConfig;
 use advisor::detect::n_plus_one::NPlusOneConfig;
+use advisor::detect::repeated_query::RepeatedQueryConfig;
+use advisor::detect::select_star::SelectStarConfig;
+use advisor::detect::session_checks::SessionChecksConfig;
+use advisor::detect::slow_query::SlowQueryConfig;
 use advisor::detect::transactions::TransactionThresholds;
+use advisor::detect::unbounded_result::UnboundedResultConfig;
+use advisor::detect::unparameterized::UnparameterizedConfig;
 use advisor::engine::{Advisor, AdvisorConfig, Engine};
 use advisor::events::Event;
 use tokio::net::TcpListener;
@@ -83,6 +90,27 @@ impl ProxySettings {
                     long_transaction: args.long_transaction,
                 },
                 lock_wait: args.lock_wait,
+                slow_query: SlowQueryConfig { threshold: args.slow, min_calls: args.slow_min_calls },
+                session_checks: SessionChecksConfig {
+                    repeated_query: RepeatedQueryConfig {
+                        min_repeats: args.repeated_query_min as usize,
+                        window: args.repeated_query_window,
+                    },
+                    unbounded_result: UnboundedResultConfig { rows: args.unbounded_rows, bytes: args.unbounded_bytes },
+                    select_star: SelectStarConfig {
+                        row_bytes: args.select_star_row_bytes,
+                        columns: args.select_star_columns,
+                    },
+                },
+                unparameterized: UnparameterizedConfig {
+                    min_texts: args.unparameterized_min as usize,
+                    window: args.unparameterized_window,
+                },
+                error_spike: ErrorSpikeConfig {
+                    min_errors: args.error_spike_min as usize,
+                    window: args.error_spike_window,
+                    ratio: args.error_spike_ratio,
+                },
                 ..AdvisorConfig::default()
             },
             inspector_dsn: args.inspector_dsn.clone(),

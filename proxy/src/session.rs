@@ -150,7 +150,8 @@ fn observe(identity: &ClientIdentity, peer: SocketAddr, id: u64, tls: bool, shar
         connected_at: SystemTime::now(),
     });
     let config = shared.advisor.config.n_plus_one.clone();
-    SessionTap::observing(SessionObserver::new(id, entry, shared.advisor.events.clone(), config))
+    let checks = shared.advisor.config.session_checks.clone();
+    SessionTap::observing(SessionObserver::new(id, entry, shared.advisor.events.clone(), config).with_checks(checks))
 }
 
 async fn reply_error(mut client: Conn, e: &SessionError) {
