@@ -12,12 +12,14 @@ use crate::detect::ddl::DdlWatch;
 use crate::detect::deadlock;
 use crate::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
 use crate::detect::lock_contention::{self, BlockingReport};
+use crate::detect::missing_index::{self, MissingIndexConfig};
 use crate::detect::n_plus_one::NPlusOneConfig;
 use crate::detect::session_checks::SessionChecksConfig;
 use crate::detect::slow_query::{SlowQueryConfig, SlowQueryWatch};
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
-use crate::events::{self, Event, EventSender};
+use crate::events::{self, Event, EventSender, ExplainSample};
+use crate::fingerprint::Fingerprint;
 use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry, SessionState};
 use crate::stats::QueryStats;
 
@@ -42,6 +44,8 @@ pub struct AdvisorConfig {
     pub transactions: TransactionThresholds,
     /// A statement running this long gets its locks inspected (`--lock-wait`).
     pub lock_wait: Duration,
+    /// Kinds switched off and fingerprints ignored: their findings never reach the book.
+    pub filter: AdviceFilter,
     /// `slow_query` thresholds.
     pub slow_query: SlowQueryConfig,
     /// Per-session statement checks: `repeated_query`, `unbounded_result`, `select_star`.
@@ -50,8 +54,8 @@ pub struct AdvisorConfig {
     pub unparameterized: UnparameterizedConfig,
     /// `error_spike` thresholds.
     pub error_spike: ErrorSpikeConfig,
-    /// Kinds switched off and fingerprints ignored: their findings never reach the book.
-    pub filter: AdviceFilter,
+    /// missing_index thresholds.
+    pub missing_index: MissingIndexConfig,
 }
 
 impl Default for AdvisorConfig {
@@ -62,11 +66,12 @@ impl Default for AdvisorConfig {
             n_plus_one: NPlusOneConfig::default(),
             transactions: TransactionThresholds::default(),
             lock_wait: Duration::from_millis(200),
+            filter: AdviceFilter::default(),
             slow_query: SlowQueryConfig::default(),
             session_checks: SessionChecksConfig::default(),
             unparameterized: UnparameterizedConfig::default(),
             error_spike: ErrorSpikeConfig::default(),
-            filter: AdviceFilter::default(),
+            missing_index: MissingIndexConfig::default(),
         }
     }
 }
@@ -142,6 +147,34 @@ struct Waiter {
     inactive_since: Option<SystemTime>,
 }
 
+/// Which statements the Inspector may EXPLAIN: each fingerprint at most once every ten minutes,
+/// through a short queue that the Inspector drains at one EXPLAIN a second.
+#[derive(Default)]
+struct ExplainBudget {
+    sender: Option<mpsc::Sender<ExplainSample>>,
+    done: HashMap<Fingerprint, std::time::Instant>,
+}
+
+impl ExplainBudget {
+    const AGAIN_AFTER: Duration = Duration::from_secs(600);
+    const REMEMBERED: usize = 10_000;
+
+    fn offer(&mut self, sample: ExplainSample) {
+        let Some(sender) = &self.sender else { return };
+        let fp = sample.statement.fingerprint;
+        if self.done.get(&fp).is_some_and(|t| t.elapsed() < Self::AGAIN_AFTER) {
+            return;
+        }
+        if self.done.len() >= Self::REMEMBERED {
+            self.done.retain(|_, t| t.elapsed() < Self::AGAIN_AFTER);
+        }
+        // A full queue drops the offer; the fingerprint is offered again by its next slow run.
+        if sender.try_send(sample).is_ok() {
+            self.done.insert(fp, std::time::Instant::now());
+        }
+    }
+}
+
 /// The engine's own state.
 pub struct Engine {
     advisor: Arc<Advisor>,
@@ -150,10 +183,11 @@ pub struct Engine {
     inspector_down: bool,
     transactions: TransactionWatch,
     waiters: HashMap<u64, Waiter>,
+    ddl: DdlWatch,
+    explain: ExplainBudget,
     slow_queries: SlowQueryWatch,
     unparameterized: UnparameterizedWatch,
     error_spikes: ErrorSpikeWatch,
-    ddl: DdlWatch,
 }
 
 impl Engine {
@@ -162,16 +196,17 @@ impl Engine {
     pub fn new(advisor: Arc<Advisor>, sink: AdviceSink, inspector: Option<mpsc::Sender<InspectRequest>>) -> Self {
         let inspector_down = inspector.is_none();
         Self {
+            explain: ExplainBudget::default(),
             advisor,
             sink,
             inspector,
             inspector_down,
             transactions: TransactionWatch::default(),
             waiters: HashMap::new(),
+            ddl: DdlWatch::default(),
             slow_queries: SlowQueryWatch::default(),
             unparameterized: UnparameterizedWatch::default(),
             error_spikes: ErrorSpikeWatch::default(),
-            ddl: DdlWatch::default(),
         }
     }
 
@@ -192,6 +227,10 @@ impl Engine {
                     self.finish_wait(s.session, w, s.duration);
                 }
                 self.advisor.stats.record(&s);
+                let advisor = &self.advisor;
+                if let Some(f) = self.ddl.statement((&s).into(), || advisor.sessions.snapshot()) {
+                    self.record(f);
+                }
                 let config = &self.advisor.config;
                 self.slow_queries.observe(&s, &config.slow_query);
                 let found = [
@@ -199,10 +238,6 @@ impl Engine {
                     self.error_spikes.observe(&s, &config.error_spike),
                 ];
                 for f in found.into_iter().flatten() {
-                    self.record(f);
-                }
-                let advisor = &self.advisor;
-                if let Some(f) = self.ddl.statement((&s).into(), || advisor.sessions.snapshot()) {
                     self.record(f);
                 }
             }
@@ -233,7 +268,22 @@ impl Engine {
                 }
                 self.record(lock_contention::inspector_unavailable(&reason));
             }
+            Event::ExplainCandidate(sample) => self.explain.offer(sample),
+            Event::Plan { fingerprint, statement, outcome } => {
+                let mean_ms = self.advisor.stats.get(fingerprint).map(|s| s.mean_us() / 1000.0);
+                if let Ok(candidates) = outcome {
+                    for c in candidates {
+                        self.record(missing_index::finding(fingerprint, &statement, &c, mean_ms));
+                    }
+                }
+            }
         }
+    }
+
+    /// Lets the engine ask for EXPLAINs of slow statements (missing_index), through `explainer`.
+    pub fn with_explainer(mut self, explainer: mpsc::Sender<ExplainSample>) -> Self {
+        self.explain.sender = Some(explainer);
+        self
     }
 
     fn finish_wait(&mut self, session: u64, w: Waiter, waited: Duration) {

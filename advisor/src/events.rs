@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::advice::Finding;
 use crate::detect::lock_contention::BlockingReport;
+use crate::detect::missing_index::IndexCandidate;
 use crate::detect::orm::OrmStyle;
 use crate::fingerprint::Fingerprint;
 
@@ -91,6 +92,29 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A slow statement whose plan may be worth an EXPLAIN.
+    ExplainCandidate(ExplainSample),
+    /// The Inspector's EXPLAIN of a statement: index candidates, or why it could not tell.
+    Plan {
+        /// The statement's fingerprint.
+        fingerprint: Fingerprint,
+        /// Its normalised text.
+        statement: String,
+        /// What the plan showed.
+        outcome: Result<Vec<IndexCandidate>, String>,
+    },
+}
+
+/// A statement the Inspector may EXPLAIN: its raw text (kept in memory only; parameters as
+/// `$n` are planned generically, never with captured values).
+#[derive(Debug, Clone)]
+pub struct ExplainSample {
+    /// What ran.
+    pub statement: Arc<Statement>,
+    /// The text as the client sent it.
+    pub sql: Arc<str>,
+    /// The session's database (EXPLAIN must run there).
+    pub database: Arc<str>,
 }
 
 /// The sending side: `try_send` only, counting what it had to drop.

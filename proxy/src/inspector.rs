@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use advisor::detect::lock_contention::BlockingReport;
+use advisor::detect::missing_index::MissingIndexConfig;
 use advisor::engine::InspectRequest;
-use advisor::events::{Event, EventSender};
+use advisor::events::{Event, EventSender, ExplainSample};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 use tracing::{debug, warn};
@@ -17,6 +18,8 @@ use tracing::{debug, warn};
 const MAX_PER_SECOND: u32 = 10;
 /// PostgreSQL's limit on each Inspector query.
 const STATEMENT_TIMEOUT: &str = "500ms";
+/// At most one EXPLAIN per this interval (each a few milliseconds of planning on the server).
+const EXPLAIN_EVERY: Duration = Duration::from_secs(1);
 /// How long to wait before trying to reconnect after a failure.
 const RECONNECT_AFTER: Duration = Duration::from_secs(5);
 
@@ -31,53 +34,155 @@ SELECT pid, depth, cardinality(pg_blocking_pids(pid)) = 0 AS root,
        (SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity WHERE pid = $1) AS waiting_for
 FROM chain";
 
-/// Answers inspection requests until the channel closes.
-pub async fn run(dsn: String, mut requests: mpsc::Receiver<InspectRequest>, events: EventSender) {
-    let mut client: Option<Client> = None;
-    let mut reported_down = false;
-    let mut last_failure: Option<std::time::Instant> = None;
-    let mut budget = tokio::time::interval(Duration::from_secs(1) / MAX_PER_SECOND);
-    while let Some(request) = requests.recv().await {
-        budget.tick().await;
-        if client.as_ref().is_none_or(Client::is_closed) {
-            if last_failure.is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
-                events.send(Event::Blocking {
-                    session: request.session,
-                    statement_started: request.statement_started,
-                    report: None,
-                });
-                continue;
+/// One job for the Inspector.
+enum Job {
+    /// Who blocks this waiting backend?
+    Blocking(InspectRequest),
+    /// Does this slow statement miss an index?
+    Explain(ExplainSample),
+}
+
+/// The Inspector's side connection, opened lazily and reopened after failures.
+struct Side {
+    dsn: String,
+    client: Option<Client>,
+    reported_down: bool,
+    last_failure: Option<std::time::Instant>,
+    /// `server_version_num`, learnt on connect.
+    version: i32,
+    /// EXPLAIN runs in the statement's own database: one connection per database (bounded).
+    by_database: std::collections::HashMap<String, Client>,
+}
+
+/// Most per-database connections the Inspector keeps for EXPLAIN.
+const MAX_DATABASES: usize = 8;
+
+impl Side {
+    /// A connection to `database` with the Inspector's credentials.
+    async fn for_database(&mut self, database: &str) -> Option<&Client> {
+        if self.by_database.get(database).is_none_or(Client::is_closed) {
+            if self.by_database.len() >= MAX_DATABASES {
+                self.by_database.clear();
             }
-            match connect(&dsn).await {
+            match connect_to(&self.dsn, Some(database)).await {
                 Ok(c) => {
-                    client = Some(c);
-                    last_failure = None;
+                    self.by_database.insert(database.to_string(), c);
                 }
                 Err(e) => {
-                    last_failure = Some(std::time::Instant::now());
-                    if !reported_down {
-                        reported_down = true;
-                        warn!(error = %e, "the Inspector cannot connect to PostgreSQL; lock advice falls back to the wire");
-                        events.send(Event::InspectorUnavailable { reason: error_chain(&e) });
-                    }
-                    events.send(Event::Blocking {
-                        session: request.session,
-                        statement_started: request.statement_started,
-                        report: None,
-                    });
-                    continue;
+                    debug!(error = %error_chain(&e), database, "the Inspector cannot connect to this database");
+                    return None;
                 }
             }
         }
-        let c = client.as_ref().expect("connected above");
-        let report = match inspect(c, request.pid).await {
-            Ok(report) => Some(report),
-            Err(e) => {
-                debug!(error = %e, pid = request.pid, "inspection failed");
-                None
+        self.by_database.get(database)
+    }
+
+    async fn client(&mut self, events: &EventSender) -> Option<&Client> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            if self.last_failure.is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
+                return None;
             }
+            match connect(&self.dsn).await {
+                Ok(c) => {
+                    self.version = server_version(&c).await;
+                    debug!(version = self.version, "Inspector connected");
+                    self.client = Some(c);
+                    self.last_failure = None;
+                }
+                Err(e) => {
+                    self.last_failure = Some(std::time::Instant::now());
+                    if !self.reported_down {
+                        self.reported_down = true;
+                        warn!(error = %e, "the Inspector cannot connect to PostgreSQL; lock advice falls back to the wire");
+                        events.send(Event::InspectorUnavailable { reason: error_chain(&e) });
+                    }
+                    return None;
+                }
+            }
+        }
+        self.client.as_ref()
+    }
+}
+
+/// Answers inspection requests (lock waits and EXPLAINs) until both channels close.
+pub async fn run(
+    dsn: String,
+    mut requests: mpsc::Receiver<InspectRequest>,
+    mut explains: mpsc::Receiver<ExplainSample>,
+    config: MissingIndexConfig,
+    events: EventSender,
+) {
+    let mut side = Side {
+        dsn,
+        client: None,
+        reported_down: false,
+        last_failure: None,
+        version: 0,
+        by_database: std::collections::HashMap::new(),
+    };
+    let mut budget = tokio::time::interval(Duration::from_secs(1) / MAX_PER_SECOND);
+    let mut next_explain = tokio::time::Instant::now();
+    loop {
+        let explain_ready = tokio::time::Instant::now() >= next_explain;
+        // Lock waits first (someone is waiting now); EXPLAINs at most one a second.
+        let job = tokio::select! {
+            biased;
+            Some(r) = requests.recv() => Job::Blocking(r),
+            Some(e) = explains.recv(), if explain_ready => Job::Explain(e),
+            _ = tokio::time::sleep_until(next_explain), if !explain_ready => continue,
+            else => return,
         };
-        events.send(Event::Blocking { session: request.session, statement_started: request.statement_started, report });
+        budget.tick().await;
+        match job {
+            Job::Blocking(request) => {
+                let report = match side.client(&events).await {
+                    Some(c) => match inspect(c, request.pid).await {
+                        Ok(report) => Some(report),
+                        Err(e) => {
+                            debug!(error = %e, pid = request.pid, "inspection failed");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                events.send(Event::Blocking {
+                    session: request.session,
+                    statement_started: request.statement_started,
+                    report,
+                });
+            }
+            Job::Explain(sample) => {
+                next_explain = tokio::time::Instant::now() + EXPLAIN_EVERY;
+                if side.client(&events).await.is_none() {
+                    continue;
+                }
+                let version = side.version;
+                let Some(c) = side.for_database(&sample.database).await else { continue };
+                // Asked each time: the extension may be created while pgvisor runs.
+                let hypopg = c
+                    .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'", &[])
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some();
+                let outcome = crate::explain::explain(c, &sample, version, hypopg, &config).await;
+                if let Err(e) = &outcome {
+                    debug!(error = %e, fingerprint = %sample.statement.fingerprint, "EXPLAIN failed");
+                }
+                events.send(Event::Plan {
+                    fingerprint: sample.statement.fingerprint,
+                    statement: sample.statement.text.to_string(),
+                    outcome,
+                });
+            }
+        }
+    }
+}
+
+async fn server_version(c: &Client) -> i32 {
+    match c.query_one("SELECT current_setting('server_version_num')::int", &[]).await {
+        Ok(row) => row.get(0),
+        Err(_) => 0,
     }
 }
 
@@ -94,7 +199,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 async fn connect(dsn: &str) -> Result<Client, tokio_postgres::Error> {
+    connect_to(dsn, None).await
+}
+
+/// Connects with the DSN's settings, in `database` when given.
+async fn connect_to(dsn: &str, database: Option<&str>) -> Result<Client, tokio_postgres::Error> {
     let mut config: tokio_postgres::Config = dsn.parse()?;
+    if let Some(db) = database {
+        config.dbname(db);
+    }
     config.application_name("pgvisor-inspector");
     config.options(format!("-c statement_timeout={STATEMENT_TIMEOUT}"));
     config.connect_timeout(Duration::from_secs(3));

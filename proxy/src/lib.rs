@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod embedded;
 pub mod error;
+pub mod explain;
 pub mod inspector;
 pub mod logging;
 pub mod relay;

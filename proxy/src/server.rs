@@ -90,6 +90,7 @@ impl ProxySettings {
                     long_transaction: args.long_transaction,
                 },
                 lock_wait: args.lock_wait,
+                filter: crate::config_file::advice_filter(args),
                 slow_query: SlowQueryConfig { threshold: args.slow, min_calls: args.slow_min_calls },
                 session_checks: SessionChecksConfig {
                     repeated_query: RepeatedQueryConfig {
@@ -257,15 +258,20 @@ impl Proxy {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let sessions = TaskTracker::new();
         let (inspect_tx, inspect_rx) = mpsc::channel(64);
-        let inspector = self
-            .inspector_dsn
-            .clone()
-            .map(|dsn| tokio::spawn(crate::inspector::run(dsn, inspect_rx, self.shared.advisor.events.clone())));
-        let engine = Engine::new(
+        let (explain_tx, explain_rx) = mpsc::channel(16);
+        let inspector = self.inspector_dsn.clone().map(|dsn| {
+            let config = self.shared.advisor.config.missing_index.clone();
+            let events = self.shared.advisor.events.clone();
+            tokio::spawn(crate::inspector::run(dsn, inspect_rx, explain_rx, config, events))
+        });
+        let mut engine = Engine::new(
             self.shared.advisor.clone(),
             crate::advice_log::sink(self.log_format),
             inspector.is_some().then_some(inspect_tx),
         );
+        if inspector.is_some() {
+            engine = engine.with_explainer(explain_tx);
+        }
         let engine = tokio::spawn(engine.run(self.events));
         let admin_stopper = self.admin.as_ref().map(|a| a.stopper());
         let admin = self.admin.map(|a| tokio::spawn(a.serve()));

@@ -24,7 +24,7 @@ use crate::detect::orm::OrmStyle;
 use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
 use crate::detect::sql_shape;
 use crate::detect::transactions::session_label;
-use crate::events::{Event, EventSender, SqlState, Statement, StatementEvent};
+use crate::events::{Event, EventSender, ExplainSample, SqlState, Statement, StatementEvent};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::lexer::split_statements;
 use crate::sessions::{lock, SessionEntry, SessionState, MAX_TRANSACTION_STATEMENTS};
@@ -38,6 +38,12 @@ const MAX_NAMED: usize = 10_000;
 const MAX_CACHED_TEXTS: usize = 512;
 /// Most statement descriptions (result column names) remembered per session.
 const MAX_DESCRIPTIONS: usize = 1_000;
+/// A statement at least this slow is offered to the engine for an EXPLAIN (missing_index).
+const EXPLAIN_MIN: Duration = Duration::from_millis(10);
+/// Most raw texts kept for EXPLAIN per session.
+const MAX_RAW_TEXTS: usize = 256;
+/// Longest raw text kept for EXPLAIN.
+const MAX_RAW_TEXT: usize = 16 * 1024;
 /// SQLSTATE of a deadlock.
 const DEADLOCK: SqlState = SqlState(*b"40P01");
 
@@ -137,6 +143,8 @@ pub struct SessionObserver {
     status: TransactionStatus,
     n_plus_one: NPlusOneDetector,
     checks: SessionChecks,
+    /// The raw text of each recent fingerprint, for EXPLAIN.
+    raw_texts: HashMap<Fingerprint, Arc<str>>,
 }
 
 impl SessionObserver {
@@ -159,6 +167,7 @@ impl SessionObserver {
             status: TransactionStatus::Idle,
             n_plus_one: NPlusOneDetector::new(n_plus_one, label.clone()),
             checks: SessionChecks::new(SessionChecksConfig::default(), label),
+            raw_texts: HashMap::new(),
         }
     }
 
@@ -176,6 +185,12 @@ impl SessionObserver {
             return known.clone();
         }
         let fingerprint = self.fingerprinter.fingerprint(sql);
+        if sql.len() <= MAX_RAW_TEXT {
+            if self.raw_texts.len() >= MAX_RAW_TEXTS {
+                self.raw_texts.clear();
+            }
+            self.raw_texts.insert(fingerprint, String::from_utf8_lossy(sql).into());
+        }
         let statement =
             Arc::new(Statement { fingerprint, text: self.fingerprinter.text().into(), style: OrmStyle::detect(sql) });
         let constants: Arc<[String]> = self
@@ -504,6 +519,13 @@ impl SessionObserver {
             };
             for finding in self.n_plus_one.observe(execution) {
                 self.events.send(Event::Finding(finding));
+            }
+        }
+        if error.is_none() && duration >= EXPLAIN_MIN {
+            if let Some(sql) = self.raw_texts.get(&statement.fingerprint) {
+                let database = lock(&self.entry.identity).database.as_str().into();
+                let sample = ExplainSample { statement: statement.clone(), sql: sql.clone(), database };
+                self.events.send(Event::ExplainCandidate(sample));
             }
         }
         self.events.send(Event::Statement(StatementEvent {
