@@ -162,6 +162,9 @@ pub fn finding(fingerprint: Fingerprint, statement: &str, c: &IndexCandidate, me
         None => (None, " The gain is an estimate: install HypoPG (CREATE EXTENSION hypopg) to let pgvisor confirm it with a hypothetical index.".to_string()),
     };
     let share = if c.table_rows > 0.0 { c.scan.plan_rows / c.table_rows * 100.0 } else { 0.0 };
+    // A plan of a statement sent with literals shows them in its filter: normalise it like the
+    // statement, so no value reaches the log or the API.
+    let filter = crate::fingerprint(c.scan.filter.as_bytes()).text;
     let timing = mean_ms.map(|m| format!(" It takes {m:.1} ms on average.")).unwrap_or_default();
     Finding {
         kind: Kind::MissingIndex,
@@ -171,8 +174,8 @@ pub fn finding(fingerprint: Fingerprint, statement: &str, c: &IndexCandidate, me
         title: format!("Missing index on {} ({})", c.scan.table, c.columns.join(", ")),
         message: format!(
             "`{statement}` reads all of {} (about {:.0} rows) and keeps about {:.0} of them ({share:.2}%) with the filter \
-             {}: PostgreSQL has no index to find them directly.{timing}",
-            c.scan.table, c.table_rows, c.scan.plan_rows, c.scan.filter
+             {filter}: PostgreSQL has no index to find them directly.{timing}",
+            c.scan.table, c.table_rows, c.scan.plan_rows
         ),
         suggestion: format!("{ddl}{gain} CONCURRENTLY builds the index without blocking writes."),
         fingerprints: vec![fingerprint],
@@ -181,7 +184,7 @@ pub fn finding(fingerprint: Fingerprint, statement: &str, c: &IndexCandidate, me
             "schema": c.scan.schema,
             "table_rows": c.table_rows,
             "estimated_rows": c.scan.plan_rows,
-            "filter": c.scan.filter,
+            "filter": filter,
             "columns": c.columns,
             "index": ddl,
             "cost_before": c.cost_before,
@@ -246,6 +249,8 @@ mod tests {
         assert_eq!(create_index(&c), "CREATE INDEX CONCURRENTLY ON orders (user_id);");
         let f = finding(Fingerprint(1), "SELECT * FROM orders WHERE user_id = $1", &c, Some(4.2));
         assert_eq!(f.evidence["confirmed"], true);
+        assert_eq!(f.evidence["filter"], "(user_id = $1)", "no literal value in the evidence");
+        assert!(!f.message.contains("42"));
         assert!(f.suggestion.starts_with("CREATE INDEX CONCURRENTLY ON orders (user_id);"));
         let unconfirmed = IndexCandidate { cost_with_index: None, ..c };
         assert_eq!(finding(Fingerprint(1), "q", &unconfirmed, None).evidence["confirmed"], Value::Null);
