@@ -333,6 +333,19 @@ pub struct ProxyArgs {
     #[arg(long, env = "PGVISOR_THREADS", value_parser = clap::value_parser!(u16).range(1..=256), global = true)]
     pub threads: Option<u16>,
 
+    /// TOML configuration file: a key per flag (`lock_wait = "500ms"`) and an `[advice]` table;
+    /// the command line and PGVISOR_* variables win over it (see docs/configuration.md).
+    #[arg(long, env = "PGVISOR_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Advice kinds to switch off, comma-separated (e.g. select_star,unparameterized).
+    #[arg(long, env = "PGVISOR_DISABLE_ADVICE", value_delimiter = ',', value_parser = crate::config_file::parse_kind, global = true)]
+    pub disable_advice: Vec<advisor::advice::Kind>,
+
+    /// Query fingerprints (16 hex digits) whose advice is dropped, comma-separated.
+    #[arg(long, env = "PGVISOR_IGNORE_FINGERPRINTS", value_delimiter = ',', value_parser = crate::config_file::parse_fingerprint_arg, global = true)]
+    pub ignore_fingerprints: Vec<advisor::Fingerprint>,
+
     /// Log format: human or json. Verbosity follows RUST_LOG (default info).
     #[arg(long, env = "PGVISOR_LOG_FORMAT", value_enum, default_value = "human", global = true)]
     pub log_format: LogFormat,

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod advice_log;
 pub mod config;
+pub mod config_file;
 pub mod demo;
 pub mod embedded;
 pub mod error;

@@ -2,14 +2,14 @@
 //! and runs the proxy until SIGINT or SIGTERM.
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use pgvisor::config::{Cli, Command, UpstreamAddr};
 use pgvisor::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use pgvisor::{Proxy, ProxySettings};
 use tracing::info;
 
 fn main() -> anyhow::Result<()> {
-    let matches = Cli::command().get_matches();
+    let matches = pgvisor::config_file::matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if matches!(cli.command, Some(Command::Demo(_))) && std::env::var_os("RUST_LOG").is_none() {
         // Still single-threaded: nothing else reads the environment yet.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use advice_common::{
     advice_of, backend_pid, connect_in, create_schema, drained, inspector_dsn, pretty, setup, wait_for_advice,
 };
+use pgvisor::ProxySettings;
 use pgvisor_tests::{shared_cluster, start_proxy_with, TestProxy};
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -19,6 +20,10 @@ const APP_SELECT: &str = "SELECT id, total FROM orders WHERE user_id = $1";
 /// A proxy (with the Inspector), an "app" session that has just read `orders`, and a
 /// "migration" session, both in a fresh schema holding `orders`.
 async fn app_and_migration() -> (TestProxy, Client, Client) {
+    app_and_migration_with(|_| {}).await
+}
+
+async fn app_and_migration_with(adjust: impl FnOnce(&mut ProxySettings)) -> (TestProxy, Client, Client) {
     let cluster = shared_cluster();
     let schema = create_schema(cluster).await;
     setup(
@@ -30,7 +35,11 @@ async fn app_and_migration() -> (TestProxy, Client, Client) {
     )
     .await;
     let dsn = inspector_dsn(cluster, cluster.password());
-    let proxy = start_proxy_with(cluster, |s| s.inspector_dsn = Some(dsn)).await;
+    let proxy = start_proxy_with(cluster, |s| {
+        s.inspector_dsn = Some(dsn);
+        adjust(s);
+    })
+    .await;
     let app = connect_in(&proxy.endpoint(), &schema).await;
     let migration = connect_in(&proxy.endpoint(), &schema).await;
     for user in 1..=3 {
@@ -137,4 +146,19 @@ async fn safe_forms_do_not_fire() {
     drained(&proxy, &migration).await;
     let all = advice_of(&proxy, "lock_hazard_ddl").await;
     assert!(all.is_empty(), "safe DDL flagged:\n{}", pretty(&all));
+}
+
+/// `[advice] disabled = ["lock_hazard_ddl"]` (or `--disable-advice`): the same hazard is dropped
+/// before the book; the query statistics still see the DDL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_kind_is_not_reported() {
+    let kind = pgvisor::config_file::parse_kind("lock_hazard_ddl").unwrap();
+    let (proxy, _app, migration) = app_and_migration_with(|s| {
+        s.advisor.filter.disabled.insert(kind);
+    })
+    .await;
+    migration.simple_query("create index orders_total on orders (total)").await.unwrap();
+    drained(&proxy, &migration).await;
+    let all = advice_of(&proxy, "lock_hazard_ddl").await;
+    assert!(all.is_empty(), "disabled kind reported:\n{}", pretty(&all));
 }

@@ -1,0 +1,295 @@
+//! The configuration file (`--config PATH`, TOML): a key per flag, plus the `[advice]` table.
+//!
+//! The file is read before the flags are parsed for good and turned into `PGVISOR_*` variables
+//! for the keys whose variable is not set, so clap applies the usual order: command line, then
+//! environment, then the file, then the defaults. Every key and value is checked here first, so
+//! a mistake is reported with the file and the key rather than as a flag the user never typed.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use advisor::advice::{parse_fingerprint, AdviceFilter, Kind};
+use advisor::Fingerprint;
+use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory};
+
+use crate::config::{Cli, ProxyArgs};
+
+/// Keys of the `[advice]` table and the flags they stand for.
+const ADVICE_KEYS: [(&str, &str); 2] = [("disabled", "disable-advice"), ("ignore_fingerprints", "ignore-fingerprints")];
+
+/// A configuration file that cannot be used; pgvisor does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    /// The file could not be read (a file named explicitly must exist).
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML.
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A key that is no flag, or a value that does not fit its key.
+    #[error("{path}: {key}: {message}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// The key, `[advice].disabled` style for tables.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Parses the command line; with `--config` (or `PGVISOR_CONFIG`), reads the file first and
+/// parses again with its values as defaults. Exits with a message, as clap does, on a mistake.
+pub fn matches() -> ArgMatches {
+    let first = Cli::command().get_matches();
+    let Some(path) = first.get_one::<PathBuf>("config") else { return first };
+    if let Err(e) = export(path, &Cli::command()) {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+    Cli::command().get_matches()
+}
+
+/// The advice switched off by `--disable-advice` and `--ignore-fingerprints`.
+pub fn advice_filter(args: &ProxyArgs) -> AdviceFilter {
+    AdviceFilter {
+        disabled: args.disable_advice.iter().copied().collect(),
+        ignored: args.ignore_fingerprints.iter().copied().collect(),
+    }
+}
+
+/// Reads `path` and sets `PGVISOR_*` for each key whose variable is not set yet.
+///
+/// Call it while the process is still single-threaded (before any runtime starts): it changes
+/// the environment.
+pub fn export(path: &Path, command: &Command) -> Result<(), ConfigFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read { path: path.into(), source })?;
+    for (var, value) in variables(path, &text, command)? {
+        if std::env::var_os(&var).is_none() {
+            std::env::set_var(var, value);
+        }
+    }
+    Ok(())
+}
+
+/// The environment variables the file `text` stands for, checked against `command`'s flags.
+pub fn variables(path: &Path, text: &str, command: &Command) -> Result<Vec<(String, String)>, ConfigFileError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigFileError::Syntax { path: path.into(), message: e.to_string() })?;
+    let key_error = |key: &str, message: String| ConfigFileError::Key { path: path.into(), key: key.into(), message };
+    let mut out = BTreeMap::new();
+    for (key, value) in &table {
+        if key == "advice" {
+            let toml::Value::Table(advice) = value else {
+                return Err(key_error("advice", "must be a table: [advice]".into()));
+            };
+            for (sub, value) in advice {
+                let name = format!("[advice].{sub}");
+                let Some((_, flag)) = ADVICE_KEYS.iter().find(|(k, _)| k == sub) else {
+                    return Err(key_error(
+                        &name,
+                        "unknown key; the [advice] table takes disabled and ignore_fingerprints".into(),
+                    ));
+                };
+                let arg =
+                    flag_arg(command, flag).ok_or_else(|| key_error(&name, "not supported by this pgvisor".into()))?;
+                insert(&mut out, arg, value, &name).map_err(|m| key_error(&name, m))?;
+            }
+            continue;
+        }
+        let flag = key.replace('_', "-");
+        let Some(arg) = flag_arg(command, &flag) else {
+            let message = if flag == "config" {
+                "a config file cannot name another one".to_string()
+            } else {
+                format!("unknown key; keys are the long flag names (`pgvisor --help`), e.g. lock_wait or lock-wait")
+            };
+            return Err(key_error(key, message));
+        };
+        insert(&mut out, arg, value, key).map_err(|m| key_error(key, m))?;
+    }
+    Ok(out.into_iter().map(|(var, (value, _))| (var, value)).collect())
+}
+
+/// The flag `--{long}` that has an environment variable (the proxy's flags; subcommand options
+/// and `--config` itself have none a file could set).
+fn flag_arg<'c>(command: &'c Command, long: &str) -> Option<&'c Arg> {
+    command.get_arguments().find(|a| a.get_long() == Some(long) && a.get_env().is_some() && long != "config")
+}
+
+/// Checks `value` for `arg` and records its variable; a flag given twice (`lock_wait` and
+/// `lock-wait`, or `disable_advice` and `[advice].disabled`) is an error.
+fn insert(
+    out: &mut BTreeMap<String, (String, String)>,
+    arg: &Arg,
+    value: &toml::Value,
+    key: &str,
+) -> Result<(), String> {
+    let var = arg.get_env().and_then(|v| v.to_str()).unwrap_or_default().to_string();
+    let text = flag_value(arg, value)?;
+    if let Some((_, first)) = out.get(&var) {
+        return Err(format!("sets the same option as {first}"));
+    }
+    // An empty list is the default: no variable (clap would read an empty one as one empty value).
+    if !(text.is_empty() && arg.get_value_delimiter().is_some()) {
+        out.insert(var, (text, key.to_string()));
+    }
+    Ok(())
+}
+
+/// `value` as the flag's text, validated by the flag's own parser.
+fn flag_value(arg: &Arg, value: &toml::Value) -> Result<String, String> {
+    let scalar = |v: &toml::Value| match v {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        _ => Err("expected a string, a number or a boolean".to_string()),
+    };
+    if matches!(arg.get_action(), ArgAction::SetTrue) {
+        return match value {
+            toml::Value::Boolean(b) => Ok(b.to_string()),
+            toml::Value::String(s) if s == "true" || s == "false" => Ok(s.clone()),
+            other => Err(format!("expected true or false, not {other}")),
+        };
+    }
+    let text = match (value, arg.get_value_delimiter()) {
+        (toml::Value::Array(items), Some(d)) => {
+            let items: Vec<String> = items.iter().map(scalar).collect::<Result<_, _>>()?;
+            if let Some(bad) = items.iter().find(|i| i.contains(d)) {
+                return Err(format!("{bad:?} contains {d:?}; give one value per array element"));
+            }
+            items.join(&d.to_string())
+        }
+        (toml::Value::Array(_), None) => return Err("expected a single value, not an array".into()),
+        (v, _) => scalar(v)?,
+    };
+    // The flag's own parser, on a one-flag command (the real one has requires/conflicts that
+    // have nothing to do with this value).
+    let mut check = Arg::new("value").long("value").value_name("VALUE").value_parser(arg.get_value_parser().clone());
+    if let Some(d) = arg.get_value_delimiter() {
+        check = check.value_delimiter(d).action(ArgAction::Append);
+    }
+    if text.is_empty() && arg.get_value_delimiter().is_some() {
+        return Ok(text);
+    }
+    let argv: Vec<OsString> = vec!["pgvisor".into(), "--value".into(), text.clone().into()];
+    Command::new("pgvisor").arg(check).try_get_matches_from(argv).map_err(|e| clap_reason(&e))?;
+    Ok(text)
+}
+
+/// The reason in a clap error, without its "error:" prefix and usage lines.
+fn clap_reason(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).replace(" for '--value <VALUE>'", "")
+}
+
+/// `--disable-advice` values: advice kinds as the API names them.
+pub fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s.trim()).ok_or_else(|| {
+        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown advice kind {s:?}; known kinds: {}", known.join(", "))
+    })
+}
+
+/// `--ignore-fingerprints` values: 16 hex digits, as `/api/queries` and `/api/advice` show them.
+pub fn parse_fingerprint_arg(s: &str) -> Result<Fingerprint, String> {
+    parse_fingerprint(s)
+        .ok_or_else(|| format!("{s:?} is not a fingerprint; expected 16 hex digits, e.g. 52867f37ae911b51"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(text: &str) -> Result<Vec<(String, String)>, String> {
+        variables(Path::new("pgvisor.toml"), text, &Cli::command()).map_err(|e| e.to_string())
+    }
+
+    fn var(all: &[(String, String)], name: &str) -> Option<String> {
+        all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn keys_are_flag_names_with_dashes_or_underscores() {
+        let all = vars(
+            r#"
+            listen = "127.0.0.1:7432"
+            lock-wait = "500ms"
+            n_plus_one_min = 8
+            log_params = true
+            idle_in_transaction = 3
+            [advice]
+            disabled = ["select_star", "unparameterized"]
+            ignore_fingerprints = ["52867f37ae911b51"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(var(&all, "PGVISOR_LISTEN").as_deref(), Some("127.0.0.1:7432"));
+        assert_eq!(var(&all, "PGVISOR_LOCK_WAIT").as_deref(), Some("500ms"));
+        assert_eq!(var(&all, "PGVISOR_N_PLUS_ONE_MIN").as_deref(), Some("8"));
+        assert_eq!(var(&all, "PGVISOR_LOG_PARAMS").as_deref(), Some("true"));
+        assert_eq!(var(&all, "PGVISOR_IDLE_IN_TRANSACTION").as_deref(), Some("3"));
+        assert_eq!(var(&all, "PGVISOR_DISABLE_ADVICE").as_deref(), Some("select_star,unparameterized"));
+        assert_eq!(var(&all, "PGVISOR_IGNORE_FINGERPRINTS").as_deref(), Some("52867f37ae911b51"));
+        assert_eq!(vars("").unwrap(), vec![]);
+        assert_eq!(vars("[advice]\ndisabled = []").unwrap(), vec![], "an empty list is the default");
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_the_key() {
+        let err = |text: &str| vars(text).unwrap_err();
+        assert_eq!(
+            err("lock_wiat = \"1s\""),
+            "pgvisor.toml: lock_wiat: unknown key; keys are the long flag names (`pgvisor --help`), e.g. lock_wait or lock-wait"
+        );
+        let e = err("lock_wait = \"soon\"");
+        assert!(e.starts_with("pgvisor.toml: lock_wait: invalid value 'soon'"), "{e}");
+        let e = err("n_plus_one_min = 1");
+        assert!(e.starts_with("pgvisor.toml: n_plus_one_min: invalid value '1'"), "{e}");
+        assert!(err("listen = \"nowhere\"").starts_with("pgvisor.toml: listen: invalid value"));
+        assert!(err("upstream_tls = \"sometimes\"").starts_with("pgvisor.toml: upstream_tls: invalid value"));
+        assert_eq!(err("no_tls = \"yes\""), "pgvisor.toml: no_tls: expected true or false, not \"yes\"");
+        assert_eq!(err("lock_wait = [1]"), "pgvisor.toml: lock_wait: expected a single value, not an array");
+        assert!(err("lock_wait = { a = 1 }").contains("lock_wait: expected a string, a number or a boolean"));
+        assert!(err("config = \"other.toml\"").contains("config: a config file cannot name another one"));
+        assert!(err("lock_wait = \"1s\"\nlock-wait = \"2s\"").contains("lock_wait: sets the same option as lock-wait"));
+        assert!(err("lock_wait = ").starts_with("pgvisor.toml: not valid TOML"));
+        let e = err("[advice]\ndisabled = [\"select_stars\"]");
+        assert!(e.starts_with("pgvisor.toml: [advice].disabled: invalid value 'select_stars'"), "{e}");
+        assert!(e.contains("known kinds: n_plus_one"), "{e}");
+        let e = err("[advice]\nignore_fingerprints = [\"xyz\"]");
+        assert!(e.starts_with("pgvisor.toml: [advice].ignore_fingerprints: invalid value 'xyz'"), "{e}");
+        assert!(err("[advice]\nmuted = []").contains("[advice].muted: unknown key"));
+        assert!(err("advice = 1").contains("advice: must be a table"));
+        assert!(err("disable_advice = [\"deadlock\"]\n[advice]\ndisabled = [\"deadlock\"]")
+            .contains("sets the same option"));
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let e = export(Path::new("/nonexistent/pgvisor.toml"), &Cli::command()).unwrap_err();
+        assert!(e.to_string().starts_with("cannot read the config file /nonexistent/pgvisor.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pgvisor.example.toml");
+        let text = std::fs::read_to_string(&path).expect("pgvisor.example.toml at the repository root");
+        let all = variables(&path, &text, &Cli::command()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(var(&all, "PGVISOR_LOCK_WAIT").is_some());
+    }
+}
