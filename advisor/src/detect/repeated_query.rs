@@ -127,15 +127,16 @@ impl RepeatedQueryDetector {
     ) -> Finding {
         let text = &s.statement.text;
         let (span_s, total_ms) = (span.as_secs_f64(), (total.as_secs_f64() * 1e5).round() / 100.0);
+        let within = if span_s < 1.0 { format!("{:.0} ms", span_s * 1000.0) } else { format!("{span_s:.1} s") };
         let with = if s.params.is_some() { "with the same parameter values" } else { "(it takes no parameters)" };
         Finding {
             kind: Kind::RepeatedQuery,
             key: s.statement.fingerprint.to_string(),
             occurrence,
             severity: if repeats >= 100 { Severity::Critical } else { Severity::Warning },
-            title: format!("Same query {repeats} times in {span_s:.1} s, same parameters"),
+            title: format!("Same query {repeats} times in {within}, same parameters"),
             message: format!(
-                "{session} ran `{text}` {repeats} times in {span_s:.1} s {with}, getting the same answer each time unless \
+                "{session} ran `{text}` {repeats} times in {within} {with}, getting the same answer each time unless \
                  the data changed in between: {total_ms} ms of round trips spent on one answer."
             ),
             suggestion: "Run it once and reuse the result: hoist it out of the loop, or keep it for the duration of \

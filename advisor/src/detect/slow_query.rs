@@ -113,8 +113,8 @@ pub fn finding(fp: Fingerprint, s: &FingerprintStats, config: &SlowQueryConfig, 
         severity,
         title: format!("Slow query: p95 {:.1} ms over {} calls", ms(p95), s.calls),
         message: format!(
-            "`{}` took {:.1} ms or more in 5% of its {} calls (median {:.1} ms, slowest {:.1} ms), over the {threshold_ms:.0} ms \
-             threshold. Times are measured at pgvisor, from forwarding the query to its completion, so they include the \
+            "`{}` has a 95th percentile latency of {:.1} ms over its {} calls (median {:.1} ms, slowest {:.1} ms), over the \
+             {threshold_ms:.0} ms threshold. Times are measured at pgvisor, from forwarding the query to its completion, so they include the \
              network to PostgreSQL and the time to send the rows.",
             s.text,
             ms(p95),
