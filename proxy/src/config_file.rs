@@ -114,7 +114,7 @@ pub fn variables(path: &Path, text: &str, command: &Command) -> Result<Vec<(Stri
             let message = if flag == "config" {
                 "a config file cannot name another one".to_string()
             } else {
-                format!("unknown key; keys are the long flag names (`pgvisor --help`), e.g. lock_wait or lock-wait")
+                "unknown key; keys are the long flag names (`pgvisor --help`), e.g. lock_wait or lock-wait".to_string()
             };
             return Err(key_error(key, message));
         };

@@ -200,7 +200,7 @@ impl DdlWatch {
                 continue;
             }
             let Some(r) = self.reported.get_mut(&blocker.id) else { continue };
-            let holds = activity.transaction_statements.iter().any(|s| *s == r.statement);
+            let holds = activity.transaction_statements.contains(&r.statement);
             if !holds || r.blocked.len() >= MAX_BLOCKED || r.blocked.iter().any(|b| b["session"] == waiter) {
                 continue;
             }
@@ -309,7 +309,7 @@ impl DdlWatch {
         let Some(uses) = self.tables.get_mut(table) else { return Vec::new() };
         uses.retain(|u| now.duration_since(u.last_seen).unwrap_or_default() < RECENT_USE);
         let mut out: Vec<TableUse> = uses.iter().filter(|u| u.session != session).cloned().collect();
-        out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        out.sort_by_key(|u| std::cmp::Reverse(u.last_seen));
         out
     }
 }
