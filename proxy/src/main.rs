@@ -11,9 +11,15 @@ use tracing::info;
 fn main() -> anyhow::Result<()> {
     let matches = pgvisor::config_file::matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if matches!(cli.command, Some(Command::Demo(_))) && std::env::var_os("RUST_LOG").is_none() {
+    // The demo and watch print advice on stdout themselves; their log shows only problems.
+    let quiet = match cli.command {
+        Some(Command::Demo(_)) => Some(pgvisor::demo::LOG_FILTER),
+        Some(Command::Watch(_)) => Some("warn"),
+        _ => None,
+    };
+    if let (Some(filter), None) = (quiet, std::env::var_os("RUST_LOG")) {
         // Still single-threaded: nothing else reads the environment yet.
-        std::env::set_var("RUST_LOG", pgvisor::demo::LOG_FILTER);
+        std::env::set_var("RUST_LOG", filter);
     }
     pgvisor::logging::init(cli.proxy.log_format);
     match cli.command.unwrap_or(Command::Run) {
@@ -37,11 +43,13 @@ fn main() -> anyhow::Result<()> {
 /// `pgvisor watch`: runs until Ctrl-C, a closed output pipe, or an error that retrying cannot fix.
 fn watch_advice(args: pgvisor::config::ProxyArgs, watch: pgvisor::config::WatchArgs) -> anyhow::Result<()> {
     use pgvisor::watch::{Style, WatchOptions};
-    let options = WatchOptions { admin: args.admin, token: args.admin_token, json: watch.json, style: Style::for_stdout() };
+    let options =
+        WatchOptions { admin: args.admin, token: args.admin_token, json: watch.json, style: Style::for_stdout() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut stdout = std::io::stdout();
     let result = runtime.block_on(async {
         tokio::select! {
-            result = pgvisor::watch::watch(&options, &mut std::io::stdout()) => result,
+            result = pgvisor::watch::watch(&options, &mut stdout) => result,
             _ = shutdown_signal() => Ok(()),
         }
     });

@@ -70,20 +70,23 @@ pub fn run<F: Future<Output = ()>>(
     });
     drop(runtime);
     drop(pg);
-    let missing = missing?;
+    let Some(missing) = missing? else {
+        return Ok(()); // interrupted
+    };
     if demo.exit && !missing.is_empty() {
         anyhow::bail!("the demo did not produce advice of kind {}", missing.join(", "));
     }
     Ok(())
 }
 
-/// The demo on a running runtime; returns the advice kinds the workload failed to produce.
+/// The demo on a running runtime; returns the advice kinds the workload failed to produce, or
+/// `None` when a signal interrupted the workload.
 async fn demo_with(
     args: &ProxyArgs,
     demo: &DemoArgs,
     pg: &EmbeddedPostgres,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
-) -> anyhow::Result<Vec<&'static str>> {
+) -> anyhow::Result<Option<Vec<&'static str>>> {
     let upstream = UpstreamAddr { host: "127.0.0.1".into(), port: pg.port() };
     let mut settings = ProxySettings::from_args(args, upstream.clone());
     if settings.inspector_dsn.is_none() {
@@ -113,28 +116,35 @@ async fn demo_with(
     };
     let missing: Vec<&'static str> =
         Scenario::ALL.iter().map(|s| s.kind()).filter(|k| !seen.borrow().contains(*k)).collect();
-    if let Some(result) = finished {
-        result?;
-        let shown = Scenario::ALL.len() - missing.len();
-        say(&format!("\nThe workload is done: {shown} of {} kinds of advice shown.", Scenario::ALL.len()));
-        if !missing.is_empty() {
-            say(&format!("Not shown: {}.", missing.join(", ")));
+    let outcome = match finished {
+        None => {
+            say("Interrupted (SIGINT or SIGTERM) before the workload finished.");
+            Ok(None)
         }
-        if !demo.exit {
-            say(&format!(
-                "pgvisor keeps running: try your own queries with psql \"host={} port={} user={} dbname=postgres\".\n\
-                 New advice appears here. Ctrl-C stops pgvisor and removes the PostgreSQL.",
-                listen.ip(),
-                listen.port(),
-                pg.superuser()
-            ));
-            shutdown.await;
+        Some(Err(e)) => Err(e),
+        Some(Ok(())) => {
+            let shown = Scenario::ALL.len() - missing.len();
+            say(&format!("The workload is done: {shown} of {} kinds of advice shown.", Scenario::ALL.len()));
+            if !missing.is_empty() {
+                say(&format!("Not shown: {}.", missing.join(", ")));
+            }
+            if !demo.exit {
+                say(&format!(
+                    "pgvisor keeps running: try your own queries with psql \"host={} port={} user={} \
+                     dbname=postgres\".\nNew advice appears here. Ctrl-C stops pgvisor and removes the PostgreSQL.",
+                    listen.ip(),
+                    listen.port(),
+                    pg.superuser()
+                ));
+                shutdown.await;
+            }
+            Ok(Some(missing))
         }
-    }
-    say("Stopping...");
+    };
+    say("Stopping pgvisor and the PostgreSQL...");
     handle.shutdown().await;
     printer.abort();
-    Ok(missing)
+    outcome
 }
 
 fn say(line: &str) {
@@ -153,9 +163,7 @@ fn print_banner(pg: &EmbeddedPostgres, listen: SocketAddr, admin: Option<SocketA
         listen.port(),
     );
     if let Some(admin) = admin {
-        text.push_str(&format!(
-            "  admin API: http://{admin}/api/advice (live: pgvisor watch --admin {admin})\n"
-        ));
+        text.push_str(&format!("  admin API: http://{admin}/api/advice (live: pgvisor watch --admin {admin})\n"));
     }
     text.push_str(&format!(
         "\nRunning the workload: {} scenarios, each a classic mistake. Advice appears as pgvisor spots it.\n",

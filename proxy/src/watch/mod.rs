@@ -105,11 +105,10 @@ pub async fn watch(options: &WatchOptions, out: &mut dyn Write) -> Result<(), Wa
         if !told_down {
             told_down = true;
             match &ended {
-                Ended::Lost(_) => eprintln!("pgvisor went away, retrying..."),
-                Ended::Unreachable(why) if ever_followed => {
+                Ended::Lost(why) | Ended::Unreachable(why) if ever_followed => {
                     eprintln!("pgvisor went away, retrying... ({why})")
                 }
-                Ended::Unreachable(why) => eprintln!(
+                Ended::Lost(why) | Ended::Unreachable(why) => eprintln!(
                     "pgvisor is not answering at {} ({why}); retrying until it is up. Is pgvisor running? \
                      Its admin port is --admin (default 127.0.0.1:6480).",
                     options.admin
@@ -158,7 +157,7 @@ async fn follow(
         Err(_) => return not_pgvisor(format!("no HTTP answer within {HEAD_TIMEOUT:?}")),
     };
     let Some(status) = head.status() else {
-        return not_pgvisor(format!("it answered {:?}", head.first_line()));
+        return not_pgvisor(head.first_line().to_string());
     };
     match status {
         200 if head.header("content-type").is_some_and(|c| c.starts_with("text/event-stream")) => {}
@@ -176,7 +175,8 @@ async fn follow(
         _ => return not_pgvisor(format!("it answered {}", head.first_line())),
     }
     on_followed();
-    let mut dechunker = head.header("transfer-encoding").is_some_and(|t| t.contains("chunked")).then(Dechunker::default);
+    let mut dechunker =
+        head.header("transfer-encoding").is_some_and(|t| t.contains("chunked")).then(Dechunker::default);
     let mut parser = SseParser::default();
     let mut body = Vec::new();
     let mut pending = body_start;
@@ -260,14 +260,26 @@ async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Option<(Head, Vec<u8>
             return Ok(Some((Head { text }, raw[end + 4..].to_vec())));
         }
         if raw.len() > MAX_HEAD || (raw.len() >= 5 && !raw.starts_with(b"HTTP/")) {
-            // Not HTTP (a PostgreSQL ErrorResponse, say): show what it was.
-            let text = String::from_utf8_lossy(&raw[..raw.len().min(60)]).into_owned();
-            return Ok(Some((Head { text }, Vec::new())));
+            return Ok(Some((Head { text: describe_non_http(&raw) }, Vec::new())));
         }
         let n = tcp.read(&mut buf).await?;
         if n == 0 {
-            return Ok((!raw.is_empty()).then(|| (Head { text: String::from_utf8_lossy(&raw).into_owned() }, Vec::new())));
+            return Ok((!raw.is_empty()).then(|| (Head { text: describe_non_http(&raw) }, Vec::new())));
         }
         raw.extend_from_slice(&buf[..n]);
     }
+}
+
+/// What a peer that does not speak HTTP answered, for the error message.
+fn describe_non_http(raw: &[u8]) -> String {
+    // A PostgreSQL server or pgvisor's client port rejects "GET ..." as a startup packet with an
+    // ErrorResponse: 'E', then a 4-byte length.
+    if raw.first() == Some(&b'E') && raw.len() >= 5 && raw[1] == 0 {
+        return "it answered with a PostgreSQL error message, not HTTP".into();
+    }
+    let shown: String = String::from_utf8_lossy(&raw[..raw.len().min(40)])
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
+    format!("it answered something other than HTTP ({shown:?})")
 }

@@ -60,12 +60,12 @@ impl Style {
             return Self::PLAIN;
         }
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100usize).clamp(60, 160);
+        let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(80usize).clamp(60, 160);
         Self { color: !no_color, width: Some(width) }
     }
 
     fn paint(&self, codes: &str, text: &str) -> String {
-        if self.color {
+        if self.color && !text.is_empty() {
             format!("\x1b[{codes}m{text}\x1b[0m")
         } else {
             text.to_string()
@@ -81,8 +81,8 @@ const MAX_REMEMBERED: usize = 10_000;
 pub struct Printer {
     style: Style,
     json: bool,
-    /// Per advice id: the count and last_seen last printed.
-    printed: HashMap<String, (u64, String)>,
+    /// Per advice id: a digest of what was last printed.
+    printed: HashMap<String, u64>,
 }
 
 impl Printer {
@@ -95,7 +95,7 @@ impl Printer {
     /// as an update line when it changed since, and not at all when the stream repeats it (as it
     /// does after a reconnect). Returns whether anything was written.
     pub fn print(&mut self, advice: &AdviceView, raw: Option<&str>, out: &mut dyn Write) -> std::io::Result<bool> {
-        let state = (advice.count, advice.last_seen.clone());
+        let state = advice.digest();
         let text = match self.printed.get(&advice.id) {
             Some(previous) if *previous == state => return Ok(false),
             _ if self.json => format!("{}\n", one_line_json(advice, raw)),
@@ -114,6 +114,18 @@ impl Printer {
     fn update_line(&self, advice: &AdviceView) -> String {
         let label = self.style.paint(severity_color(&advice.severity), "updated:");
         format!("{label} {} (seen {}x)\n", advice.title, advice.count)
+    }
+}
+
+impl AdviceView {
+    /// Tells an update from a repeat. Not (count, last_seen) alone: last_seen has millisecond
+    /// precision, and an update can follow the first occurrence within the same millisecond.
+    fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.count, &self.last_seen, &self.severity, &self.title, &self.message).hash(&mut h);
+        self.evidence.to_string().hash(&mut h);
+        h.finish()
     }
 }
 
@@ -228,7 +240,11 @@ fn short(sql: &str) -> String {
 
 fn ms_text(v: &Value) -> Option<String> {
     let ms = v.as_f64()?;
-    Some(if ms >= 1000.0 { format!("{:.1} s", ms / 1000.0) } else { format!("{ms:.1} ms") })
+    Some(match ms {
+        ms if ms >= 1000.0 => format!("{:.1} s", ms / 1000.0),
+        ms if ms >= 10.0 => format!("{ms:.0} ms"),
+        ms => format!("{ms:.1} ms"),
+    })
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -290,7 +306,8 @@ fn evidence_lines(kind: &str, e: &Value) -> EvidenceLines {
             };
             push(&mut lines, "link", link);
             let runs = e["children"].as_u64().map(|n| {
-                let distinct = e["distinct_parameters"].as_u64().map(|d| format!(", {d} different values")).unwrap_or_default();
+                let distinct =
+                    e["distinct_parameters"].as_u64().map(|d| format!(", {d} different values")).unwrap_or_default();
                 let total = ms_text(&e["total_child_ms"]).map(|t| format!(", {t} in total")).unwrap_or_default();
                 format!("{n}{distinct}{total}")
             });
@@ -318,7 +335,8 @@ fn evidence_lines(kind: &str, e: &Value) -> EvidenceLines {
                 push_statements(&mut lines, "  its transaction ran", strings(&b["statements"]));
             }
             if blockers.is_empty() {
-                let pids = e["root_blocker_pids"].as_array().filter(|p| !p.is_empty()).or(e["blocking_pids"].as_array());
+                let pids =
+                    e["root_blocker_pids"].as_array().filter(|p| !p.is_empty()).or(e["blocking_pids"].as_array());
                 let pids = pids.map(|p| p.iter().map(Value::to_string).collect::<Vec<_>>().join(", "));
                 push(&mut lines, "blocked by backend pid", pids.filter(|p| !p.is_empty()));
             }
@@ -429,7 +447,12 @@ mod tests {
         let a = advice("n_plus_one", serde_json::json!({}));
         let text = block(&a, Style { color: true, width: Some(60) });
         assert!(text.starts_with("\x1b[1;33mWARNING \x1b[0m \x1b[1mN+1"), "{text:?}");
-        assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+        let plain = text.replace("\x1b[0m", "").replace("\x1b[2m", "");
+        assert!(plain.lines().skip(1).all(|l| l.chars().count() <= 60), "{plain}");
+        assert!(
+            plain.contains("\n  Fix: Fetch all rows at once: SELECT * FROM orders WHERE\n       user_id = ANY($1)\n"),
+            "{plain}"
+        );
         assert!(!block(&a, Style::PLAIN).contains('\x1b'));
     }
 
@@ -445,9 +468,12 @@ mod tests {
         out.clear();
         assert!(printer.print(&a, None, &mut out).unwrap());
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            String::from_utf8(std::mem::take(&mut out)).unwrap(),
             "updated: N+1 queries: 20 queries, one per row (users.id -> orders.user_id) (seen 3x)\n"
         );
+        // Same count and millisecond, fresher evidence: still an update.
+        a.title = "N+1 queries: 40 queries, one per row (users.id -> orders.user_id)".into();
+        assert!(printer.print(&a, None, &mut out).unwrap());
     }
 
     #[test]
