@@ -43,6 +43,16 @@ impl<'a> Parse<'a> {
         c.bytes(param_type_count.checked_mul(4).ok_or(ProtocolError::Truncated("Parse"))?)?;
         Ok(Self { name, sql, param_type_count })
     }
+
+    /// The statement name and as much of the SQL text as `body` holds: for a Parse larger than
+    /// the capped prefix the observer sees.
+    pub fn head(body: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), ProtocolError> {
+        let mut c = Cursor::new(body, "Parse");
+        let name = c.cstr()?;
+        let rest = c.remaining();
+        let sql = rest.iter().position(|&b| b == 0).map_or(rest, |end| &rest[..end]);
+        Ok((name, sql))
+    }
 }
 
 /// Wire format of a parameter or result column.
@@ -104,6 +114,13 @@ impl<'a> Bind<'a> {
         let nresult = c.count16()?;
         let result_formats = c.bytes(nresult * 2)?;
         Ok(Self { portal, statement, param_formats, params, param_count, result_formats })
+    }
+
+    /// The portal and statement names alone: they lead the body, so they can be read from the
+    /// capped prefix of a Bind too large to see whole.
+    pub fn names(body: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), ProtocolError> {
+        let mut c = Cursor::new(body, "Bind");
+        Ok((c.cstr()?, c.cstr()?))
     }
 
     /// Number of parameter values.

@@ -253,12 +253,14 @@ impl SessionObserver {
                 self.expect(Pending::Query { runs, failed: false });
             }
             FrontendTag::Parse => {
-                let statement = Parse::parse(m.body).ok().map(|p| {
-                    let statement = self.parse(p.sql).statement;
-                    if p.name.is_empty() {
+                // A Parse larger than the observed prefix: its name and the start of its text.
+                let head = Parse::parse(m.body).map(|p| (p.name, p.sql)).or_else(|_| Parse::head(m.body));
+                let statement = head.ok().map(|(name, sql)| {
+                    let statement = self.parse(sql).statement;
+                    if name.is_empty() {
                         self.unnamed_statement = Some(statement.clone());
                     } else {
-                        remember(&mut self.statements, p.name, statement.clone());
+                        remember(&mut self.statements, name, statement.clone());
                     }
                     statement
                 });
@@ -295,6 +297,32 @@ impl SessionObserver {
                     }
                     Some(statement)
                 });
+                // A Bind larger than the observed prefix: its names still lead the body, so the
+                // portal runs the right statement (without parameter values).
+                let statement = statement.or_else(|| {
+                    let (portal_name, statement_name) = Bind::names(m.body).ok()?;
+                    let statement = if statement_name.is_empty() {
+                        self.unnamed_statement.clone()
+                    } else {
+                        self.statements.get(statement_name).cloned()
+                    }?;
+                    let portal = Portal {
+                        statement: statement.clone(),
+                        params: Vec::new(),
+                        result_formats: Vec::new(),
+                        params_hash: None,
+                    };
+                    if portal_name.is_empty() {
+                        self.unnamed_portal = Some(portal);
+                    } else {
+                        remember(&mut self.portals, portal_name, portal);
+                    }
+                    Some(statement)
+                });
+                if statement.is_none() && Bind::names(m.body).is_ok_and(|(portal, _)| portal.is_empty()) {
+                    // Unknown statement: the unnamed portal no longer runs the previous one.
+                    self.unnamed_portal = None;
+                }
                 self.expect(Pending::Bind(statement));
             }
             FrontendTag::Execute => {
