@@ -146,6 +146,29 @@ async fn limited_or_small_results_are_not_unbounded() {
     expect_none(&proxy, &client, "unbounded_result", "a LIMITed query, a small result and a count").await;
 }
 
+/// A driver streaming a large result through a portal with a row limit (JDBC `setFetchSize`):
+/// twelve Executes of 1,000 rows, each ending in PortalSuspended, are one statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_in_chunks_is_neither_unbounded_nor_repeated() {
+    let (proxy, mut client) = session(|_| {}).await;
+    let tx = client.transaction().await.unwrap();
+    let all = tx.prepare("select id, kind from events order by id").await.unwrap();
+    let portal = tx.bind(&all, &[]).await.unwrap();
+    let mut fetched = 0;
+    loop {
+        let chunk = tx.query_portal(&portal, 1000).await.unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        fetched += chunk.len();
+    }
+    assert_eq!(fetched, 12_000);
+    tx.commit().await.unwrap();
+    expect_none(&proxy, &client, "unbounded_result", "12,000 rows fetched 1,000 at a time").await;
+    let repeated = advice_of(&proxy, "repeated_query").await;
+    assert!(repeated.is_empty(), "the chunks of one portal are one statement:\n{}", pretty(&repeated));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_star_on_wide_rows() {
     let (proxy, client) = session(|_| {}).await;

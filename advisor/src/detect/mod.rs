@@ -1,7 +1,7 @@
 //! Detectors: each turns what the observers saw into [`crate::advice::Finding`]s.
 
-pub mod deadlock;
 pub mod ddl;
+pub mod deadlock;
 pub mod error_spike;
 pub mod lock_contention;
 pub mod missing_index;

@@ -519,9 +519,12 @@ impl SessionObserver {
             }
         }
         let duration = now.saturating_duration_since(started);
+        // A portal suspended at its row limit (a driver fetching in chunks) is one statement still
+        // running, not a finished one: only a completion with a row count is checked.
+        let completed = rows.is_some();
         let rows = rows.unwrap_or(run.rows);
         let literals = run.params_hash.filter(|_| run.simple);
-        if error.is_none() {
+        if error.is_none() && completed {
             let finished = FinishedStatement {
                 statement: statement.clone(),
                 params: run.params_hash,
