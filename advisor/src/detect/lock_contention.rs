@@ -147,9 +147,13 @@ pub fn suspects(
         .collect()
 }
 
+/// `s` cut to about `max` characters at a space, so no token is cut in half.
 fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
+        Some((i, _)) => {
+            let cut = s[..i].rfind(' ').filter(|&at| at > max / 2).unwrap_or(i);
+            format!("{} ...", s[..cut].trim_end())
+        }
         None => s.to_string(),
     }
 }

@@ -218,6 +218,7 @@ impl NPlusOneDetector {
         let total_ms = b.total.as_secs_f64() * 1000.0;
         let severity = if b.count >= 50 || total_ms >= 500.0 { Severity::Critical } else { Severity::Warning };
         let child_table = sql_shape::tables(&child.text).into_iter().next();
+        let mut join = None;
         let (link_text, batched) = match (link, &b.parent) {
             (Some((pi, ci)), Some(parent)) => {
                 let parent_col = parent.columns[ci].name.clone().unwrap_or_else(|| format!("column {}", ci + 1));
@@ -227,6 +228,9 @@ impl NPlusOneDetector {
                     .map(|c| sql_shape::bare_name(&c))
                     .unwrap_or_else(|| format!("${}", pi + 1));
                 let child_table = child_table.clone().unwrap_or_else(|| "child".into());
+                join = Some(format!(
+                    "SELECT ... FROM {parent_table} JOIN {child_table} ON {child_table}.{child_col} = {parent_table}.{parent_col}"
+                ));
                 (
                     Some(format!("{parent_table}.{parent_col} -> {child_table}.{child_col}")),
                     sql_shape::batched(&child.text, pi + 1),
@@ -265,8 +269,8 @@ impl NPlusOneDetector {
             Some(q) => format!("Fetch all rows at once and group them in the application: {q} with an array of all the values."),
             None => "Fetch all rows at once (WHERE ... = ANY($1) with an array of the values, or a JOIN) instead of one query per row.".into(),
         };
-        if let (Some(parent), Some(link)) = (&parent_text, &link_text) {
-            suggestion.push_str(&format!(" Or join it into the first query: {parent} joined on {link}."));
+        if let (Some(_), Some(join)) = (&parent_text, &join) {
+            suggestion.push_str(&format!(" Or fetch both in one query: {join}, with the first query's WHERE clause."));
         }
         if let Some(orm) = b.child.style.eager_loading() {
             suggestion.push(' ');
