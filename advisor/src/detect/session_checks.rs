@@ -1,4 +1,5 @@
-//! The checks a session's observer runs on each statement that finished without error:
+//! The checks a session's observer runs on each statement that completed without error (a
+//! portal suspended at its row limit has not completed):
 //! `repeated_query` (per session, over time), `unbounded_result` and `select_star` (per
 //! execution, from the result's size and shape).
 
