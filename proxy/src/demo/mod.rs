@@ -26,8 +26,9 @@ pub use workload::{Scenario, Thresholds};
 
 /// `--long-transaction` for the demo unless given: short, so the demo takes seconds, not minutes.
 const DEMO_LONG_TRANSACTION: Duration = Duration::from_secs(4);
-/// How long a scenario's advice may take to arrive before the demo moves on without it.
-const ADVICE_WAIT: Duration = Duration::from_secs(5);
+/// The one kind the workload leaves out, and why.
+const NOT_IN_DEMO: &str = "inspector_unavailable is not part of the demo: it needs pgvisor's side connection (the \
+                           Inspector) to fail, and the lock and missing-index advice above need that connection.";
 /// The log filter unless RUST_LOG is set: warnings only, and no advice blocks (the demo prints
 /// them itself on stdout).
 pub const LOG_FILTER: &str = "warn,pgvisor::advice_log=off,pgvisor::advice=off";
@@ -93,9 +94,16 @@ async fn demo_with(
         settings.inspector_dsn =
             Some(crate::inspector::default_dsn(&upstream.host, upstream.port, Some(pg.superuser())));
     }
+    let advisor = &settings.advisor;
     let thresholds = Thresholds {
-        idle_in_transaction: settings.advisor.transactions.idle_in_transaction,
-        long_transaction: settings.advisor.transactions.long_transaction,
+        idle_in_transaction: advisor.transactions.idle_in_transaction,
+        long_transaction: advisor.transactions.long_transaction,
+        slow: advisor.slow_query.threshold,
+        slow_min_calls: advisor.slow_query.min_calls,
+        repeated_query_min: advisor.session_checks.repeated_query.min_repeats,
+        select_star_row_bytes: advisor.session_checks.select_star.row_bytes,
+        unparameterized_min: advisor.unparameterized.min_texts,
+        error_spike_min: advisor.error_spike.min_errors,
     };
     let proxy = Proxy::bind(settings).await.context("cannot start the proxy")?;
     let listen = proxy.local_addr();
@@ -128,6 +136,7 @@ async fn demo_with(
             if !missing.is_empty() {
                 say(&format!("Not shown: {}.", missing.join(", ")));
             }
+            say(NOT_IN_DEMO);
             if !demo.exit {
                 say(&format!(
                     "pgvisor keeps running: try your own queries with psql \"host={} port={} user={} \
@@ -178,15 +187,15 @@ async fn run_workload(
     thresholds: &Thresholds,
     mut seen: watch::Receiver<BTreeSet<String>>,
 ) -> anyhow::Result<()> {
-    workload::set_up(config).await.context("cannot create the demo tables through pgvisor")?;
+    workload::set_up(config, thresholds).await.context("cannot create the demo tables through pgvisor")?;
     for (n, scenario) in Scenario::ALL.iter().enumerate() {
         say(&format!("── {}/{} {}\n", n + 1, Scenario::ALL.len(), scenario.describe(thresholds)));
         if let Err(e) = scenario.run(config, thresholds).await {
             say(&format!("   the scenario failed: {e}"));
         }
-        let kind = scenario.kind();
-        if tokio::time::timeout(ADVICE_WAIT, seen.wait_for(|s| s.contains(kind))).await.is_err() {
-            say(&format!("   no {kind} advice within {} s", ADVICE_WAIT.as_secs()));
+        let (kind, wait) = (scenario.kind(), scenario.advice_wait());
+        if tokio::time::timeout(wait, seen.wait_for(|s| s.contains(kind))).await.is_err() {
+            say(&format!("   no {kind} advice within {} s", wait.as_secs()));
         }
     }
     Ok(())
