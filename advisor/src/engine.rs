@@ -185,6 +185,8 @@ pub struct Engine {
     waiters: HashMap<u64, Waiter>,
     ddl: DdlWatch,
     explain: ExplainBudget,
+    /// Statements seen waiting for a lock (bounded): their slowness is not their plan's.
+    lock_waited: std::collections::HashSet<String>,
     slow_queries: SlowQueryWatch,
     unparameterized: UnparameterizedWatch,
     error_spikes: ErrorSpikeWatch,
@@ -197,6 +199,7 @@ impl Engine {
         let inspector_down = inspector.is_none();
         Self {
             explain: ExplainBudget::default(),
+            lock_waited: std::collections::HashSet::new(),
             advisor,
             sink,
             inspector,
@@ -325,9 +328,21 @@ impl Engine {
         for f in self.transactions.check(&sessions, now, &self.advisor.config.transactions) {
             self.record(f);
         }
-        for f in self.slow_queries.check(&self.advisor.stats, &self.advisor.config.slow_query) {
+        for mut f in self.slow_queries.check(&self.advisor.stats, &self.advisor.config.slow_query) {
+            // Time spent queued behind another session's locks is not a plan problem.
+            if f.evidence["query"].as_str().is_some_and(|q| self.lock_waited.contains(q)) {
+                f.message.push_str(
+                    " Some of its runs waited for locks held by other sessions (see the lock_contention advice).",
+                );
+                f.suggestion = format!(
+                    "First shorten the transactions that hold the locks it waits for (see lock_contention); then, if it is still slow, look at its plan. {}",
+                    f.suggestion
+                );
+                f.evidence["waited_for_locks"] = serde_json::Value::Bool(true);
+            }
             self.record(f);
         }
+
         let lock_wait = self.advisor.config.lock_wait;
         for (identity, activity) in &sessions {
             let Some(started) = activity.statement_started.filter(|_| activity.state == SessionState::Active) else {
@@ -387,6 +402,10 @@ impl Engine {
                     && inspector_down
                     && !lock_contention::suspects(*id, &w.statement, &sessions).is_empty());
             if reportable {
+                if self.lock_waited.len() >= 1000 {
+                    self.lock_waited.clear();
+                }
+                self.lock_waited.insert(w.statement.clone());
                 findings.push(lock_contention::finding(
                     (&me.0, &me.1),
                     &w.statement,

@@ -63,11 +63,12 @@ pub fn check(s: &FinishedStatement, config: &SelectStarConfig) -> Option<Finding
         title: format!("SELECT {}{on}: {} columns, {row_bytes} bytes per row", stars.join(", "), s.columns),
         message: format!(
             "`{text}` reads every column ({}) and its rows are wide: {} columns, {row_bytes} bytes per row on average \
-             over {} rows. Every column is read, sent and decoded on every call, including large text, JSON or bytea \
+             over {} row{}. Every column is read, sent and decoded on every call, including large text, JSON or bytea \
              values the code may never look at, and the query breaks or changes silently when a column is added.",
             stars.join(", "),
             s.columns,
-            s.rows
+            s.rows,
+            if s.rows == 1 { "" } else { "s" }
         ),
         suggestion: "Name the columns the code uses: SELECT id, name, ... instead of *. With an ORM, load only some \
                      columns (SQLAlchemy load_only() / defer(), Django .only() / .defer() / .values(), Rails \

@@ -91,12 +91,11 @@ pub fn check(s: &FinishedStatement, config: &UnboundedResultConfig, session: &st
              is read, sent and usually held in the application's memory at once, and it grows with the table.",
             s.rows
         ),
-        suggestion: format!(
-            "Fetch only what is used: add LIMIT with keyset pagination (WHERE id > $last ORDER BY id LIMIT 100), or \
+        suggestion: "Fetch only what is used: add LIMIT with keyset pagination (WHERE id > $last ORDER BY id LIMIT 100), or \
              aggregate in SQL. If every row is really needed, stream it instead of loading it at once: a server-side \
              cursor (DECLARE ... CURSOR / FETCH 1000, psycopg's named cursors, JDBC setFetchSize, SQLAlchemy \
-             yield_per / stream_results), or COPY ({text}) TO STDOUT for exports."
-        ),
+             yield_per / stream_results), or, for exports, COPY (the query, with its values written in: COPY takes              no parameters) TO STDOUT."
+            .into(),
         fingerprints: vec![s.statement.fingerprint],
         evidence: json!({
             "query": text.to_string(),
