@@ -5,7 +5,8 @@
 //! so forwarding never waits for observation.
 
 use advisor::observer::SessionObserver;
-use protocol::ScannedMessage;
+use protocol::{FrontendTag, ScannedMessage};
+use tracing::warn;
 
 /// Per-session observation: none for replication connections, which are forwarded only.
 #[derive(Default)]
@@ -21,6 +22,10 @@ impl SessionTap {
 
     /// A message from the client.
     pub fn frontend(&mut self, message: ScannedMessage<'_>) {
+        if let FrontendTag::Unknown(tag) = FrontendTag::from_byte(message.tag) {
+            // Forwarded as is: PostgreSQL answers it with its own error and closes the session.
+            warn!(tag = %(tag as char).escape_default(), len = message.body_len, "client sent a message type the protocol does not define");
+        }
         if let Some(o) = &mut self.observer {
             o.frontend(message);
         }
