@@ -63,7 +63,7 @@ impl RepeatedQueryDetector {
     /// Notes one execution; returns a finding when a streak reaches the threshold or doubles.
     pub fn observe(&mut self, s: &FinishedStatement, session: &str) -> Option<Finding> {
         let text = &s.statement.text;
-        if !sql_shape::is_read(text) || sql_shape::tables(text).is_empty() {
+        if !sql_shape::is_read(text) || !sql_shape::has_table(text) {
             return None;
         }
         let key = (s.statement.fingerprint, s.params.unwrap_or(0));

@@ -30,6 +30,23 @@ pub fn tables(text: &str) -> Vec<String> {
     out
 }
 
+/// True when the statement names a table (as [`tables`] would find one), without allocating:
+/// it runs for every statement.
+pub fn has_table(text: &str) -> bool {
+    let mut words = text.split_ascii_whitespace().peekable();
+    while let Some(w) = words.next() {
+        if matches!(w, "FROM" | "JOIN" | "UPDATE" | "INTO") {
+            if let Some(next) = words.peek() {
+                let name = next.split('(').next().unwrap_or_default();
+                if !name.is_empty() {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
 /// `"public"."Users"` -> `Users`; `app.users(` -> `users`.
 pub fn bare_name(qualified: &str) -> String {
     let base = qualified.split('(').next().unwrap_or_default().trim_end_matches([',', ';', ')']);
@@ -91,6 +108,7 @@ mod tests {
         assert!(is_read(t));
         assert!(!is_read("UPDATE t SET a = $1"));
         assert_eq!(tables(t), vec!["orders"]);
+        assert!(has_table(t) && !has_table("SELECT $1") && !has_table("SELECT * FROM (VALUES ($1)) v"));
         assert_eq!(tables("SELECT * FROM \"public\".\"Post\" JOIN users u ON u.id = x"), vec!["Post", "users"]);
         assert_eq!(column_for_param(t, 1).as_deref(), Some("orders.user_id"));
         assert_eq!(column_for_param(t, 12).as_deref(), Some("orders.state"));
