@@ -664,10 +664,11 @@ impl SessionObserver {
             activity.state = SessionState::Active;
             activity.state_since = now;
         }
-        if let Some(s) = statement {
-            activity.current_statement = Some(s.text.clone());
-            activity.statement_started = Some(now);
-        }
+        // A new request is in flight even when its statement is unknown (a portal pgvisor did not
+        // see bound): never leave the previous statement's text and start time in place, or a
+        // lock wait would be pinned on it.
+        activity.current_statement = statement.map(|s| s.text.clone());
+        activity.statement_started = Some(now);
         if self.status == TransactionStatus::Idle && activity.transaction_started.is_none() {
             // A transaction may be starting; ReadyForQuery confirms or clears it.
             activity.transaction_started = Some(now);
