@@ -123,10 +123,9 @@ pub fn connector(mode: UpstreamTlsMode, ca: Option<&Path>) -> Result<Option<TlsC
     let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let mut config = match mode {
         UpstreamTlsMode::Disable => return Ok(None),
-        UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider())))
-            .with_no_client_auth(),
+        UpstreamTlsMode::Prefer | UpstreamTlsMode::Require => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(EncryptOnly::new())).with_no_client_auth()
+        }
         UpstreamTlsMode::VerifyFull => {
             let mut roots = RootCertStore::empty();
             match ca {
@@ -156,7 +155,20 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, rustls::pki_types:
 /// Certificate verifier for sslmode prefer/require: libpq encrypts without verifying the
 /// certificate in these modes, so we do the same, but still check the handshake signatures.
 #[derive(Debug)]
-struct EncryptOnly(Arc<CryptoProvider>);
+pub struct EncryptOnly(Arc<CryptoProvider>);
+
+impl EncryptOnly {
+    /// A verifier using the ring provider pgvisor uses everywhere.
+    pub fn new() -> Self {
+        Self(provider())
+    }
+}
+
+impl Default for EncryptOnly {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl ServerCertVerifier for EncryptOnly {
     fn verify_server_cert(
