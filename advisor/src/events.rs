@@ -143,3 +143,24 @@ pub fn channel(capacity: usize) -> (EventSender, mpsc::Receiver<Event>) {
     let (tx, rx) = mpsc::channel(capacity);
     (EventSender { tx, dropped: Arc::default() }, rx)
 }
+
+#[cfg(test)]
+impl StatementEvent {
+    /// A statement of session 1 that finished now, for unit tests: 1 ms, no rows, no error.
+    pub(crate) fn sample(sql: &str) -> Self {
+        let n = crate::fingerprint(sql.as_bytes());
+        Self {
+            session: 1,
+            statement: Arc::new(Statement {
+                fingerprint: n.fingerprint,
+                text: n.text.into(),
+                style: OrmStyle::default(),
+            }),
+            duration: Duration::from_millis(1),
+            rows: 0,
+            error: None,
+            finished_at: SystemTime::now(),
+            literals: None,
+        }
+    }
+}

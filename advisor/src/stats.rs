@@ -229,23 +229,14 @@ fn cap_text(text: &Arc<str>) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Statement;
     use std::time::Duration;
 
     fn event(sql: &str, us: u64, rows: u64, error: Option<&str>) -> StatementEvent {
-        let n = crate::fingerprint(sql.as_bytes());
         StatementEvent {
-            session: 1,
-            statement: Arc::new(Statement {
-                fingerprint: n.fingerprint,
-                text: n.text.into(),
-                style: Default::default(),
-            }),
             duration: Duration::from_micros(us),
             rows,
             error: error.and_then(SqlState::parse),
-            finished_at: SystemTime::now(),
-            literals: None,
+            ..StatementEvent::sample(sql)
         }
     }
 

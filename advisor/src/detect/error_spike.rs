@@ -292,20 +292,7 @@ mod tests {
     use super::*;
 
     fn event(sql: &str, error: Option<&str>, at: SystemTime) -> StatementEvent {
-        let n = crate::fingerprint(sql.as_bytes());
-        StatementEvent {
-            session: 1,
-            statement: Arc::new(Statement {
-                fingerprint: n.fingerprint,
-                text: n.text.into(),
-                style: Default::default(),
-            }),
-            duration: Duration::from_millis(1),
-            rows: 0,
-            error: error.and_then(SqlState::parse),
-            finished_at: at,
-            literals: None,
-        }
+        StatementEvent { error: error.and_then(SqlState::parse), finished_at: at, ..StatementEvent::sample(sql) }
     }
 
     fn feed(w: &mut ErrorSpikeWatch, events: impl IntoIterator<Item = StatementEvent>) -> Vec<Finding> {

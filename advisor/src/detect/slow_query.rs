@@ -141,27 +141,11 @@ pub fn finding(fp: Fingerprint, s: &FingerprintStats, config: &SlowQueryConfig, 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::SystemTime;
 
     use super::*;
-    use crate::events::Statement;
 
     fn event(sql: &str, ms: u64) -> StatementEvent {
-        let n = crate::fingerprint(sql.as_bytes());
-        StatementEvent {
-            session: 1,
-            statement: Arc::new(Statement {
-                fingerprint: n.fingerprint,
-                text: n.text.into(),
-                style: Default::default(),
-            }),
-            duration: Duration::from_millis(ms),
-            rows: 3,
-            error: None,
-            finished_at: SystemTime::now(),
-            literals: None,
-        }
+        StatementEvent { duration: Duration::from_millis(ms), rows: 3, ..StatementEvent::sample(sql) }
     }
 
     fn run(watch: &mut SlowQueryWatch, stats: &QueryStats, sql: &str, ms: u64) {

@@ -132,20 +132,7 @@ mod tests {
     use super::*;
 
     fn event(sql: &str, literals: Option<u64>, at: SystemTime) -> StatementEvent {
-        let n = crate::fingerprint(sql.as_bytes());
-        StatementEvent {
-            session: 1,
-            statement: Arc::new(Statement {
-                fingerprint: n.fingerprint,
-                text: n.text.into(),
-                style: Default::default(),
-            }),
-            duration: Duration::from_millis(1),
-            rows: 1,
-            error: None,
-            finished_at: at,
-            literals,
-        }
+        StatementEvent { rows: 1, finished_at: at, literals, ..StatementEvent::sample(sql) }
     }
 
     #[test]
