@@ -47,6 +47,13 @@ struct Repeats {
     rows: u64,
 }
 
+impl Repeats {
+    /// A streak starting at `at`.
+    fn starting(at: Instant) -> Self {
+        Self { recent: VecDeque::new(), streak: 0, reported_at: 0, started: at, total: Duration::ZERO, rows: 0 }
+    }
+}
+
 /// Per-session repeat counting.
 #[derive(Debug, Default)]
 pub struct RepeatedQueryDetector {
@@ -74,27 +81,13 @@ impl RepeatedQueryDetector {
                 self.tracked.clear();
             }
         }
-        let r = self.tracked.entry(key).or_insert_with(|| Repeats {
-            recent: VecDeque::new(),
-            streak: 0,
-            reported_at: 0,
-            started: s.at,
-            total: Duration::ZERO,
-            rows: 0,
-        });
+        let r = self.tracked.entry(key).or_insert_with(|| Repeats::starting(s.at));
         while r.recent.front().is_some_and(|t| s.at.duration_since(*t) > window) {
             r.recent.pop_front();
         }
         if r.recent.is_empty() {
             // Quiet for a whole window: a new streak.
-            *r = Repeats {
-                recent: VecDeque::new(),
-                streak: 0,
-                reported_at: 0,
-                started: s.at,
-                total: Duration::ZERO,
-                rows: 0,
-            };
+            *r = Repeats::starting(s.at);
         }
         r.recent.push_back(s.at);
         r.streak += 1;

@@ -7,6 +7,7 @@
 //! pipelined use.
 
 pub mod capture;
+mod extended;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use protocol::backend::{
     BackendKeyData, CommandComplete, DataRow, ErrorFields, ParameterStatus, ReadyForQuery, RowDescription,
     TransactionStatus,
 };
-use protocol::frontend::{Bind, Execute, Parse, Query, Target};
+use protocol::frontend::{Query, Target};
 use protocol::{BackendTag, FrontendTag, ScannedMessage};
 
 use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
@@ -28,7 +29,7 @@ use crate::events::{Event, EventSender, ExplainSample, SqlState, Statement, Stat
 use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::lexer::split_statements;
 use crate::sessions::{lock, SessionEntry, SessionState, MAX_TRANSACTION_STATEMENTS};
-use capture::{bind_params, literal_value, result_formats, ResultSample, MAX_PARAMS};
+use capture::{literal_value, result_formats, ResultSample, MAX_PARAMS};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 const MAX_PENDING: usize = 10_000;
@@ -252,106 +253,10 @@ impl SessionObserver {
                 }
                 self.expect(Pending::Query { runs, failed: false });
             }
-            FrontendTag::Parse => {
-                // A Parse larger than the observed prefix: its name and the start of its text.
-                let head = Parse::parse(m.body).map(|p| (p.name, p.sql)).or_else(|_| Parse::head(m.body));
-                let statement = head.ok().map(|(name, sql)| {
-                    let statement = self.parse(sql).statement;
-                    if name.is_empty() {
-                        self.unnamed_statement = Some(statement.clone());
-                    } else {
-                        remember(&mut self.statements, name, statement.clone());
-                    }
-                    statement
-                });
-                self.expect(Pending::Parse(statement));
-            }
-            FrontendTag::Bind => {
-                let statement = Bind::parse(m.body).ok().and_then(|b| {
-                    let statement = if b.statement.is_empty() {
-                        self.unnamed_statement.clone()
-                    } else {
-                        self.statements.get(b.statement).cloned()
-                    }?;
-                    let read = sql_shape::is_read(&statement.text);
-                    let params = if read { bind_params(&b) } else { Vec::new() };
-                    let params_hash = (read && b.param_count() > 0).then(|| {
-                        let mut h = xxhash_rust::xxh3::Xxh3::new();
-                        for (_, value) in b.params() {
-                            let len = value.map_or(u64::MAX, |v| v.len() as u64);
-                            h.update(&len.to_le_bytes());
-                            h.update(value.unwrap_or_default());
-                        }
-                        h.digest()
-                    });
-                    let portal = Portal {
-                        statement: statement.clone(),
-                        params,
-                        result_formats: b.result_formats.to_vec(),
-                        params_hash,
-                    };
-                    if b.portal.is_empty() {
-                        self.unnamed_portal = Some(portal);
-                    } else {
-                        remember(&mut self.portals, b.portal, portal);
-                    }
-                    Some(statement)
-                });
-                // A Bind larger than the observed prefix: its names still lead the body, so the
-                // portal runs the right statement (without parameter values).
-                let statement = statement.or_else(|| {
-                    let (portal_name, statement_name) = Bind::names(m.body).ok()?;
-                    let statement = if statement_name.is_empty() {
-                        self.unnamed_statement.clone()
-                    } else {
-                        self.statements.get(statement_name).cloned()
-                    }?;
-                    let portal = Portal {
-                        statement: statement.clone(),
-                        params: Vec::new(),
-                        result_formats: Vec::new(),
-                        params_hash: None,
-                    };
-                    if portal_name.is_empty() {
-                        self.unnamed_portal = Some(portal);
-                    } else {
-                        remember(&mut self.portals, portal_name, portal);
-                    }
-                    Some(statement)
-                });
-                if statement.is_none() && Bind::names(m.body).is_ok_and(|(portal, _)| portal.is_empty()) {
-                    // Unknown statement: the unnamed portal no longer runs the previous one.
-                    self.unnamed_portal = None;
-                }
-                self.expect(Pending::Bind(statement));
-            }
-            FrontendTag::Execute => {
-                let portal = Execute::parse(m.body).ok().and_then(|e| {
-                    if e.portal.is_empty() {
-                        self.unnamed_portal.clone()
-                    } else {
-                        self.portals.get(e.portal).cloned()
-                    }
-                });
-                let mut run = Run::new(portal.as_ref().map(|p| p.statement.clone()), now);
-                if let Some(p) = portal {
-                    run.params = p.params;
-                    run.result_formats = p.result_formats;
-                    run.params_hash = p.params_hash;
-                }
-                self.set_active(run.statement.as_ref());
-                self.expect(Pending::Execute(run));
-            }
-            FrontendTag::Describe => {
-                let statement = match Target::parse(m.body, "Describe") {
-                    Ok(Target::Statement(b"")) => self.unnamed_statement.clone(),
-                    Ok(Target::Statement(name)) => self.statements.get(name).cloned(),
-                    Ok(Target::Portal(b"")) => self.unnamed_portal.as_ref().map(|p| p.statement.clone()),
-                    Ok(Target::Portal(name)) => self.portals.get(name).map(|p| p.statement.clone()),
-                    Err(_) => None,
-                };
-                self.expect(Pending::Describe(statement));
-            }
+            FrontendTag::Parse => self.on_parse(m.body),
+            FrontendTag::Bind => self.on_bind(m.body),
+            FrontendTag::Execute => self.on_execute(m.body, now),
+            FrontendTag::Describe => self.on_describe(m.body),
             FrontendTag::Close => {
                 match Target::parse(m.body, "Close") {
                     Ok(Target::Statement(name)) => {

@@ -1,0 +1,118 @@
+//! The extended protocol's requests: Parse, Bind, Execute and Describe, tracked by statement and
+//! portal name so each Execute is timed against the statement it runs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use protocol::frontend::{Bind, Execute, Parse, Target};
+
+use super::capture::bind_params;
+use super::{remember, Pending, Portal, Run, SessionObserver};
+use crate::detect::sql_shape;
+use crate::events::Statement;
+
+impl SessionObserver {
+    /// The statement prepared under `name` (empty: the unnamed statement).
+    fn statement_named(&self, name: &[u8]) -> Option<Arc<Statement>> {
+        if name.is_empty() {
+            self.unnamed_statement.clone()
+        } else {
+            self.statements.get(name).cloned()
+        }
+    }
+
+    /// Keeps `portal` under `name` (empty: the unnamed portal).
+    fn bind_portal(&mut self, name: &[u8], portal: Portal) {
+        if name.is_empty() {
+            self.unnamed_portal = Some(portal);
+        } else {
+            remember(&mut self.portals, name, portal);
+        }
+    }
+
+    pub(super) fn on_parse(&mut self, body: &[u8]) {
+        // A Parse larger than the observed prefix: its name and the start of its text.
+        let head = Parse::parse(body).map(|p| (p.name, p.sql)).or_else(|_| Parse::head(body));
+        let statement = head.ok().map(|(name, sql)| {
+            let statement = self.parse(sql).statement;
+            if name.is_empty() {
+                self.unnamed_statement = Some(statement.clone());
+            } else {
+                remember(&mut self.statements, name, statement.clone());
+            }
+            statement
+        });
+        self.expect(Pending::Parse(statement));
+    }
+
+    pub(super) fn on_bind(&mut self, body: &[u8]) {
+        let statement = match Bind::parse(body) {
+            Ok(b) => self.statement_named(b.statement).inspect(|statement| {
+                let read = sql_shape::is_read(&statement.text);
+                let params = if read { bind_params(&b) } else { Vec::new() };
+                let params_hash = (read && b.param_count() > 0).then(|| {
+                    let mut h = xxhash_rust::xxh3::Xxh3::new();
+                    for (_, value) in b.params() {
+                        let len = value.map_or(u64::MAX, |v| v.len() as u64);
+                        h.update(&len.to_le_bytes());
+                        h.update(value.unwrap_or_default());
+                    }
+                    h.digest()
+                });
+                let portal = Portal {
+                    statement: statement.clone(),
+                    params,
+                    result_formats: b.result_formats.to_vec(),
+                    params_hash,
+                };
+                self.bind_portal(b.portal, portal);
+            }),
+            // A Bind larger than the observed prefix: its names still lead the body, so the
+            // portal runs the right statement (without parameter values).
+            Err(_) => Bind::names(body).ok().and_then(|(portal_name, statement_name)| {
+                let statement = self.statement_named(statement_name)?;
+                let portal = Portal {
+                    statement: statement.clone(),
+                    params: Vec::new(),
+                    result_formats: Vec::new(),
+                    params_hash: None,
+                };
+                self.bind_portal(portal_name, portal);
+                Some(statement)
+            }),
+        };
+        if statement.is_none() && Bind::names(body).is_ok_and(|(portal, _)| portal.is_empty()) {
+            // Unknown statement: the unnamed portal no longer runs the previous one.
+            self.unnamed_portal = None;
+        }
+        self.expect(Pending::Bind(statement));
+    }
+
+    pub(super) fn on_execute(&mut self, body: &[u8], now: Instant) {
+        let portal = Execute::parse(body).ok().and_then(|e| {
+            if e.portal.is_empty() {
+                self.unnamed_portal.clone()
+            } else {
+                self.portals.get(e.portal).cloned()
+            }
+        });
+        let mut run = Run::new(portal.as_ref().map(|p| p.statement.clone()), now);
+        if let Some(p) = portal {
+            run.params = p.params;
+            run.result_formats = p.result_formats;
+            run.params_hash = p.params_hash;
+        }
+        self.set_active(run.statement.as_ref());
+        self.expect(Pending::Execute(run));
+    }
+
+    pub(super) fn on_describe(&mut self, body: &[u8]) {
+        let statement = match Target::parse(body, "Describe") {
+            Ok(Target::Statement(name)) => self.statement_named(name),
+            Ok(Target::Portal(b"")) => self.unnamed_portal.as_ref().map(|p| p.statement.clone()),
+            Ok(Target::Portal(name)) => self.portals.get(name).map(|p| p.statement.clone()),
+            Err(_) => None,
+        };
+        self.expect(Pending::Describe(statement));
+    }
+}
