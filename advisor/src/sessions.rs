@@ -152,3 +152,20 @@ impl SessionRegistry {
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+impl SessionIdentity {
+    /// Session `id` of user "app" on database "shop", app `app<id>`, from 127.0.0.1:<5000+id>,
+    /// connected now: for unit tests.
+    pub(crate) fn sample(id: u64) -> Self {
+        Self {
+            id,
+            user: "app".into(),
+            database: "shop".into(),
+            application_name: format!("app{id}"),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 5000 + id as u16)),
+            tls: false,
+            connected_at: SystemTime::now(),
+        }
+    }
+}

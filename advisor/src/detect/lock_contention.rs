@@ -183,20 +183,11 @@ pub fn inspector_unavailable(reason: &str) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
     use std::sync::Arc;
 
     fn session(id: u64, pid: u32, state: SessionState, statements: &[&str]) -> (SessionIdentity, SessionActivity) {
         let now = SystemTime::now();
-        let identity = SessionIdentity {
-            id,
-            user: "app".into(),
-            database: "shop".into(),
-            application_name: format!("app{id}"),
-            client_addr: SocketAddr::from(([127, 0, 0, 1], 5000 + id as u16)),
-            tls: false,
-            connected_at: now,
-        };
+        let identity = SessionIdentity::sample(id);
         let activity = SessionActivity {
             state,
             state_since: now,

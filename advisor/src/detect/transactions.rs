@@ -175,7 +175,6 @@ fn long_finding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
     use std::sync::Arc;
 
     fn session(
@@ -186,15 +185,7 @@ mod tests {
         statements: &[&str],
     ) -> (SessionIdentity, SessionActivity) {
         let now = SystemTime::now();
-        let identity = SessionIdentity {
-            id,
-            user: "app".into(),
-            database: "shop".into(),
-            application_name: "web".into(),
-            client_addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            tls: false,
-            connected_at: now,
-        };
+        let identity = SessionIdentity::sample(id);
         let activity = SessionActivity {
             state,
             state_since: now - Duration::from_millis(idle),

@@ -1,7 +1,6 @@
 //! Detector tests fed statement events: the hazards on a table in use, and the negatives
 //! (CONCURRENTLY, a table nobody used, lock_timeout set where only the timeout rule applied).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -42,16 +41,7 @@ fn event(session: u64, sql: &str, duration_ms: u64, at: SystemTime) -> Event {
 }
 
 fn session(id: u64, state: SessionState, current: &str, transaction: &[&str]) -> (SessionIdentity, SessionActivity) {
-    let now = SystemTime::now();
-    let identity = SessionIdentity {
-        id,
-        user: "app".into(),
-        database: "shop".into(),
-        application_name: format!("app{id}"),
-        client_addr: SocketAddr::from(([127, 0, 0, 1], 5000 + id as u16)),
-        tls: false,
-        connected_at: now,
-    };
+    let identity = SessionIdentity::sample(id);
     let activity = SessionActivity {
         state,
         backend_pid: Some(100 + id as u32),
