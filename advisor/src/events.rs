@@ -145,17 +145,21 @@ pub fn channel(capacity: usize) -> (EventSender, mpsc::Receiver<Event>) {
 }
 
 #[cfg(test)]
+impl Statement {
+    /// `sql` fingerprinted as the observer would, for unit tests.
+    pub(crate) fn from_sql(sql: &str) -> Arc<Self> {
+        let n = crate::fingerprint(sql.as_bytes());
+        Arc::new(Self { fingerprint: n.fingerprint, text: n.text.into(), style: OrmStyle::detect(sql.as_bytes()) })
+    }
+}
+
+#[cfg(test)]
 impl StatementEvent {
     /// A statement of session 1 that finished now, for unit tests: 1 ms, no rows, no error.
     pub(crate) fn sample(sql: &str) -> Self {
-        let n = crate::fingerprint(sql.as_bytes());
         Self {
             session: 1,
-            statement: Arc::new(Statement {
-                fingerprint: n.fingerprint,
-                text: n.text.into(),
-                style: OrmStyle::default(),
-            }),
+            statement: Statement::from_sql(sql),
             duration: Duration::from_millis(1),
             rows: 0,
             error: None,

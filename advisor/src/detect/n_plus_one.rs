@@ -314,8 +314,7 @@ mod tests {
     use super::*;
 
     fn stmt(sql: &str) -> Arc<Statement> {
-        let n = crate::fingerprint(sql.as_bytes());
-        Arc::new(Statement { fingerprint: n.fingerprint, text: n.text.into(), style: OrmStyle::detect(sql.as_bytes()) })
+        Statement::from_sql(sql)
     }
 
     struct Feed {

@@ -153,7 +153,6 @@ impl RepeatedQueryDetector {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::events::Statement;
@@ -170,13 +169,8 @@ mod tests {
 
         fn run(&mut self, sql: &str, params: Option<u64>, pause: Duration) -> Option<Finding> {
             self.t += pause;
-            let n = crate::fingerprint(sql.as_bytes());
             let s = FinishedStatement {
-                statement: Arc::new(Statement {
-                    fingerprint: n.fingerprint,
-                    text: n.text.into(),
-                    style: Default::default(),
-                }),
+                statement: Statement::from_sql(sql),
                 params,
                 rows: 1,
                 bytes: 40,

@@ -88,20 +88,14 @@ pub fn check(s: &FinishedStatement, config: &SelectStarConfig) -> Option<Finding
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use super::*;
     use crate::events::Statement;
 
     fn finished(sql: &str, rows: u64, bytes: u64, columns: usize) -> FinishedStatement {
-        let n = crate::fingerprint(sql.as_bytes());
         FinishedStatement {
-            statement: Arc::new(Statement {
-                fingerprint: n.fingerprint,
-                text: n.text.into(),
-                style: Default::default(),
-            }),
+            statement: Statement::from_sql(sql),
             params: None,
             rows,
             bytes,

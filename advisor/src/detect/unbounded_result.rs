@@ -109,20 +109,14 @@ pub fn check(s: &FinishedStatement, config: &UnboundedResultConfig, session: &st
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use super::*;
     use crate::events::Statement;
 
     fn finished(sql: &str, rows: u64, bytes: u64) -> FinishedStatement {
-        let n = crate::fingerprint(sql.as_bytes());
         FinishedStatement {
-            statement: Arc::new(Statement {
-                fingerprint: n.fingerprint,
-                text: n.text.into(),
-                style: Default::default(),
-            }),
+            statement: Statement::from_sql(sql),
             params: None,
             rows,
             bytes,

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::detect::orm::OrmStyle;
 use crate::events::Statement;
 
 /// A finished statement, owned; `.get()` is the detector's view of it.
@@ -30,10 +29,9 @@ impl Event {
 }
 
 fn event(session: u64, sql: &str, duration_ms: u64, at: SystemTime) -> Event {
-    let n = crate::fingerprint(sql.as_bytes());
     Event {
         session,
-        statement: Arc::new(Statement { fingerprint: n.fingerprint, text: n.text.into(), style: OrmStyle::Unknown }),
+        statement: Statement::from_sql(sql),
         duration: Duration::from_millis(duration_ms),
         failed: false,
         at,
