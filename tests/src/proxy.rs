@@ -59,6 +59,27 @@ impl TestProxy {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
     }
 
+    /// Runs a statement with a fresh marker on `client` (a session through this proxy) and waits
+    /// until `/api/queries` lists it: the engine handles events in order, so everything observed
+    /// before the marker has been counted, and any advice from it recorded, by then.
+    pub async fn drained_through(&self, client: &tokio_postgres::Client) {
+        let marker = crate::unique_name("drained");
+        client.simple_query(&format!("select {marker} from (select 1 as {marker}) s")).await.expect("marker statement");
+        let seen = crate::eventually(std::time::Duration::from_secs(5), || async {
+            let queries = self.admin_get("/api/queries?sort=calls&limit=100000").await;
+            queries["queries"]
+                .as_array()?
+                .iter()
+                .any(|q| q["query"].as_str().is_some_and(|t| t.contains(&marker)))
+                .then_some(())
+        })
+        .await;
+        if seen.is_none() {
+            let queries = self.admin_get("/api/queries?sort=calls&limit=1000").await;
+            panic!("the engine never showed the marker statement {marker}: {queries:#}");
+        }
+    }
+
     /// The proxy's counters.
     pub fn stats(&self) -> &ProxyStats {
         self.handle.stats()

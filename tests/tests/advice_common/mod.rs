@@ -52,21 +52,7 @@ pub fn pretty(all: &[Value]) -> String {
 /// `/api/queries` lists it: the engine applies events in order, so every finding the statements
 /// before it produced is on `/api/advice` by then.
 pub async fn drained(proxy: &TestProxy, client: &Client) {
-    let marker = unique_name("drained");
-    client.simple_query(&format!("select {marker} from (select 1 as {marker}) s")).await.expect("marker statement");
-    let seen = pgvisor_tests::eventually(Duration::from_secs(5), || async {
-        let queries = proxy.admin_get("/api/queries?sort=calls&limit=100000").await;
-        queries["queries"]
-            .as_array()?
-            .iter()
-            .any(|q| q["query"].as_str().is_some_and(|t| t.contains(&marker)))
-            .then_some(())
-    })
-    .await;
-    if seen.is_none() {
-        let queries = proxy.admin_get("/api/queries?sort=calls&limit=1000").await;
-        panic!("the engine never showed the marker statement {marker}: {queries:#}");
-    }
+    proxy.drained_through(client).await;
 }
 
 /// A fresh schema on `cluster`; returns its name.

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pgvisor_tests::{connect, eventually, unique_name, Cluster, Endpoint, TestProxy};
+use pgvisor_tests::{connect, unique_name, Cluster, Endpoint, TestProxy};
 use serde_json::Value;
 
 /// How long one run of a workload script may take.
@@ -154,19 +154,8 @@ pub fn step<'a>(output: &'a Value, step: &str) -> &'a Value {
 /// Runs a statement with a fresh marker through the proxy and waits until `/api/queries` lists
 /// it: every statement of sessions that ended before it has been counted by then.
 pub async fn drained(proxy: &TestProxy) {
-    let marker = unique_name("drained");
     let client = connect(&proxy.endpoint()).await.expect("connect through the proxy");
-    client.simple_query(&format!("select {marker} from (select 1 as {marker}) s")).await.expect("marker statement");
-    let seen = eventually(Duration::from_secs(5), || async {
-        let queries = proxy.admin_get("/api/queries?sort=calls&limit=100000").await;
-        queries["queries"]
-            .as_array()?
-            .iter()
-            .any(|q| q["query"].as_str().is_some_and(|t| t.contains(&marker)))
-            .then_some(())
-    })
-    .await;
-    assert!(seen.is_some(), "the marker statement never reached /api/queries");
+    proxy.drained_through(&client).await;
 }
 
 /// `GET /metrics` as text.
