@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::advice::{Advice, AdviceBook, AdviceFilter, Finding, Occurrence};
 use crate::detect::ddl::DdlWatch;
@@ -20,6 +20,7 @@ use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use crate::events::{self, Event, EventSender, ExplainSample};
 use crate::fingerprint::Fingerprint;
+use crate::health::{AnalysisHealth, Stage};
 use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry, SessionState};
 use crate::stats::QueryStats;
 
@@ -56,6 +57,31 @@ pub struct AdvisorConfig {
     pub error_spike: ErrorSpikeConfig,
     /// missing_index thresholds.
     pub missing_index: MissingIndexConfig,
+    /// Test hook, never set from flags: statements containing these markers make analysis panic,
+    /// so tests can prove a failure is contained.
+    #[doc(hidden)]
+    pub injected_panics: InjectedPanics,
+}
+
+/// Markers that make a stage of analysis panic when a statement contains them (tests only).
+#[doc(hidden)]
+#[derive(Debug, Clone, Default)]
+pub struct InjectedPanics {
+    /// The session's observer panics on a statement containing this.
+    pub observer: Option<Arc<str>>,
+    /// The engine panics on applying a statement containing this.
+    pub engine: Option<Arc<str>>,
+}
+
+impl InjectedPanics {
+    /// Panics when `text` contains `marker`.
+    pub fn check(marker: &Option<Arc<str>>, text: &[u8]) {
+        if let Some(m) = marker {
+            if !m.is_empty() && text.windows(m.len()).any(|w| w == m.as_bytes()) {
+                panic!("injected analysis failure ({m})");
+            }
+        }
+    }
 }
 
 impl Default for AdvisorConfig {
@@ -72,6 +98,7 @@ impl Default for AdvisorConfig {
             unparameterized: UnparameterizedConfig::default(),
             error_spike: ErrorSpikeConfig::default(),
             missing_index: MissingIndexConfig::default(),
+            injected_panics: InjectedPanics::default(),
         }
     }
 }
@@ -102,7 +129,22 @@ pub struct Advisor {
     pub advice: AdviceBook,
     /// Settings.
     pub config: AdvisorConfig,
+    /// Analysis failures contained so far.
+    pub health: AnalysisHealth,
+    /// Asks the engine to apply everything queued so far, and answers when it has.
+    flushes: mpsc::Sender<oneshot::Sender<()>>,
 }
+
+/// What the engine task consumes: observer events and flush requests.
+pub struct EngineInputs {
+    events: mpsc::Receiver<Event>,
+    flushes: mpsc::Receiver<oneshot::Sender<()>>,
+}
+
+/// Longest an API request waits for the engine to apply what is queued.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+/// Longest an API request waits for sessions to finish observing bytes already forwarded.
+const OBSERVE_WAIT: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Advisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,17 +153,37 @@ impl std::fmt::Debug for Advisor {
 }
 
 impl Advisor {
-    /// A new advisor and the receiving end the engine task must drain ([`run`]).
-    pub fn new(config: AdvisorConfig) -> (Arc<Self>, mpsc::Receiver<Event>) {
+    /// A new advisor and the inputs the engine task must drain ([`Engine::run`]).
+    pub fn new(config: AdvisorConfig) -> (Arc<Self>, EngineInputs) {
         let (events, rx) = events::channel(EVENT_CHANNEL_CAPACITY);
+        let (flushes, flush_rx) = mpsc::channel(64);
         let advisor = Self {
             stats: QueryStats::new(config.max_fingerprints),
             sessions: SessionRegistry::default(),
             events,
             advice: AdviceBook::new(config.max_advice),
             config,
+            health: AnalysisHealth::default(),
+            flushes,
         };
-        (Arc::new(advisor), rx)
+        (Arc::new(advisor), EngineInputs { events: rx, flushes: flush_rx })
+    }
+
+    /// Read-your-writes for the API: returns once every statement whose result was forwarded
+    /// before this call is in the statistics, the session registry and the advice book.
+    ///
+    /// It waits (briefly, bounded) for sessions still observing bytes they already forwarded,
+    /// then for the engine to apply everything queued. A stopped or stuck engine makes it give
+    /// up after [`FLUSH_WAIT`] rather than hang the request.
+    pub async fn caught_up(&self) {
+        self.sessions.wait_observed(OBSERVE_WAIT).await;
+        let (tx, rx) = oneshot::channel();
+        let asked = tokio::time::timeout(FLUSH_WAIT, async {
+            if self.flushes.send(tx).await.is_ok() {
+                let _ = rx.await;
+            }
+        });
+        let _ = asked.await;
     }
 
     /// Clears statistics and advice.
@@ -226,6 +288,7 @@ impl Engine {
     pub fn apply(&mut self, event: Event) {
         match event {
             Event::Statement(s) => {
+                InjectedPanics::check(&self.advisor.config.injected_panics.engine, s.statement.text.as_bytes());
                 if let Some(w) = self.waiters.remove(&s.session) {
                     self.finish_wait(s.session, w, s.duration);
                 }
@@ -424,23 +487,47 @@ impl Engine {
     }
 
     /// Drains events and runs the periodic checks until every sender is gone.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+    ///
+    /// A panic while applying one event or running one check is contained: that event is lost,
+    /// counted under `stage="engine"` and logged, and the engine goes on with the next.
+    pub async fn run(mut self, inputs: EngineInputs) {
+        let EngineInputs { events: mut rx, flushes: mut flush_rx } = inputs;
         let mut drain = tokio::time::interval(DRAIN_EVERY);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_check = std::time::Instant::now();
         loop {
-            drain.tick().await;
-            loop {
-                match rx.try_recv() {
-                    Ok(event) => self.apply(event),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => return,
-                }
+            let flush = tokio::select! {
+                _ = drain.tick() => None,
+                Some(reply) = flush_rx.recv() => Some(reply),
+            };
+            if !self.drain(&mut rx) {
+                return;
+            }
+            if let Some(reply) = flush {
+                // Everything queued before the request is applied.
+                let _ = reply.send(());
+                continue;
             }
             if last_check.elapsed() >= CHECK_EVERY {
                 last_check = std::time::Instant::now();
-                self.check();
+                self.contained(Self::check);
             }
         }
+    }
+
+    /// Applies every queued event; false once every sender is gone.
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Event>) -> bool {
+        loop {
+            match rx.try_recv() {
+                Ok(event) => self.contained(|engine| engine.apply(event)),
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn contained(&mut self, f: impl FnOnce(&mut Self)) {
+        let advisor = self.advisor.clone();
+        advisor.health.contain(Stage::Engine, || "the engine skipped one event or check".into(), || f(self));
     }
 }

@@ -8,6 +8,7 @@ pub mod detect;
 pub mod engine;
 pub mod events;
 pub mod fingerprint;
+pub mod health;
 pub mod keywords;
 pub mod lexer;
 pub mod observer;

@@ -1,8 +1,9 @@
 //! Live sessions: identity from the startup packet, state kept current by each observer.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use dashmap::DashMap;
 use serde::Serialize;
@@ -90,6 +91,22 @@ pub struct SessionEntry {
     pub identity: Mutex<SessionIdentity>,
     /// Activity.
     pub activity: Mutex<SessionActivity>,
+    /// Odd while bytes are forwarded but not yet observed; each step adds one. Only this session
+    /// writes it (no shared cache line on the forwarding path); the API reads it to wait for
+    /// observations of bytes a client may already have (read-your-writes).
+    observing: AtomicU64,
+}
+
+impl SessionEntry {
+    /// Bytes are about to be forwarded; [`Self::observed`] follows once the observer saw them.
+    pub fn forwarding(&self) {
+        self.observing.fetch_add(1, Ordering::Release);
+    }
+
+    /// The observer has seen what [`Self::forwarding`] announced.
+    pub fn observed(&self) {
+        self.observing.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// Sessions closed last, kept briefly for advice about events they took part in.
@@ -106,7 +123,11 @@ impl SessionRegistry {
     /// Adds a session and returns its entry.
     pub fn open(&self, identity: SessionIdentity) -> Arc<SessionEntry> {
         let id = identity.id;
-        let entry = Arc::new(SessionEntry { identity: Mutex::new(identity), activity: Mutex::default() });
+        let entry = Arc::new(SessionEntry {
+            identity: Mutex::new(identity),
+            activity: Mutex::default(),
+            observing: AtomicU64::new(0),
+        });
         self.sessions.insert(id, entry.clone());
         entry
     }
@@ -135,6 +156,28 @@ impl SessionRegistry {
             self.sessions.iter().map(|e| (lock(&e.identity).clone(), lock(&e.activity).clone())).collect();
         all.sort_by_key(|(i, _)| i.id);
         all
+    }
+
+    /// Waits, at most `limit`, until every session that was between forwarding bytes and
+    /// observing them has observed them.
+    pub async fn wait_observed(&self, limit: Duration) {
+        let busy: Vec<(Arc<SessionEntry>, u64)> = self
+            .sessions
+            .iter()
+            .filter_map(|e| {
+                let seq = e.observing.load(Ordering::Acquire);
+                (seq % 2 == 1).then(|| (e.value().clone(), seq))
+            })
+            .collect();
+        if busy.is_empty() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        for (entry, seq) in busy {
+            while entry.observing.load(Ordering::Acquire) == seq && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
     }
 
     /// Number of live sessions.

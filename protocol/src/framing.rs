@@ -93,6 +93,9 @@ enum ScanState {
     Broken,
 }
 
+/// Scratch capacity a scanner keeps between messages.
+const KEPT_SCRATCH: usize = 8 * 1024;
+
 /// Finds message boundaries in a byte stream fed in arbitrary chunks, without copying messages
 /// that arrive whole in one chunk, and copying at most `prefix_cap` bytes of those that do not.
 #[derive(Debug)]
@@ -171,6 +174,10 @@ impl FrameScanner {
                 if seen == header.body_len {
                     on_message(ScannedMessage { tag: header.tag, body_len: header.body_len, body: &self.scratch });
                     self.scratch.clear();
+                    if self.scratch.capacity() > KEPT_SCRATCH {
+                        // One large message must not keep its prefix's memory for the session's life.
+                        self.scratch = Vec::new();
+                    }
                     self.state = ScanState::Header { have: 0 };
                 }
             }

@@ -13,3 +13,54 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// A rate limit for log lines that client input can trigger (a flood of bad messages must not
+/// flood the log): one line per interval, each saying how many were suppressed before it.
+#[derive(Debug)]
+pub struct LogLimiter {
+    interval_ms: u64,
+    /// Milliseconds since the process's first use of any limiter when a line was last allowed.
+    last_ms: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl LogLimiter {
+    /// At most one line a second.
+    pub const fn per_second() -> Self {
+        Self {
+            interval_ms: 1000,
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines suppressed since the last one)` when a line may be written now.
+    pub fn allow(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        // +1 so that the first call (at 0 ms) is allowed.
+        let now = START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + self.interval_ms + 1;
+        let last = self.last_ms.load(Relaxed);
+        if now.saturating_sub(last) < self.interval_ms
+            || self.last_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err()
+        {
+            self.suppressed.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(self.suppressed.swap(0, Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogLimiter;
+
+    #[test]
+    fn one_line_per_interval_then_the_count_of_suppressed_ones() {
+        let limiter = LogLimiter::per_second();
+        assert_eq!(limiter.allow(), Some(0));
+        assert_eq!(limiter.allow(), None);
+        assert_eq!(limiter.allow(), None);
+        assert_eq!(limiter.suppressed.load(std::sync::atomic::Ordering::Relaxed), 2);
+    }
+}

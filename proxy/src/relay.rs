@@ -1,5 +1,6 @@
 //! The forwarding loop: bytes go on as soon as they are read, framed beside the copy.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -10,6 +11,8 @@ use protocol::backend::Authentication;
 use protocol::{parse_message, BackendTag, Frame, FrameScanner, ProtocolError, ScannedMessage, MAX_MESSAGE_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+use advisor::sessions::SessionEntry;
 
 use crate::error::{fatal_error_response, SessionError};
 use crate::stats::ProxyStats;
@@ -34,11 +37,15 @@ pub enum ChannelBinding {
 
 /// Relays a session until either side closes, a side breaks the protocol, or `close` fires.
 /// Also returns whether SCRAM-SHA-256-PLUS was removed from the server's offer.
+///
+/// `progress`, when the session is observed, is told before bytes are forwarded and after they
+/// were observed, so the admin API can wait for observations a client may already depend on.
 pub async fn relay(
     client: Conn,
     upstream: Conn,
     binding: ChannelBinding,
     tap: &Mutex<SessionTap>,
+    progress: Option<&SessionEntry>,
     stats: &ProxyStats,
     close: &CancellationToken,
 ) -> (Result<(), SessionError>, bool) {
@@ -47,9 +54,11 @@ pub async fn relay(
     let client_at_boundary = AtomicBool::new(true);
     let (mut client_rd, mut client_wr) = client.split();
     let (mut upstream_rd, mut upstream_wr) = upstream.split();
+    let to_upstream = Direction { tap, progress, on_message: SessionTap::frontend, counter: &stats.frontend_messages };
+    let to_client = Direction { tap, progress, on_message: SessionTap::backend, counter: &stats.backend_messages };
     let outcome = tokio::select! {
-        r = client_to_upstream(&mut client_rd, &mut upstream_wr, tap, stats) => r,
-        r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, tap, stats) => r,
+        r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream, stats) => r,
+        r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client, stats) => r,
         _ = close.cancelled() => Err(SessionError::ShuttingDown),
     };
     // Inside a half-sent message an ErrorResponse would corrupt the stream: then just close.
@@ -62,10 +71,77 @@ pub async fn relay(
     (outcome, stripped.load(Ordering::Relaxed))
 }
 
+/// One direction's observation: the tap both directions share, and what to call on it.
+#[derive(Clone, Copy)]
+struct Direction<'a> {
+    tap: &'a Mutex<SessionTap>,
+    progress: Option<&'a SessionEntry>,
+    on_message: fn(&mut SessionTap, ScannedMessage<'_>),
+    counter: &'a AtomicU64,
+}
+
+/// A read buffer that starts small and doubles, up to [`READ_BUF`], whenever a read fills it:
+/// an idle session holds a few KiB, a bulk transfer still reads 32 KiB per system call.
+struct ReadBuf(Vec<u8>);
+
+impl ReadBuf {
+    const START: usize = 4 * 1024;
+
+    fn new() -> Self {
+        Self(vec![0; Self::START])
+    }
+
+    async fn read_from<R: AsyncRead + Unpin>(&mut self, from: &mut R) -> std::io::Result<&[u8]> {
+        let n = from.read(&mut self.0).await?;
+        let full = n == self.0.len();
+        let chunk_len = n;
+        if full && self.0.len() < READ_BUF {
+            // Grown after this chunk is handed out: the chunk stays where it was read.
+            let mut bigger = vec![0; self.0.len() * 2];
+            bigger[..n].copy_from_slice(&self.0[..n]);
+            self.0 = bigger;
+        }
+        Ok(&self.0[..chunk_len])
+    }
+}
+
+/// Writes `chunk` to `to` and shows its messages to the tap, normally after the write so that
+/// observation never delays the bytes. When the write cannot finish at once (the peer is slow),
+/// the chunk is observed before the task yields: a response to these bytes can then never be
+/// observed before the request itself.
+async fn forward<W: AsyncWrite + Unpin>(
+    to: &mut W,
+    chunk: &[u8],
+    scanner: &mut FrameScanner,
+    direction: Direction<'_>,
+) -> (std::io::Result<()>, Result<(), ProtocolError>) {
+    if let Some(p) = direction.progress {
+        p.forwarding();
+    }
+    let mut observed = None;
+    let mut write = std::pin::pin!(async {
+        to.write_all(chunk).await?;
+        to.flush().await
+    });
+    let written = std::future::poll_fn(|cx| {
+        let poll = write.as_mut().poll(cx);
+        if poll.is_pending() && observed.is_none() {
+            observed = Some(observe(scanner, chunk, direction));
+        }
+        poll
+    })
+    .await;
+    let observed = observed.unwrap_or_else(|| observe(scanner, chunk, direction));
+    if let Some(p) = direction.progress {
+        p.observed();
+    }
+    (written, observed)
+}
+
 async fn client_to_upstream<R, W>(
     from: &mut R,
     to: &mut W,
-    tap: &Mutex<SessionTap>,
+    direction: Direction<'_>,
     stats: &ProxyStats,
 ) -> Result<(), SessionError>
 where
@@ -73,18 +149,16 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut scanner = FrameScanner::new(MAX_MESSAGE_LEN, OBSERVED_PREFIX);
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf = ReadBuf::new();
     loop {
-        let n = from.read(&mut buf).await.map_err(SessionError::ClientIo)?;
-        if n == 0 {
+        let chunk = buf.read_from(from).await.map_err(SessionError::ClientIo)?;
+        if chunk.is_empty() {
             return Ok(());
         }
-        let chunk = &buf[..n];
-        observe(&mut scanner, chunk, tap, SessionTap::frontend, &stats.frontend_messages)
-            .map_err(SessionError::ClientProtocol)?;
-        to.write_all(chunk).await.map_err(SessionError::UpstreamIo)?;
-        to.flush().await.map_err(SessionError::UpstreamIo)?;
-        ProxyStats::add(&stats.bytes_to_upstream, n as u64);
+        let (written, observed) = forward(to, chunk, &mut scanner, direction).await;
+        observed.map_err(SessionError::ClientProtocol)?;
+        written.map_err(SessionError::UpstreamIo)?;
+        ProxyStats::add(&stats.bytes_to_upstream, chunk.len() as u64);
     }
 }
 
@@ -94,52 +168,44 @@ async fn upstream_to_client<R, W>(
     binding: ChannelBinding,
     stripped: &AtomicBool,
     at_boundary: &AtomicBool,
-    tap: &Mutex<SessionTap>,
+    direction: Direction<'_>,
     stats: &ProxyStats,
 ) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Some(leftover) = startup_phase(from, to, binding, stripped, tap, stats).await? else {
+    let Some(leftover) = startup_phase(from, to, binding, stripped, direction.tap, stats).await? else {
         return Ok(());
     };
     let mut scanner = FrameScanner::new(MAX_MESSAGE_LEN, OBSERVED_PREFIX);
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf = ReadBuf::new();
     let mut chunk: &[u8] = &leftover;
     loop {
         if !chunk.is_empty() {
-            observe(&mut scanner, chunk, tap, SessionTap::backend, &stats.backend_messages)
-                .map_err(SessionError::UpstreamProtocol)?;
             at_boundary.store(false, Ordering::Relaxed);
-            to.write_all(chunk).await.map_err(SessionError::ClientIo)?;
-            to.flush().await.map_err(SessionError::ClientIo)?;
+            let (written, observed) = forward(to, chunk, &mut scanner, direction).await;
+            written.map_err(SessionError::ClientIo)?;
+            observed.map_err(SessionError::UpstreamProtocol)?;
             at_boundary.store(scanner.at_boundary(), Ordering::Relaxed);
             ProxyStats::add(&stats.bytes_to_client, chunk.len() as u64);
         }
-        let n = from.read(&mut buf).await.map_err(SessionError::UpstreamIo)?;
-        if n == 0 {
+        chunk = buf.read_from(from).await.map_err(SessionError::UpstreamIo)?;
+        if chunk.is_empty() {
             return Ok(());
         }
-        chunk = &buf[..n];
     }
 }
 
 /// Frames `chunk` and shows each message to the tap; one lock per chunk, never held across I/O.
-fn observe(
-    scanner: &mut FrameScanner,
-    chunk: &[u8],
-    tap: &Mutex<SessionTap>,
-    on_message: fn(&mut SessionTap, ScannedMessage<'_>),
-    counter: &AtomicU64,
-) -> Result<(), ProtocolError> {
-    let mut tap = tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+fn observe(scanner: &mut FrameScanner, chunk: &[u8], direction: Direction<'_>) -> Result<(), ProtocolError> {
+    let mut tap = direction.tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut messages = 0;
     let result = scanner.feed(chunk, |m| {
         messages += 1;
-        on_message(&mut tap, m);
+        (direction.on_message)(&mut tap, m);
     });
-    ProxyStats::add(counter, messages);
+    ProxyStats::add(direction.counter, messages);
     result
 }
 

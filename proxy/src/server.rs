@@ -16,8 +16,8 @@ use advisor::detect::slow_query::SlowQueryConfig;
 use advisor::detect::transactions::TransactionThresholds;
 use advisor::detect::unbounded_result::UnboundedResultConfig;
 use advisor::detect::unparameterized::UnparameterizedConfig;
-use advisor::engine::{Advisor, AdvisorConfig, Engine};
-use advisor::events::Event;
+use advisor::engine::{Advisor, AdvisorConfig, Engine, EngineInputs};
+use advisor::health::Stage;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -182,7 +182,7 @@ pub struct Proxy {
     listener: TcpListener,
     admin: Option<crate::admin::AdminServer>,
     shared: Arc<Shared>,
-    events: mpsc::Receiver<Event>,
+    events: EngineInputs,
     grace: Duration,
     summary_interval: Duration,
     inspector_dsn: Option<String>,
@@ -262,7 +262,20 @@ impl Proxy {
         let inspector = self.inspector_dsn.clone().map(|dsn| {
             let config = self.shared.advisor.config.missing_index.clone();
             let events = self.shared.advisor.events.clone();
-            tokio::spawn(crate::inspector::run(dsn, inspect_rx, explain_rx, config, events))
+            let advisor = self.shared.advisor.clone();
+            let inspector = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(crate::inspector::run(
+                dsn, inspect_rx, explain_rx, config, events,
+            )));
+            // A panic in the Inspector ends only the Inspector: lock advice falls back to the wire.
+            tokio::spawn(async move {
+                if let Err(e) = inspector.await {
+                    if e.is_panic() {
+                        advisor.health.record(Stage::Inspector, format!("{e}"), || {
+                            "the Inspector stopped; lock advice falls back to what the wire shows".into()
+                        });
+                    }
+                }
+            })
         });
         let mut engine = Engine::new(
             self.shared.advisor.clone(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use advisor::observer::SessionObserver;
-use advisor::sessions::SessionIdentity;
+use advisor::sessions::{SessionEntry, SessionIdentity};
 
 use protocol::parse_startup;
 use protocol::startup::{StartupPacket, TLS_HANDSHAKE_RECORD};
@@ -50,8 +50,9 @@ enum Negotiated {
 pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared>) {
     let span = tracing::info_span!("session", id, client = %peer);
     async move {
+        // The session leaves the registry however this ends, even by a panic.
+        let _registered = Registered { id, shared: &shared };
         let result = handle(tcp, peer, id, &shared).await;
-        shared.advisor.sessions.close(id);
         match result {
             Ok(()) => debug!("session closed"),
             Err(e) if e.is_quiet() => debug!(error = %e, "session closed"),
@@ -60,6 +61,18 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared
     }
     .instrument(span)
     .await
+}
+
+/// Removes a session from the advisor's registry when dropped.
+struct Registered<'a> {
+    id: u64,
+    shared: &'a Shared,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.shared.advisor.sessions.close(self.id);
+    }
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> Result<(), SessionError> {
@@ -106,7 +119,8 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
                 .await;
                 return Err(SessionError::UpstreamIo(e));
             }
-            let tap = Mutex::new(observe(&identity, peer, id, client.is_tls(), shared));
+            let (tap, progress) = observe(&identity, peer, id, client.is_tls(), shared);
+            let tap = Mutex::new(tap);
             // Channel binding hashes the certificate the client sees; it only survives the proxy
             // when the upstream presents that very certificate (pgvisor given the server's own).
             let client_tls = client.is_tls();
@@ -114,8 +128,16 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
                 (Some(ours), Some(theirs)) if client_tls && ours.as_slice() == theirs => ChannelBinding::PassThrough,
                 _ => ChannelBinding::Strip,
             };
-            let (result, stripped) =
-                crate::relay::relay(client, upstream, binding, &tap, &shared.stats, &shared.force_close).await;
+            let (result, stripped) = crate::relay::relay(
+                client,
+                upstream,
+                binding,
+                &tap,
+                progress.as_deref(),
+                &shared.stats,
+                &shared.force_close,
+            )
+            .await;
             tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).finish();
             if stripped && client_tls && !shared.warned_channel_binding.swap(true, Ordering::Relaxed) {
                 warn!(
@@ -136,9 +158,15 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
 }
 
 /// Registers the session and builds its observer; replication connections are only forwarded.
-fn observe(identity: &ClientIdentity, peer: SocketAddr, id: u64, tls: bool, shared: &Shared) -> SessionTap {
+fn observe(
+    identity: &ClientIdentity,
+    peer: SocketAddr,
+    id: u64,
+    tls: bool,
+    shared: &Shared,
+) -> (SessionTap, Option<Arc<SessionEntry>>) {
     if identity.replication {
-        return SessionTap::default();
+        return (SessionTap::default(), None);
     }
     let entry = shared.advisor.sessions.open(SessionIdentity {
         id,
@@ -151,7 +179,10 @@ fn observe(identity: &ClientIdentity, peer: SocketAddr, id: u64, tls: bool, shar
     });
     let config = shared.advisor.config.n_plus_one.clone();
     let checks = shared.advisor.config.session_checks.clone();
-    SessionTap::observing(SessionObserver::new(id, entry, shared.advisor.events.clone(), config).with_checks(checks))
+    let observer = SessionObserver::new(id, entry.clone(), shared.advisor.events.clone(), config)
+        .with_checks(checks)
+        .with_injected_panic(shared.advisor.config.injected_panics.observer.clone());
+    (SessionTap::observing(id, observer, shared.advisor.clone()), Some(entry))
 }
 
 async fn reply_error(mut client: Conn, e: &SessionError) {

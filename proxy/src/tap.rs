@@ -1,47 +1,73 @@
 //! What a session shows the advisor, beside the forwarding path.
 //!
-//! The relay calls the tap synchronously for each framed message; the observer only reads the
-//! borrowed bytes and never blocks (its events go out through a channel that drops when full),
-//! so forwarding never waits for observation.
+//! The relay calls the tap synchronously for each framed message, after forwarding it; the
+//! observer only reads the borrowed bytes and never blocks (its events go out through a channel
+//! that drops when full), so forwarding never waits for observation. A panic in the observer is
+//! contained here: the session goes on being forwarded, unobserved, and the failure is counted
+//! and logged once.
 
+use std::sync::Arc;
+
+use advisor::engine::Advisor;
+use advisor::health::Stage;
 use advisor::observer::SessionObserver;
 use protocol::{FrontendTag, ScannedMessage};
 use tracing::warn;
 
+use crate::logging::LogLimiter;
+
+/// Client-triggered warnings about unknown message types: at most one line a second.
+static UNKNOWN_TAG_LOG: LogLimiter = LogLimiter::per_second();
+
 /// Per-session observation: none for replication connections, which are forwarded only.
 #[derive(Default)]
 pub struct SessionTap {
-    observer: Option<SessionObserver>,
+    observed: Option<Observed>,
+}
+
+struct Observed {
+    session: u64,
+    observer: SessionObserver,
+    advisor: Arc<Advisor>,
 }
 
 impl SessionTap {
-    /// A tap feeding `observer`.
-    pub fn observing(observer: SessionObserver) -> Self {
-        Self { observer: Some(observer) }
+    /// A tap feeding `observer`, whose failures count in `advisor`'s health.
+    pub fn observing(session: u64, observer: SessionObserver, advisor: Arc<Advisor>) -> Self {
+        Self { observed: Some(Observed { session, observer, advisor }) }
     }
 
     /// A message from the client.
     pub fn frontend(&mut self, message: ScannedMessage<'_>) {
         if let FrontendTag::Unknown(tag) = FrontendTag::from_byte(message.tag) {
             // Forwarded as is: PostgreSQL answers it with its own error and closes the session.
-            warn!(tag = %(tag as char).escape_default(), len = message.body_len, "client sent a message type the protocol does not define");
+            if let Some(suppressed) = UNKNOWN_TAG_LOG.allow() {
+                warn!(tag = %(tag as char).escape_default(), len = message.body_len, suppressed, "client sent a message type the protocol does not define");
+            }
         }
-        if let Some(o) = &mut self.observer {
-            o.frontend(message);
-        }
-    }
-
-    /// The session ended: let the observer report what it still holds.
-    pub fn finish(&mut self) {
-        if let Some(o) = &mut self.observer {
-            o.finish();
-        }
+        self.contain(|o| o.frontend(message));
     }
 
     /// A message from the server.
     pub fn backend(&mut self, message: ScannedMessage<'_>) {
-        if let Some(o) = &mut self.observer {
-            o.backend(message);
+        self.contain(|o| o.backend(message));
+    }
+
+    /// The session ended: let the observer report what it still holds.
+    pub fn finish(&mut self) {
+        self.contain(SessionObserver::finish);
+    }
+
+    /// Runs `f` on the observer; a panic switches observation off for this session only.
+    fn contain(&mut self, f: impl FnOnce(&mut SessionObserver)) {
+        let Some(observed) = &mut self.observed else { return };
+        let Observed { session, observer, advisor } = observed;
+        let session = *session;
+        let context = || format!("session {session} is forwarded unobserved from now on");
+        if advisor.health.contain(Stage::Observer, context, || f(observer)).is_none() {
+            // Its registry entry would go stale (a statement "active" for ever): drop it too.
+            advisor.sessions.close(session);
+            self.observed = None;
         }
     }
 }

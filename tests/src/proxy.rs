@@ -80,6 +80,11 @@ impl TestProxy {
         }
     }
 
+    /// Statistics, sessions, advice and analysis health.
+    pub fn advisor(&self) -> &advisor::engine::Advisor {
+        self.handle.advisor()
+    }
+
     /// The proxy's counters.
     pub fn stats(&self) -> &ProxyStats {
         self.handle.stats()
