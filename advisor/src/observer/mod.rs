@@ -41,8 +41,8 @@ const MAX_CACHED_TEXTS: usize = 512;
 const MAX_DESCRIPTIONS: usize = 1_000;
 /// A statement at least this slow is offered to the engine for an EXPLAIN (missing_index).
 const EXPLAIN_MIN: Duration = Duration::from_millis(10);
-/// Most raw texts kept for EXPLAIN per session.
-const MAX_RAW_TEXTS: usize = 256;
+/// Most bytes of raw texts kept for EXPLAIN per session (an idle session must stay small).
+const MAX_RAW_TEXT_BYTES: usize = 64 * 1024;
 /// Longest raw text kept for EXPLAIN.
 const MAX_RAW_TEXT: usize = 16 * 1024;
 /// SQLSTATE of a deadlock.
@@ -146,6 +146,10 @@ pub struct SessionObserver {
     checks: SessionChecks,
     /// The raw text of each recent fingerprint, for EXPLAIN.
     raw_texts: HashMap<Fingerprint, Arc<str>>,
+    /// Bytes held by `raw_texts`.
+    raw_text_bytes: usize,
+    /// Test hook: see [`Self::with_injected_panic`].
+    injected_panic: Option<Arc<str>>,
 }
 
 impl SessionObserver {
@@ -169,6 +173,8 @@ impl SessionObserver {
             n_plus_one: NPlusOneDetector::new(n_plus_one, label.clone()),
             checks: SessionChecks::new(SessionChecksConfig::default(), label),
             raw_texts: HashMap::new(),
+            raw_text_bytes: 0,
+            injected_panic: None,
         }
     }
 
@@ -180,17 +186,30 @@ impl SessionObserver {
         self
     }
 
+    /// Makes this observer panic on statements containing `marker` (tests of containment).
+    #[doc(hidden)]
+    pub fn with_injected_panic(mut self, marker: Option<Arc<str>>) -> Self {
+        self.injected_panic = marker;
+        self
+    }
+
     fn parse(&mut self, sql: &[u8]) -> Parsed {
+        crate::engine::InjectedPanics::check(&self.injected_panic, sql);
         let key = xxhash_rust::xxh3::xxh3_64(sql);
         if let Some(known) = self.by_text.get(&key) {
             return known.clone();
         }
         let fingerprint = self.fingerprinter.fingerprint(sql);
         if sql.len() <= MAX_RAW_TEXT {
-            if self.raw_texts.len() >= MAX_RAW_TEXTS {
+            if self.raw_text_bytes + sql.len() > MAX_RAW_TEXT_BYTES {
                 self.raw_texts.clear();
+                self.raw_text_bytes = 0;
             }
-            self.raw_texts.insert(fingerprint, String::from_utf8_lossy(sql).into());
+            let text: Arc<str> = String::from_utf8_lossy(sql).into();
+            self.raw_text_bytes += text.len();
+            if let Some(old) = self.raw_texts.insert(fingerprint, text) {
+                self.raw_text_bytes -= old.len();
+            }
         }
         let statement =
             Arc::new(Statement { fingerprint, text: self.fingerprinter.text().into(), style: OrmStyle::detect(sql) });
@@ -229,8 +248,14 @@ impl SessionObserver {
         let now = Instant::now();
         match FrontendTag::from_byte(m.tag) {
             FrontendTag::Query => {
-                let Ok(q) = Query::parse(m.body) else { return };
-                let runs: VecDeque<Run> = split_statements(q.sql)
+                // A Query longer than the observed prefix (a bulk INSERT) is still counted and
+                // timed: from the text it starts with (its terminator is beyond the prefix).
+                let sql = match Query::parse(m.body) {
+                    Ok(q) => q.sql,
+                    Err(_) if !m.is_whole() => m.body,
+                    Err(_) => return,
+                };
+                let runs: VecDeque<Run> = split_statements(sql)
                     .into_iter()
                     .map(|sql| {
                         let parsed = self.parse(sql);
