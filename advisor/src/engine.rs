@@ -18,7 +18,7 @@ use crate::detect::session_checks::SessionChecksConfig;
 use crate::detect::slow_query::{SlowQueryConfig, SlowQueryWatch};
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
-use crate::events::{self, Event, EventSender, ExplainSample};
+use crate::events::{self, Event, EventSender, ExplainSample, PlanOutcome};
 use crate::fingerprint::Fingerprint;
 use crate::health::{AnalysisHealth, Stage};
 use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry, SessionState};
@@ -209,31 +209,47 @@ struct Waiter {
     inactive_since: Option<SystemTime>,
 }
 
-/// Which statements the Inspector may EXPLAIN: each fingerprint at most once every ten minutes,
-/// through a short queue that the Inspector drains at one EXPLAIN a second.
+/// Which statements the Inspector may EXPLAIN: each fingerprint at most once every ten minutes
+/// once it was explained (or found unexplainable), through a short queue that the Inspector drains
+/// at one EXPLAIN a second. An EXPLAIN that failed (side connection down) or never came back is
+/// offered again after a short pause, not forgotten for ten minutes.
 #[derive(Default)]
 struct ExplainBudget {
     sender: Option<mpsc::Sender<ExplainSample>>,
-    done: HashMap<Fingerprint, std::time::Instant>,
+    /// Per fingerprint: the earliest time it may be offered again.
+    not_before: HashMap<Fingerprint, std::time::Instant>,
 }
 
 impl ExplainBudget {
     const AGAIN_AFTER: Duration = Duration::from_secs(600);
+    const RETRY_AFTER: Duration = Duration::from_secs(30);
+    /// An offer with no answer by then (the Inspector stopped) may be made again.
+    const ANSWER_WITHIN: Duration = Duration::from_secs(60);
     const REMEMBERED: usize = 10_000;
 
     fn offer(&mut self, sample: ExplainSample) {
         let Some(sender) = &self.sender else { return };
         let fp = sample.statement.fingerprint;
-        if self.done.get(&fp).is_some_and(|t| t.elapsed() < Self::AGAIN_AFTER) {
+        let now = std::time::Instant::now();
+        if self.not_before.get(&fp).is_some_and(|t| *t > now) {
             return;
         }
-        if self.done.len() >= Self::REMEMBERED {
-            self.done.retain(|_, t| t.elapsed() < Self::AGAIN_AFTER);
+        if self.not_before.len() >= Self::REMEMBERED {
+            self.not_before.retain(|_, t| *t > now);
         }
         // A full queue drops the offer; the fingerprint is offered again by its next slow run.
         if sender.try_send(sample).is_ok() {
-            self.done.insert(fp, std::time::Instant::now());
+            self.not_before.insert(fp, now + Self::ANSWER_WITHIN);
         }
+    }
+
+    /// The Inspector answered about `fp`.
+    fn answered(&mut self, fp: Fingerprint, outcome: &PlanOutcome) {
+        let pause = match outcome {
+            PlanOutcome::Explained(_) | PlanOutcome::Skipped(_) => Self::AGAIN_AFTER,
+            PlanOutcome::Failed(_) => Self::RETRY_AFTER,
+        };
+        self.not_before.insert(fp, std::time::Instant::now() + pause);
     }
 }
 
@@ -336,8 +352,9 @@ impl Engine {
             }
             Event::ExplainCandidate(sample) => self.explain.offer(sample),
             Event::Plan { fingerprint, statement, outcome } => {
+                self.explain.answered(fingerprint, &outcome);
                 let mean_ms = self.advisor.stats.get(fingerprint).map(|s| s.mean_us() / 1000.0);
-                if let Ok(candidates) = outcome {
+                if let PlanOutcome::Explained(candidates) = outcome {
                     for c in candidates {
                         self.record(missing_index::finding(fingerprint, &statement, &c, mean_ms));
                     }
@@ -529,5 +546,48 @@ impl Engine {
     fn contained(&mut self, f: impl FnOnce(&mut Self)) {
         let advisor = self.advisor.clone();
         advisor.health.contain(Stage::Engine, || "the engine skipped one event or check".into(), || f(self));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{SkipReason, Statement};
+
+    fn sample(sql: &str) -> ExplainSample {
+        ExplainSample {
+            statement: Statement::from_sql(sql),
+            sql: sql.into(),
+            database: "db".into(),
+            user: "app".into(),
+        }
+    }
+
+    fn queued(rx: &mut mpsc::Receiver<ExplainSample>) -> usize {
+        std::iter::from_fn(|| rx.try_recv().ok()).count()
+    }
+
+    #[test]
+    fn an_explain_is_offered_once_until_answered_and_a_failed_one_is_retried_soon() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut budget = ExplainBudget { sender: Some(tx), not_before: HashMap::new() };
+        let s = sample("select * from t where a = 1");
+        let fp = s.statement.fingerprint;
+        budget.offer(s.clone());
+        budget.offer(s.clone());
+        assert_eq!(queued(&mut rx), 1, "in flight: not offered twice");
+
+        budget.answered(fp, &PlanOutcome::Failed("the Inspector is down".into()));
+        let wait = budget.not_before[&fp].saturating_duration_since(std::time::Instant::now());
+        assert!(wait <= ExplainBudget::RETRY_AFTER, "a failure is retried after {wait:?}, not ten minutes");
+        budget.not_before.insert(fp, std::time::Instant::now());
+        budget.offer(s.clone());
+        assert_eq!(queued(&mut rx), 1, "offered again once the pause is over");
+
+        for outcome in [PlanOutcome::Explained(Vec::new()), PlanOutcome::Skipped(SkipReason::RoleNotAssumable)] {
+            budget.answered(fp, &outcome);
+            budget.offer(s.clone());
+            assert_eq!(queued(&mut rx), 0, "{outcome:?}: not asked again for ten minutes");
+        }
     }
 }

@@ -100,9 +100,30 @@ pub enum Event {
         fingerprint: Fingerprint,
         /// Its normalised text.
         statement: String,
-        /// What the plan showed.
-        outcome: Result<Vec<IndexCandidate>, String>,
+        /// What the plan showed, or why there is none.
+        outcome: PlanOutcome,
     },
+}
+
+/// What the Inspector's EXPLAIN of a statement came to.
+#[derive(Debug, Clone)]
+pub enum PlanOutcome {
+    /// The plan was read: the scans in it that may want an index (often none).
+    Explained(Vec<IndexCandidate>),
+    /// Not explained, and asking again soon would not change that.
+    Skipped(SkipReason),
+    /// Not explained this time (side connection down, timeout): worth asking again later.
+    Failed(String),
+}
+
+/// Why the Inspector did not EXPLAIN a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// The Inspector's role cannot act as the session's role (not a member of it, or the role
+    /// cannot create the temporary function EXPLAIN runs in).
+    RoleNotAssumable,
+    /// PostgreSQL would not plan it as one statement under the session's role.
+    NotExplainable,
 }
 
 /// A statement the Inspector may EXPLAIN: its raw text (kept in memory only; parameters as
@@ -115,6 +136,8 @@ pub struct ExplainSample {
     pub sql: Arc<str>,
     /// The session's database (EXPLAIN must run there).
     pub database: Arc<str>,
+    /// The session's user from its StartupMessage (EXPLAIN runs as this role).
+    pub user: Arc<str>,
 }
 
 /// The sending side: `try_send` only, counting what it had to drop.

@@ -66,7 +66,10 @@ pub struct ReportArgs {
 pub enum ClientTls {
     /// Answer 'N': clients stay in plain text.
     Off,
-    /// A self-signed certificate generated at start-up.
+    /// The default: offer TLS (a self-signed certificate) exactly when the upstream offers it,
+    /// so a client gets what it would get connecting directly.
+    LikeUpstream,
+    /// Always offer TLS, with a self-signed certificate generated at start-up (`--tls`).
     SelfSigned,
     /// Certificate chain and private key from PEM files.
     Files {
@@ -203,8 +206,13 @@ pub struct ProxyArgs {
     #[arg(long, env = "PGVISOR_ADMIN", default_value = "127.0.0.1:6480", global = true)]
     pub admin: SocketAddr,
 
-    /// PEM certificate chain for TLS on the client leg (with --tls-key). Without both, a
-    /// self-signed certificate is generated at start-up so sslmode=require works.
+    /// Always offer TLS to clients, with a self-signed certificate generated at start-up. By
+    /// default pgvisor offers TLS only when the upstream does, as the server itself would.
+    #[arg(long, env = "PGVISOR_TLS", conflicts_with = "no_tls", global = true)]
+    pub tls: bool,
+
+    /// PEM certificate chain for TLS on the client leg (with --tls-key); TLS is then always
+    /// offered to clients.
     #[arg(long, env = "PGVISOR_TLS_CERT", requires = "tls_key", global = true)]
     pub tls_cert: Option<PathBuf>,
 
@@ -212,7 +220,7 @@ pub struct ProxyArgs {
     #[arg(long, env = "PGVISOR_TLS_KEY", requires = "tls_cert", global = true)]
     pub tls_key: Option<PathBuf>,
 
-    /// Refuse TLS on the client leg (answer SSLRequest with 'N').
+    /// Never offer TLS on the client leg (answer SSLRequest with 'N'), even when the upstream does.
     #[arg(long, env = "PGVISOR_NO_TLS", conflicts_with_all = ["tls_cert", "tls_key"], global = true)]
     pub no_tls: bool,
 
@@ -357,7 +365,8 @@ impl ProxyArgs {
         match (&self.tls_cert, &self.tls_key, self.no_tls) {
             (_, _, true) => ClientTls::Off,
             (Some(cert), Some(key), false) => ClientTls::Files { cert: cert.clone(), key: key.clone() },
-            _ => ClientTls::SelfSigned,
+            _ if self.tls => ClientTls::SelfSigned,
+            _ => ClientTls::LikeUpstream,
         }
     }
 }
@@ -404,6 +413,11 @@ mod tests {
         Cli::command().debug_assert();
         let cli = Cli::try_parse_from(["pgvisor", "--upstream", "h:1", "--no-tls"]).unwrap();
         assert_eq!(cli.proxy.client_tls(), ClientTls::Off);
+        let cli = Cli::try_parse_from(["pgvisor", "--upstream", "h:1"]).unwrap();
+        assert_eq!(cli.proxy.client_tls(), ClientTls::LikeUpstream);
+        let cli = Cli::try_parse_from(["pgvisor", "--upstream", "h:1", "--tls"]).unwrap();
+        assert_eq!(cli.proxy.client_tls(), ClientTls::SelfSigned);
+        assert!(Cli::try_parse_from(["pgvisor", "--tls", "--no-tls"]).is_err());
         assert!(Cli::try_parse_from(["pgvisor", "--tls-cert", "a.pem"]).is_err(), "cert needs key");
     }
 }

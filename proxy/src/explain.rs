@@ -1,44 +1,112 @@
-//! EXPLAIN on the Inspector's side connection, for `missing_index`.
+//! EXPLAIN on the Inspector's side connection, for `missing_index`, with no more rights than the
+//! session whose statement it plans.
 //!
-//! Never EXPLAIN ANALYZE and never a statement with side effects: only SELECT, UPDATE, DELETE
-//! and INSERT ... SELECT are explained, inside a READ ONLY transaction that is rolled back.
-//! Statements with `$n` parameters get a generic plan (PostgreSQL 16+: `GENERIC_PLAN`; older:
-//! PREPARE with `plan_cache_mode = force_generic_plan`, executed with NULLs), so no captured
-//! parameter value is ever used.
+//! The application's text only ever travels as one extended-protocol Parse
+//! (`PREPARE pgvisor_explain AS <sql>`), so PostgreSQL itself refuses a second statement ("cannot
+//! insert multiple commands into a prepared statement"); no statement splitter is part of the
+//! argument. Everything sent as a simple query is text built here.
+//!
+//! The planner runs code the session's role may own (IMMUTABLE functions it folds), so planning
+//! happens as that role, and out of that code's reach to change role back:
+//!
+//! ```text
+//! BEGIN                                                    simple, ours
+//! SELECT pg_catalog.set_config('role', $1, true)           extended, $1 = the session's user
+//! CREATE FUNCTION pg_temp.pgvisor_explain() ...            simple, ours: owned by that role,
+//!   SECURITY DEFINER; SET TRANSACTION READ ONLY;             SECURITY DEFINER
+//!   SET LOCAL plan_cache_mode = force_generic_plan
+//! [SELECT hypopg_create_index($1::text)]                   extended, ours (HypoPG runs only)
+//! PREPARE pgvisor_explain AS <sql>                         extended: the application's text
+//! SELECT pg_temp.pgvisor_explain()                         extended, ours: EXPLAIN EXECUTE
+//! ROLLBACK; [SELECT hypopg_reset()]; DISCARD ALL           simple, ours
+//! ```
+//!
+//! `SET ROLE` alone is no boundary: PostgreSQL lets any code RESET ROLE (or `set_config('role',
+//! 'none', true)`) back to the session user, the Inspector's own login. Inside a SECURITY DEFINER
+//! function it refuses ("cannot set parameter \"role\" within security-definer function"), and
+//! `session_authorization` likewise, so the EXPLAIN runs inside one, owned by the session's role.
+//!
+//! Statements with `$n` parameters get a generic plan (`plan_cache_mode = force_generic_plan`,
+//! executed with NULLs), so no captured parameter value is ever used. The same path serves every
+//! PostgreSQL version: `EXPLAIN (GENERIC_PLAN)` (16+) takes `$n` without values only when nothing
+//! else defines parameters (`transformExplainStmt`), and a Parse message always does.
 
 use advisor::detect::missing_index::{
     filter_columns, seq_scans, total_cost, IndexCandidate, MissingIndexConfig, SeqScan,
 };
 use advisor::detect::sql_shape;
-use advisor::events::ExplainSample;
-use advisor::lexer::split_statements;
+use advisor::events::{ExplainSample, PlanOutcome, SkipReason};
 use serde_json::Value;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
-/// Explains `sample` and returns the index candidates its plan shows.
+/// The temporary SECURITY DEFINER function the EXPLAIN runs in, created by (so owned by) the
+/// session's role; then the transaction turns read-only before any application text arrives.
+const WRAPPER: &str = "
+CREATE FUNCTION pg_temp.pgvisor_explain() RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $pgvisor$
+DECLARE
+    params int := (SELECT pg_catalog.cardinality(parameter_types) FROM pg_catalog.pg_prepared_statements
+                   WHERE name = 'pgvisor_explain');
+    plan json;
+BEGIN
+    EXECUTE 'EXPLAIN (FORMAT JSON, VERBOSE) EXECUTE pgvisor_explain'
+        || CASE WHEN params > 0
+                THEN '(' || pg_catalog.array_to_string(pg_catalog.array_fill('NULL'::text, ARRAY[params]), ', ') || ')'
+                ELSE '' END
+        INTO plan;
+    RETURN plan::text;
+END
+$pgvisor$;
+SET TRANSACTION READ ONLY;
+SET LOCAL plan_cache_mode = force_generic_plan";
+
+/// Why an EXPLAIN gave no plan.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// The Inspector cannot act as the session's role.
+    #[error("cannot act as role {role:?}: {detail}")]
+    Role {
+        /// The session's role.
+        role: String,
+        /// What PostgreSQL said.
+        detail: String,
+    },
+    /// PostgreSQL would not plan the statement (as one statement, under that role).
+    #[error("not explainable: {0}")]
+    NotExplainable(String),
+    /// Worth trying again later: the connection failed, a timeout, a lock.
+    #[error("{0}")]
+    Transient(String),
+    /// The side connection could not be reset after an EXPLAIN: it must not be used again.
+    #[error("the side connection could not be reset: {0}")]
+    Unclean(String),
+}
+
+impl ExplainError {
+    /// What the engine is told.
+    pub fn outcome(&self) -> PlanOutcome {
+        match self {
+            Self::Role { .. } => PlanOutcome::Skipped(SkipReason::RoleNotAssumable),
+            Self::NotExplainable(_) => PlanOutcome::Skipped(SkipReason::NotExplainable),
+            Self::Transient(e) | Self::Unclean(e) => PlanOutcome::Failed(e.clone()),
+        }
+    }
+}
+
+/// Explains `sample` as its session's role and returns the index candidates its plan shows.
+///
+/// `hypopg` is the schema of the HypoPG extension when it is installed (quoted as an identifier).
 pub async fn explain(
     c: &Client,
     sample: &ExplainSample,
-    version: i32,
-    hypopg: bool,
+    hypopg: Option<&str>,
     config: &MissingIndexConfig,
-) -> Result<Vec<IndexCandidate>, String> {
-    let text = &sample.statement.text;
-    let sql = sample.sql.trim().trim_end_matches(';').trim();
-    let explainable = match sql_shape::verb(text) {
-        "SELECT" | "UPDATE" | "DELETE" => true,
-        "WITH" => sql_shape::is_read(text),
-        "INSERT" => text.contains(" SELECT "),
-        _ => false,
-    };
-    if !explainable || split_statements(sql.as_bytes()).len() != 1 {
-        return Ok(Vec::new());
-    }
-    let explain_sql = plan_sql(sql, max_param(sql), version);
-    let plan = run_plan(c, &explain_sql).await?;
-    let cost_before = total_cost(&plan).unwrap_or(0.0);
+) -> Result<Vec<IndexCandidate>, ExplainError> {
+    let sql = explainable_text(sample)?;
+    let role = &*sample.user;
+    let planned = plan(c, role, sql, None).await?;
+    let cost_before = total_cost(&planned).unwrap_or(0.0);
     let mut out = Vec::new();
-    for scan in seq_scans(&plan) {
+    for scan in seq_scans(&planned) {
         let Some(table_rows) = table_rows(c, &scan).await else { continue };
         if !config.worth_an_index(table_rows, scan.plan_rows) {
             continue;
@@ -47,55 +115,136 @@ pub async fn explain(
         if columns.is_empty() {
             continue;
         }
-        let cost_with_index = if hypopg { hypothetical_cost(c, &scan, &columns, &explain_sql).await } else { None };
+        let cost_with_index = match hypopg {
+            Some(schema) => {
+                let hypothetical = Hypothetical { schema, ddl: index_ddl(&scan, &columns) };
+                match plan(c, role, sql, Some(&hypothetical)).await {
+                    Ok(plan) => total_cost(&plan),
+                    Err(e @ ExplainError::Unclean(_)) => return Err(e),
+                    Err(_) => None,
+                }
+            }
+            None => None,
+        };
         out.push(IndexCandidate { scan, table_rows, columns, cost_before, cost_with_index });
     }
     Ok(out)
 }
 
-/// The highest `$n` in a statement (0 when it has no parameters).
-fn max_param(sql: &str) -> usize {
-    let b = sql.as_bytes();
-    let mut max = 0;
-    for (i, _) in sql.match_indices('$') {
-        let digits: String = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).map(|c| *c as char).collect();
-        if let Ok(n) = digits.parse::<usize>() {
-            max = max.max(n);
-        }
+/// The statement text worth sending, or why not: a cheap filter on the verb, not a safety measure.
+/// (No statement splitter here: the text is already one statement as far as pgvisor's splitter
+/// can tell, and where it is wrong, PostgreSQL's Parse refuses the rest.)
+fn explainable_text(sample: &ExplainSample) -> Result<&str, ExplainError> {
+    let text = &sample.statement.text;
+    let explainable = match sql_shape::verb(text) {
+        "SELECT" | "UPDATE" | "DELETE" => true,
+        "WITH" => sql_shape::is_read(text),
+        "INSERT" => text.contains(" SELECT "),
+        _ => false,
+    };
+    let sql = sample.sql.trim().trim_end_matches(';').trim();
+    if !explainable {
+        return Err(ExplainError::NotExplainable("not a SELECT, UPDATE, DELETE or INSERT ... SELECT".into()));
     }
-    max
+    Ok(sql)
 }
 
-fn plan_sql(sql: &str, params: usize, version: i32) -> String {
-    if params == 0 {
-        format!("BEGIN READ ONLY; EXPLAIN (FORMAT JSON, VERBOSE) {sql}; ROLLBACK")
-    } else if version >= 160_000 {
-        format!("BEGIN READ ONLY; EXPLAIN (FORMAT JSON, VERBOSE, GENERIC_PLAN) {sql}; ROLLBACK")
-    } else {
-        let nulls = vec!["NULL"; params].join(", ");
-        format!(
-            "BEGIN READ ONLY; SET LOCAL plan_cache_mode = force_generic_plan; PREPARE pgvisor_explain AS {sql}; \
-             EXPLAIN (FORMAT JSON, VERBOSE) EXECUTE pgvisor_explain({nulls}); DEALLOCATE pgvisor_explain; ROLLBACK"
-        )
+/// A HypoPG index to plan with.
+struct Hypothetical<'a> {
+    /// HypoPG's schema, quoted.
+    schema: &'a str,
+    /// `CREATE INDEX ON ...` built from the plan's own names.
+    ddl: String,
+}
+
+/// Plans `sql` (one statement, else PostgreSQL refuses it) as `role`, and leaves the connection
+/// `c` as it found it: the EXPLAIN (FORMAT JSON) output.
+pub async fn plan_as(c: &Client, role: &str, sql: &str) -> Result<Value, ExplainError> {
+    plan(c, role, sql, None).await
+}
+
+/// [`plan_as`], with a HypoPG index when given.
+async fn plan(
+    c: &Client,
+    role: &str,
+    sql: &str,
+    hypothetical: Option<&Hypothetical<'_>>,
+) -> Result<Value, ExplainError> {
+    let planned = plan_in_transaction(c, role, sql, hypothetical).await;
+    reset(c, hypothetical.map(|h| h.schema)).await.map_err(ExplainError::Unclean)?;
+    planned
+}
+
+async fn plan_in_transaction(
+    c: &Client,
+    role: &str,
+    sql: &str,
+    hypothetical: Option<&Hypothetical<'_>>,
+) -> Result<Value, ExplainError> {
+    c.batch_execute("BEGIN").await.map_err(|e| ExplainError::Transient(message(&e)))?;
+    assume_role(c, role).await?;
+    c.batch_execute(WRAPPER).await.map_err(|e| role_error(role, &e))?;
+    if let Some(h) = hypothetical {
+        let create = format!("SELECT {}.hypopg_create_index($1::text)", h.schema);
+        c.execute(create.as_str(), &[&h.ddl]).await.map_err(|e| not_explainable(&e))?;
+    }
+    let prepare = format!("PREPARE pgvisor_explain AS {sql}");
+    c.execute(prepare.as_str(), &[]).await.map_err(|e| not_explainable(&e))?;
+    let row = c.query_one("SELECT pg_temp.pgvisor_explain()", &[]).await.map_err(|e| not_explainable(&e))?;
+    let plan: Option<String> = row.get(0);
+    let plan = plan.ok_or_else(|| ExplainError::NotExplainable("EXPLAIN returned no plan".into()))?;
+    serde_json::from_str(&plan).map_err(|e| ExplainError::NotExplainable(format!("unreadable plan: {e}")))
+}
+
+/// `SET LOCAL ROLE` to the session's user, parameterized; checked, since a role PostgreSQL
+/// treats specially (`none`) would leave the Inspector's own.
+async fn assume_role(c: &Client, role: &str) -> Result<(), ExplainError> {
+    c.query_one("SELECT pg_catalog.set_config('role', $1, true)", &[&role]).await.map_err(|e| role_error(role, &e))?;
+    let row = c.query_one("SELECT current_user::text", &[]).await.map_err(|e| ExplainError::Transient(message(&e)))?;
+    let current: String = row.get(0);
+    if current != role {
+        return Err(ExplainError::Role { role: role.into(), detail: format!("current_user is {current:?}") });
+    }
+    Ok(())
+}
+
+/// Ends the transaction and drops whatever the planned code may have left on the session
+/// (session advisory locks, prepared statements, temporary objects, settings, HypoPG indexes).
+async fn reset(c: &Client, hypopg: Option<&str>) -> Result<(), String> {
+    c.batch_execute("ROLLBACK").await.map_err(|e| message(&e))?;
+    if let Some(schema) = hypopg {
+        c.batch_execute(&format!("SELECT {schema}.hypopg_reset()")).await.map_err(|e| message(&e))?;
+    }
+    c.batch_execute("DISCARD ALL").await.map_err(|e| message(&e))
+}
+
+/// True for errors worth another try later (SQLSTATE classes 08 connection, 40 rollback, 53
+/// resources, 55 object state such as a lock, 57 operator intervention such as a timeout, 58
+/// system, XX internal), and for errors with no SQLSTATE (the connection itself).
+fn transient(sqlstate: Option<&str>) -> bool {
+    match sqlstate {
+        None => true,
+        Some(code) => matches!(code.get(..2), Some("08" | "40" | "53" | "55" | "57" | "58" | "XX")),
     }
 }
 
-async fn run_plan(c: &Client, explain_sql: &str) -> Result<Value, String> {
-    match c.simple_query(explain_sql).await {
-        Ok(messages) => {
-            let plan = messages.iter().find_map(|m| match m {
-                SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-                _ => None,
-            });
-            let plan = plan.ok_or("EXPLAIN returned no plan")?;
-            serde_json::from_str(&plan).map_err(|e| format!("unreadable plan: {e}"))
-        }
-        Err(e) => {
-            // The batch stopped at the error: leave the side connection clean.
-            let _ = c.simple_query("ROLLBACK; DEALLOCATE ALL").await;
-            Err(e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string()))
-        }
+fn role_error(role: &str, e: &tokio_postgres::Error) -> ExplainError {
+    if transient(e.code().map(|s| s.code())) {
+        return ExplainError::Transient(message(e));
     }
+    ExplainError::Role { role: role.into(), detail: message(e) }
+}
+
+fn not_explainable(e: &tokio_postgres::Error) -> ExplainError {
+    if transient(e.code().map(|s| s.code())) {
+        return ExplainError::Transient(message(e));
+    }
+    ExplainError::NotExplainable(message(e))
+}
+
+/// PostgreSQL's message when it sent one, else the client's error.
+fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string())
 }
 
 /// `pg_class.reltuples` of the scanned table (None when never analysed or not found).
@@ -112,19 +261,15 @@ async fn table_rows(c: &Client, scan: &SeqScan) -> Option<f64> {
     (rows >= 0.0).then_some(rows)
 }
 
-/// The plan's cost with a hypothetical index (HypoPG), or None when it cannot be tried.
-async fn hypothetical_cost(c: &Client, scan: &SeqScan, columns: &[String], explain_sql: &str) -> Option<f64> {
+/// `CREATE INDEX ON table (columns)` for HypoPG, every name quoted.
+fn index_ddl(scan: &SeqScan, columns: &[String]) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let table = match &scan.schema {
         Some(schema) => format!("{}.{}", quote(schema), quote(&scan.table)),
         None => quote(&scan.table),
     };
     let cols: Vec<String> = columns.iter().map(|c| quote(c)).collect();
-    let ddl = format!("CREATE INDEX ON {table} ({})", cols.join(", "));
-    c.query("SELECT indexrelid FROM hypopg_create_index($1)", &[&ddl]).await.ok()?;
-    let cost = run_plan(c, explain_sql).await.ok().and_then(|p| total_cost(&p));
-    let _ = c.simple_query("SELECT hypopg_reset()").await;
-    cost
+    format!("CREATE INDEX ON {table} ({})", cols.join(", "))
 }
 
 #[cfg(test)]
@@ -132,15 +277,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generic_plans_for_parameters() {
-        assert_eq!(max_param("select * from t where a = $1 and b = $12"), 12);
-        assert_eq!(max_param("select 'x$'"), 0);
-        assert!(
-            plan_sql("select 1", 0, 150_000).starts_with("BEGIN READ ONLY; EXPLAIN (FORMAT JSON, VERBOSE) select 1")
-        );
-        assert!(plan_sql("select $1", 1, 160_000).contains("GENERIC_PLAN"));
-        let old = plan_sql("select * from t where a = $1 and b = $2", 2, 150_000);
-        assert!(old.contains("force_generic_plan") && old.contains("EXECUTE pgvisor_explain(NULL, NULL)"), "{old}");
-        assert!(old.ends_with("ROLLBACK"));
+    fn only_connection_and_capacity_errors_are_worth_a_retry() {
+        for code in [None, Some("57014"), Some("08006"), Some("55P03"), Some("53200"), Some("40001")] {
+            assert!(transient(code), "{code:?}");
+        }
+        // Syntax (several statements), permission, a function's own error, unknown parameter type.
+        for code in ["42601", "42501", "P0001", "42P18", "22023"] {
+            assert!(!transient(Some(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn skipped_and_failed_outcomes() {
+        let role = ExplainError::Role { role: "app".into(), detail: "permission denied to set role".into() };
+        assert!(matches!(role.outcome(), PlanOutcome::Skipped(SkipReason::RoleNotAssumable)));
+        let syntax = ExplainError::NotExplainable("cannot insert multiple commands".into());
+        assert!(matches!(syntax.outcome(), PlanOutcome::Skipped(SkipReason::NotExplainable)));
+        assert!(matches!(ExplainError::Unclean("closed".into()).outcome(), PlanOutcome::Failed(_)));
+    }
+
+    #[test]
+    fn hypothetical_index_names_are_quoted() {
+        let scan =
+            SeqScan { schema: Some("app".into()), table: "we\"ird".into(), filter: String::new(), plan_rows: 1.0 };
+        assert_eq!(index_ddl(&scan, &["val".into()]), "CREATE INDEX ON \"app\".\"we\"\"ird\" (\"val\")");
     }
 }

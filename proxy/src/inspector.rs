@@ -1,18 +1,24 @@
 //! The Inspector: a side connection to the upstream that asks PostgreSQL who blocks a waiting
-//! backend (`pg_blocking_pids`), following chains to the root blocker.
+//! backend (`pg_blocking_pids`), following chains to the root blocker, and EXPLAINs slow
+//! statements as their session's role (`crate::explain`).
 //!
 //! It is asked only when a statement has waited longer than `--lock-wait`, at most a few times a
 //! second, with its own short `statement_timeout`, so it adds no load a developer would notice.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use advisor::detect::lock_contention::BlockingReport;
-use advisor::detect::missing_index::MissingIndexConfig;
+use advisor::detect::missing_index::{IndexCandidate, MissingIndexConfig};
 use advisor::engine::InspectRequest;
-use advisor::events::{Event, EventSender, ExplainSample};
+use advisor::events::{Event, EventSender, ExplainSample, PlanOutcome, SkipReason};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 use tracing::{debug, warn};
+
+use crate::explain::ExplainError;
+use crate::stats::ProxyStats;
 
 /// Most questions per second.
 const MAX_PER_SECOND: u32 = 10;
@@ -48,33 +54,42 @@ struct Side {
     client: Option<Client>,
     reported_down: bool,
     last_failure: Option<std::time::Instant>,
-    /// `server_version_num`, learnt on connect.
-    version: i32,
     /// EXPLAIN runs in the statement's own database: one connection per database (bounded).
-    by_database: std::collections::HashMap<String, Client>,
+    by_database: HashMap<String, ExplainConnection>,
+}
+
+/// A per-database connection for EXPLAIN.
+struct ExplainConnection {
+    client: Client,
+    /// EXPLAINs run on it: each leaves a compiled PL/pgSQL function (some 36 kB) in the backend's
+    /// cache for good, so the connection is replaced after [`EXPLAINS_PER_CONNECTION`].
+    explains: u32,
 }
 
 /// Most per-database connections the Inspector keeps for EXPLAIN.
 const MAX_DATABASES: usize = 8;
+/// EXPLAINs on one connection before it is replaced (bounds the backend's PL/pgSQL cache).
+const EXPLAINS_PER_CONNECTION: u32 = 100;
 
 impl Side {
-    /// A connection to `database` with the Inspector's credentials.
-    async fn for_database(&mut self, database: &str) -> Option<&Client> {
-        if self.by_database.get(database).is_none_or(Client::is_closed) {
+    /// A connection to `database` with the Inspector's credentials, counted as one more EXPLAIN.
+    async fn for_database(&mut self, database: &str) -> Result<&Client, String> {
+        let usable = |c: &ExplainConnection| !c.client.is_closed() && c.explains < EXPLAINS_PER_CONNECTION;
+        if !self.by_database.get(database).is_some_and(usable) {
+            self.by_database.remove(database);
             if self.by_database.len() >= MAX_DATABASES {
                 self.by_database.clear();
             }
-            match connect_to(&self.dsn, Some(database)).await {
-                Ok(c) => {
-                    self.by_database.insert(database.to_string(), c);
-                }
-                Err(e) => {
-                    debug!(error = %error_chain(&e), database, "the Inspector cannot connect to this database");
-                    return None;
-                }
-            }
+            let client = connect_to(&self.dsn, Some(database)).await.map_err(|e| {
+                let error = error_chain(&e);
+                debug!(%error, database, "the Inspector cannot connect to this database");
+                format!("the Inspector cannot connect to database {database}: {error}")
+            })?;
+            self.by_database.insert(database.to_string(), ExplainConnection { client, explains: 0 });
         }
-        self.by_database.get(database)
+        let connection = self.by_database.get_mut(database).expect("inserted above");
+        connection.explains += 1;
+        Ok(&connection.client)
     }
 
     async fn client(&mut self, events: &EventSender) -> Option<&Client> {
@@ -84,8 +99,7 @@ impl Side {
             }
             match connect(&self.dsn).await {
                 Ok(c) => {
-                    self.version = server_version(&c).await;
-                    debug!(version = self.version, "Inspector connected");
+                    debug!("Inspector connected");
                     self.client = Some(c);
                     self.last_failure = None;
                 }
@@ -111,15 +125,10 @@ pub async fn run(
     mut explains: mpsc::Receiver<ExplainSample>,
     config: MissingIndexConfig,
     events: EventSender,
+    stats: Arc<ProxyStats>,
 ) {
-    let mut side = Side {
-        dsn,
-        client: None,
-        reported_down: false,
-        last_failure: None,
-        version: 0,
-        by_database: std::collections::HashMap::new(),
-    };
+    let mut side = Side { dsn, client: None, reported_down: false, last_failure: None, by_database: HashMap::new() };
+    let mut skips = SkipLog::default();
     let mut budget = tokio::time::interval(Duration::from_secs(1) / MAX_PER_SECOND);
     let mut next_explain = tokio::time::Instant::now();
     loop {
@@ -153,22 +162,14 @@ pub async fn run(
             }
             Job::Explain(sample) => {
                 next_explain = tokio::time::Instant::now() + EXPLAIN_EVERY;
-                if side.client(&events).await.is_none() {
-                    continue;
-                }
-                let version = side.version;
-                let Some(c) = side.for_database(&sample.database).await else { continue };
-                // Asked each time: the extension may be created while pgvisor runs.
-                let hypopg = c
-                    .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'", &[])
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some();
-                let outcome = crate::explain::explain(c, &sample, version, hypopg, &config).await;
-                if let Err(e) = &outcome {
-                    debug!(error = %e, fingerprint = %sample.statement.fingerprint, "EXPLAIN failed");
-                }
+                let outcome = match explain(&mut side, &events, &sample, &config).await {
+                    Ok(candidates) => PlanOutcome::Explained(candidates),
+                    Err(e) => {
+                        skips.note(&e, &sample);
+                        e.outcome()
+                    }
+                };
+                stats.inspector_explains.count(&outcome);
                 events.send(Event::Plan {
                     fingerprint: sample.statement.fingerprint,
                     statement: sample.statement.text.to_string(),
@@ -179,10 +180,70 @@ pub async fn run(
     }
 }
 
-async fn server_version(c: &Client) -> i32 {
-    match c.query_one("SELECT current_setting('server_version_num')::int", &[]).await {
-        Ok(row) => row.get(0),
-        Err(_) => 0,
+/// EXPLAINs `sample` on a connection to its database; a connection that could not be reset
+/// afterwards is closed.
+async fn explain(
+    side: &mut Side,
+    events: &EventSender,
+    sample: &ExplainSample,
+    config: &MissingIndexConfig,
+) -> Result<Vec<IndexCandidate>, ExplainError> {
+    if side.client(events).await.is_none() {
+        return Err(ExplainError::Transient("the Inspector cannot connect to PostgreSQL".into()));
+    }
+    let c = side.for_database(&sample.database).await.map_err(ExplainError::Transient)?;
+    // Asked each time: the extension may be created while pgvisor runs.
+    let hypopg: Option<String> = c
+        .query_opt("SELECT extnamespace::regnamespace::text FROM pg_catalog.pg_extension WHERE extname = 'hypopg'", &[])
+        .await
+        .map_err(|e| ExplainError::Transient(e.to_string()))?
+        .map(|row| row.get(0));
+    let result = crate::explain::explain(c, sample, hypopg.as_deref(), config).await;
+    if let Err(ExplainError::Unclean(_)) = &result {
+        side.by_database.remove(&*sample.database);
+    }
+    result
+}
+
+/// Skipped EXPLAINs are logged once per reason and role (then only counted); failures at debug.
+#[derive(Default)]
+struct SkipLog {
+    warned: HashSet<(SkipReason, Arc<str>)>,
+}
+
+impl SkipLog {
+    /// Most (reason, role) pairs remembered; past it skips are only counted.
+    const REMEMBERED: usize = 1_000;
+
+    fn note(&mut self, e: &ExplainError, sample: &ExplainSample) {
+        let fingerprint = &sample.statement.fingerprint;
+        let reason = match e.outcome() {
+            PlanOutcome::Skipped(reason) => reason,
+            _ => {
+                debug!(error = %e, %fingerprint, "EXPLAIN failed; the engine may ask again later");
+                return;
+            }
+        };
+        debug!(error = %e, %fingerprint, role = %sample.user, "EXPLAIN skipped");
+        if self.warned.len() >= Self::REMEMBERED || !self.warned.insert((reason, sample.user.clone())) {
+            return;
+        }
+        match reason {
+            SkipReason::RoleNotAssumable => warn!(
+                error = %e,
+                role = %sample.user,
+                "the Inspector cannot EXPLAIN as this role, so missing_index skips its statements \
+                 (GRANT the role to the Inspector's role, see docs/inspector.md); further skips are \
+                 only counted in pgvisor_inspector_explains_total"
+            ),
+            SkipReason::NotExplainable => warn!(
+                error = %e,
+                role = %sample.user,
+                %fingerprint,
+                "PostgreSQL would not plan a statement of this role for missing_index; further such \
+                 skips for this role are only counted in pgvisor_inspector_explains_total"
+            ),
+        }
     }
 }
 

@@ -163,6 +163,8 @@ pub enum StartError {
 pub struct Shared {
     /// Client-leg TLS, when on.
     pub acceptor: Option<TlsAcceptor>,
+    /// Offer client-leg TLS only while the upstream offers it (the default).
+    pub tls_like_upstream: bool,
     /// The certificate the client leg presents.
     pub client_leaf: Option<Vec<u8>>,
     /// Set once the channel-binding warning has been logged.
@@ -175,6 +177,41 @@ pub struct Shared {
     pub force_close: CancellationToken,
     /// Statistics, sessions and advice.
     pub advisor: Arc<Advisor>,
+}
+
+/// Asks the upstream once at start whether it answers and offers TLS, and says so: a wrong
+/// address shows now, not at the first client. pgvisor serves either way (the server may come
+/// up later); every upstream connection asks again.
+async fn probe_upstream(upstream: &UpstreamConnector, client_tls: &ClientTls) {
+    let addr = upstream.addr();
+    match upstream.probe().await {
+        Ok(offered) => {
+            let clients = match client_tls {
+                ClientTls::LikeUpstream if offered => "clients are offered TLS too",
+                ClientTls::LikeUpstream => "clients are not offered TLS either (--tls offers it anyway)",
+                ClientTls::Off => "clients are not offered TLS (--no-tls)",
+                ClientTls::SelfSigned | ClientTls::Files { .. } => "clients are offered TLS (--tls/--tls-cert)",
+            };
+            let server = if offered { "offers TLS" } else { "does not offer TLS" };
+            info!(upstream = %addr, "the upstream answers and {server}; {clients}");
+        }
+        Err(e) => warn!(
+            "cannot reach the upstream PostgreSQL at {addr}: {}. pgvisor keeps serving and tries again for each \
+             client; check --upstream (host:port) and that the server is running",
+            match &e {
+                crate::error::SessionError::UpstreamConnect { reason, .. } => reason.as_str(),
+                _ => "no answer",
+            }
+        ),
+    }
+}
+
+impl Shared {
+    /// The acceptor to answer an SSLRequest with, or `None` to answer 'N'.
+    pub fn client_tls(&self) -> Option<&TlsAcceptor> {
+        let offer = !self.tls_like_upstream || self.upstream.offers_tls() == Some(true);
+        self.acceptor.as_ref().filter(|_| offer)
+    }
 }
 
 /// A bound proxy, ready to run.
@@ -202,6 +239,7 @@ impl Proxy {
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
         let upstream =
             UpstreamConnector::new(settings.upstream, settings.upstream_tls, connector, settings.connect_timeout);
+        probe_upstream(&upstream, &settings.client_tls).await;
         let (advisor, events) =
             Advisor::new(AdvisorConfig { max_fingerprints: settings.max_fingerprints, ..settings.advisor.clone() });
         let stats: Arc<ProxyStats> = Arc::default();
@@ -217,6 +255,7 @@ impl Proxy {
             admin,
             shared: Arc::new(Shared {
                 acceptor,
+                tls_like_upstream: settings.client_tls == ClientTls::LikeUpstream,
                 client_leaf,
                 warned_channel_binding: AtomicBool::new(false),
                 upstream,
@@ -263,8 +302,9 @@ impl Proxy {
             let config = self.shared.advisor.config.missing_index.clone();
             let events = self.shared.advisor.events.clone();
             let advisor = self.shared.advisor.clone();
+            let stats = self.shared.stats.clone();
             let inspector = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(crate::inspector::run(
-                dsn, inspect_rx, explain_rx, config, events,
+                dsn, inspect_rx, explain_rx, config, events, stats,
             )));
             // A panic in the Inspector ends only the Inspector: lock advice falls back to the wire.
             tokio::spawn(async move {

@@ -215,7 +215,7 @@ async fn negotiate(tcp: TcpStream, shared: &Shared) -> Result<(Conn, Negotiated)
             StartupPacket::SslRequest if client.is_tls() => {
                 return Err((Some(client), SessionError::DuplicateEncryptionRequest("SSLRequest")));
             }
-            StartupPacket::SslRequest => match (&shared.acceptor, client) {
+            StartupPacket::SslRequest => match (shared.client_tls(), client) {
                 (Some(acceptor), Conn::Plain(mut tcp)) => {
                     if let Err(e) = tcp.write_all(b"S").await {
                         return Err((None, SessionError::ClientIo(e)));
@@ -263,7 +263,7 @@ async fn direct_tls(tcp: TcpStream, shared: &Shared) -> Result<Conn, SessionErro
     if peeked == 0 || first[0] != TLS_HANDSHAKE_RECORD {
         return Ok(Conn::Plain(tcp));
     }
-    let Some(acceptor) = &shared.acceptor else {
+    let Some(acceptor) = shared.client_tls() else {
         return Err(SessionError::DirectTlsRefused);
     };
     let tls = acceptor.accept(tcp).await.map_err(SessionError::ClientTls)?;

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use advisor::events::{PlanOutcome, SkipReason};
+
 /// Counters of what went through the proxy since start.
 #[derive(Debug, Default)]
 pub struct ProxyStats {
@@ -23,6 +25,44 @@ pub struct ProxyStats {
     pub upstream_connect_errors: AtomicU64,
     /// Cancel requests forwarded.
     pub cancel_requests: AtomicU64,
+    /// The Inspector's EXPLAINs, by outcome.
+    pub inspector_explains: ExplainOutcomes,
+}
+
+/// The Inspector's EXPLAINs by outcome (`pgvisor_inspector_explains_total{outcome}`).
+#[derive(Debug, Default)]
+pub struct ExplainOutcomes {
+    /// A plan was read.
+    pub explained: AtomicU64,
+    /// Skipped: the Inspector cannot act as the session's role.
+    pub skipped_role: AtomicU64,
+    /// Skipped: PostgreSQL would not plan the statement as one statement under that role.
+    pub skipped_unexplainable: AtomicU64,
+    /// Failed for now (side connection down, timeout); the engine may ask again later.
+    pub failed: AtomicU64,
+}
+
+impl ExplainOutcomes {
+    /// Counts one EXPLAIN's outcome.
+    pub fn count(&self, outcome: &PlanOutcome) {
+        let counter = match outcome {
+            PlanOutcome::Explained(_) => &self.explained,
+            PlanOutcome::Skipped(SkipReason::RoleNotAssumable) => &self.skipped_role,
+            PlanOutcome::Skipped(SkipReason::NotExplainable) => &self.skipped_unexplainable,
+            PlanOutcome::Failed(_) => &self.failed,
+        };
+        ProxyStats::add(counter, 1);
+    }
+
+    /// Each counter with its `outcome` label.
+    pub fn by_label(&self) -> [(&'static str, &AtomicU64); 4] {
+        [
+            ("explained", &self.explained),
+            ("skipped_role", &self.skipped_role),
+            ("skipped_unexplainable", &self.skipped_unexplainable),
+            ("failed", &self.failed),
+        ]
+    }
 }
 
 impl ProxyStats {

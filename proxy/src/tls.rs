@@ -106,7 +106,7 @@ pub struct ClientTlsSetup {
 pub fn acceptor(choice: &ClientTls) -> Result<Option<ClientTlsSetup>, TlsSetupError> {
     let key = match choice {
         ClientTls::Off => return Ok(None),
-        ClientTls::SelfSigned => CertifiedKey::self_signed()?,
+        ClientTls::SelfSigned | ClientTls::LikeUpstream => CertifiedKey::self_signed()?,
         ClientTls::Files { cert, key } => CertifiedKey::from_pem_files(cert, key)?,
     };
     let leaf = key.chain[0].clone();

@@ -32,7 +32,7 @@ use crate::sessions::{lock, SessionEntry, SessionState, MAX_TRANSACTION_STATEMEN
 use capture::{literal_value, result_formats, ResultSample, MAX_PARAMS};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
-const MAX_PENDING: usize = 10_000;
+pub const MAX_PENDING: usize = 10_000;
 /// Most prepared statements and portals tracked per session.
 const MAX_NAMED: usize = 10_000;
 /// Most raw statement texts whose fingerprint a session remembers.
@@ -484,8 +484,11 @@ impl SessionObserver {
         }
         if error.is_none() && duration >= EXPLAIN_MIN {
             if let Some(sql) = self.raw_texts.get(&statement.fingerprint) {
-                let database = lock(&self.entry.identity).database.as_str().into();
-                let sample = ExplainSample { statement: statement.clone(), sql: sql.clone(), database };
+                let (database, user) = {
+                    let identity = lock(&self.entry.identity);
+                    (identity.database.as_str().into(), identity.user.as_str().into())
+                };
+                let sample = ExplainSample { statement: statement.clone(), sql: sql.clone(), database, user };
                 self.events.send(Event::ExplainCandidate(sample));
             }
         }
@@ -608,6 +611,11 @@ impl SessionObserver {
     /// Time since the last response completed.
     pub fn idle_for(&self) -> Duration {
         self.last_done.elapsed()
+    }
+
+    /// Requests awaiting their response (at most [`MAX_PENDING`]).
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
     }
 }
 
