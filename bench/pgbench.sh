@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Overhead benchmark, in one run: pgbench straight to PostgreSQL, through pgvisor, and through
-# PgBouncer in session mode, on one throwaway PostgreSQL; writes a markdown table.
+# Overhead benchmark, in one run: pgbench straight to PostgreSQL, through pgvisor (default flags),
+# through PgBouncer in session mode, and through `floor`, a bare forwarder that parses nothing,
+# on one throwaway PostgreSQL; writes a markdown report: throughput, latency at one client, CPU
+# per transaction of each proxy, and whether pgvisor meets its targets.
 #
 #   bench/pgbench.sh          (or: ./dev bench)
 #
 # Environment:
 #   BENCH_SECONDS  duration of each pgbench run (default 15)
 #   BENCH_SCALE    pgbench -i scale factor (default 10)
-#   BENCH_OUT      where the table goes (default docs/benchmarks.md)
+#   BENCH_OUT      where the report goes (default docs/benchmarks.md)
 #
-# Everything it starts (PostgreSQL, PgBouncer, pgvisor) and its temporary directory are removed on
-# exit, whatever the exit. See bench/README.md.
+# Everything it starts (PostgreSQL, PgBouncer, pgvisor, floor) and its temporary directory are
+# removed on exit, whatever the exit. See bench/README.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +24,9 @@ SCALE=${BENCH_SCALE:-10}
 OUT=${BENCH_OUT:-$ROOT/docs/benchmarks.md}
 # Seconds of select-only load before measuring, so no target pays for a cold cache.
 WARMUP=$((DURATION < 5 ? DURATION : 5))
+# The ORM-like script, relative to the repository (pgbench runs from there): 50 rows of 10
+# columns per transaction. Custom scripts get :scale from -s, so the rows pass it.
+ORM_SCRIPT=bench/pgbench-scripts/orm-50x10.sql
 
 # Each row: a label and the pgbench arguments; `-j` is added as min(clients, 2).
 ROWS=(
@@ -30,8 +35,13 @@ ROWS=(
     "select-only, simple, 1 client|-S -M simple -c 1"
     "select-only, simple, 8 clients|-S -M simple -c 8"
     "TPC-B (default script), prepared, 8 clients|-M prepared -c 8"
+    "ORM-like, 50 rows x 10 columns, prepared, 1 client|-f $ORM_SCRIPT -s $SCALE -M prepared -c 1"
+    "ORM-like, 50 rows x 10 columns, prepared, 8 clients|-f $ORM_SCRIPT -s $SCALE -M prepared -c 8"
 )
-TARGETS=(direct pgvisor pgbouncer)
+TARGETS=(direct pgvisor pgbouncer floor)
+PROXIES=(pgvisor pgbouncer floor)
+# pgvisor's throughput targets: at least PgBouncer's, and at least this share of the floor's.
+FLOOR_SHARE=0.95
 
 # ---- set-up -------------------------------------------------------------------------------------
 
@@ -49,13 +59,17 @@ if ! $had_pgbouncer && systemctl is-active --quiet pgbouncer 2>/dev/null; then
         say "could not stop it; to free port 6432 run: sudo systemctl disable --now pgbouncer"
 fi
 
-say "building pgvisor (release)"
-(cd "$ROOT" && cargo build --release -q -p pgvisor)
+say "building pgvisor and floor (release)"
+(cd "$ROOT" && cargo build --release -q -p pgvisor -p pgvisor-bench)
 PGVISOR="$ROOT/target/release/pgvisor"
+FLOOR="$ROOT/target/release/floor"
+[ -f "$ROOT/$ORM_SCRIPT" ] || die "missing $ROOT/$ORM_SCRIPT"
+CLK_TCK=$(getconf CLK_TCK)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgvisor-bench.XXXXXX")
 chmod 755 "$WORK"
 PGVISOR_PID=
+FLOOR_PID=
 PGBENCH_PID=
 
 # PostgreSQL and PgBouncer refuse to run as root: run them as `postgres` then.
@@ -68,13 +82,18 @@ as_pg() {
 }
 is_root && chown postgres: "$WORK"
 
+# stop_child PID: a process this script started in the background.
+stop_child() {
+    [ -n "$1" ] || return 0
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
 cleanup() {
     set +e
     [ -z "$PGBENCH_PID" ] || kill "$PGBENCH_PID" 2>/dev/null
-    if [ -n "$PGVISOR_PID" ]; then
-        kill "$PGVISOR_PID" 2>/dev/null
-        wait "$PGVISOR_PID" 2>/dev/null
-    fi
+    stop_child "$PGVISOR_PID"
+    stop_child "$FLOOR_PID"
     if [ -s "$WORK/pgbouncer.pid" ]; then
         local pid
         pid=$(cat "$WORK/pgbouncer.pid")
@@ -118,6 +137,7 @@ PG_PORT=$(free_port)
 BOUNCER_PORT=$(free_port)
 PGVISOR_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
+FLOOR_PORT=$(free_port)
 
 say "starting a throwaway PostgreSQL on 127.0.0.1:$PG_PORT ($WORK)"
 as_pg "$PG_BINDIR/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync \
@@ -127,17 +147,22 @@ as_pg "$PG_BINDIR/pg_ctl" -D "$WORK/data" -l "$WORK/postgres.log" -w -t 60 -o "\
  -c fsync=off -c shared_buffers=256MB -c max_connections=100" start >/dev/null ||
     { tail -n 20 "$WORK/postgres.log" >&2; die "PostgreSQL did not start"; }
 
-export PGUSER=postgres PGHOST=127.0.0.1 PGDATABASE=bench PGSSLMODE=disable PGGSSENCMODE=disable
+# libpq's defaults otherwise, as a user would have them: sslmode=prefer, so every client asks
+# each target for TLS and is told no (this PostgreSQL has no TLS, so neither PgBouncer, pgvisor
+# nor floor offer it). GSS encryption is off because there is no Kerberos here: asking for it
+# only costs every target the same extra round trip per connection.
+unset PGSSLMODE
+export PGUSER=postgres PGHOST=127.0.0.1 PGDATABASE=bench PGGSSENCMODE=disable
 "$PG_BINDIR/createdb" -p "$PG_PORT" bench
 say "pgbench -i -s $SCALE"
 "$PG_BINDIR/pgbench" -i -q -s "$SCALE" -p "$PG_PORT" >"$WORK/init.log" 2>&1 ||
     { cat "$WORK/init.log" >&2; die "pgbench -i failed"; }
 
 say "starting PgBouncer (session mode) on 127.0.0.1:$BOUNCER_PORT"
-cat >"$WORK/userlist.txt" <<EOF
+cat >"$WORK/userlist.txt" <<EOC
 "postgres" ""
-EOF
-cat >"$WORK/pgbouncer.ini" <<EOF
+EOC
+cat >"$WORK/pgbouncer.ini" <<EOC
 [databases]
 * = host=127.0.0.1 port=$PG_PORT
 
@@ -152,18 +177,30 @@ max_client_conn = 100
 default_pool_size = 20
 logfile = $WORK/pgbouncer.log
 pidfile = $WORK/pgbouncer.pid
-EOF
+EOC
 is_root && chown postgres: "$WORK"/userlist.txt "$WORK"/pgbouncer.ini
 as_pg "$PGBOUNCER" -d "$WORK/pgbouncer.ini"
 wait_port "$BOUNCER_PORT" PgBouncer "$WORK/pgbouncer.log"
+[ -s "$WORK/pgbouncer.pid" ] || die "PgBouncer wrote no pid file ($WORK/pgbouncer.pid)"
 
-say "starting pgvisor on 127.0.0.1:$PGVISOR_PORT"
-"$PGVISOR" --upstream "127.0.0.1:$PG_PORT" --listen "127.0.0.1:$PGVISOR_PORT" --no-tls \
-    --admin "127.0.0.1:$ADMIN_PORT" >"$WORK/pgvisor.log" 2>&1 &
+say "starting pgvisor on 127.0.0.1:$PGVISOR_PORT (default flags)"
+# Default flags means the flags' defaults too: no PGVISOR_* variable (nor --config) leaks in.
+mapfile -t pgvisor_env < <(compgen -e | grep '^PGVISOR_' || true)
+(
+    unset "${pgvisor_env[@]}"
+    exec "$PGVISOR" --upstream "127.0.0.1:$PG_PORT" --listen "127.0.0.1:$PGVISOR_PORT" \
+        --admin "127.0.0.1:$ADMIN_PORT"
+) >"$WORK/pgvisor.log" 2>&1 &
 PGVISOR_PID=$!
 wait_port "$PGVISOR_PORT" pgvisor "$WORK/pgvisor.log"
 
-declare -A PORT=([direct]=$PG_PORT [pgvisor]=$PGVISOR_PORT [pgbouncer]=$BOUNCER_PORT)
+say "starting floor (bare forwarder) on 127.0.0.1:$FLOOR_PORT"
+"$FLOOR" --listen "127.0.0.1:$FLOOR_PORT" --upstream "127.0.0.1:$PG_PORT" >"$WORK/floor.log" 2>&1 &
+FLOOR_PID=$!
+wait_port "$FLOOR_PORT" floor "$WORK/floor.log"
+
+declare -A PORT=([direct]=$PG_PORT [pgvisor]=$PGVISOR_PORT [pgbouncer]=$BOUNCER_PORT [floor]=$FLOOR_PORT)
+declare -A PID=([pgvisor]=$PGVISOR_PID [pgbouncer]=$(cat "$WORK/pgbouncer.pid") [floor]=$FLOOR_PID)
 
 # ---- measuring ----------------------------------------------------------------------------------
 
@@ -175,8 +212,18 @@ percentile() {
     sed -n "$(((n * $2 + 99) / 100))p" "$1"
 }
 
-declare -A TPS P50 P99
-# run ROW TARGET ARGS...: one pgbench run; fills TPS (and P50/P99 at one client).
+# cpu_ticks PID: user + system CPU time of the whole process (all threads) so far, in clock
+# ticks: fields 14 and 15 of /proc/PID/stat, counted after the parenthesised command name.
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat") || die "process $1 is gone"
+    stat=${stat##*) }
+    # After "comm)", the fields start at 3 (state), so utime and stime are the 12th and 13th.
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+
+declare -A TPS P50 P99 CPU_US
+# run ROW TARGET ARGS...: one pgbench run; fills TPS, CPU_US for a proxy, P50/P99 at one client.
 run() {
     local row=$1 target=$2
     shift 2
@@ -188,8 +235,12 @@ run() {
     local jobs=$((clients < 2 ? clients : 2)) log=()
     local out="$WORK/run-$row-$target.txt" prefix="$WORK/latency-$row-$target"
     [ "$clients" -eq 1 ] && log=(-l "--log-prefix=$prefix")
-    # In the background, so a signal runs the clean-up at once instead of after this run.
-    "$PG_BINDIR/pgbench" -p "${PORT[$target]}" -T "$DURATION" -j "$jobs" "${log[@]}" "$@" >"$out" 2>&1 &
+    local pid=${PID[$target]:-} before=0
+    [ -z "$pid" ] || before=$(cpu_ticks "$pid")
+    # In the background, so a signal runs the clean-up at once instead of after this run; from
+    # the repository, where the rows' script paths start.
+    (cd "$ROOT" && exec "$PG_BINDIR/pgbench" -p "${PORT[$target]}" -T "$DURATION" -j "$jobs" "${log[@]}" "$@") \
+        >"$out" 2>&1 &
     PGBENCH_PID=$!
     if ! wait "$PGBENCH_PID"; then
         PGBENCH_PID=
@@ -197,11 +248,19 @@ run() {
         die "pgbench failed against $target: pgbench $*"
     fi
     PGBENCH_PID=
-    local failed
+    local after=0 failed transactions
+    [ -z "$pid" ] || after=$(cpu_ticks "$pid")
     failed=$(awk -F': ' '/^number of failed transactions/ {split($2, a, " "); print a[1]}' "$out")
     [ "${failed:-0}" = 0 ] || { cat "$out" >&2; die "$failed failed transactions against $target"; }
     TPS[$row,$target]=$(awk '/^tps = / {print $3; exit}' "$out")
     [ -n "${TPS[$row,$target]}" ] || { cat "$out" >&2; die "no tps line in pgbench's output"; }
+    # "number of transactions actually processed: N" (or "N/M" with -t).
+    transactions=$(awk -F': ' '/^number of transactions actually processed/ {split($2, a, "/"); print a[1] + 0; exit}' "$out")
+    [ "${transactions:-0}" -gt 0 ] || { cat "$out" >&2; die "no transactions processed against $target"; }
+    if [ -n "$pid" ]; then
+        CPU_US[$row,$target]=$(awk -v t="$((after - before))" -v hz="$CLK_TCK" -v n="$transactions" \
+            'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+    fi
     if [ "$clients" -eq 1 ]; then
         # Per-transaction log: client_id transaction_no latency_us script_no epoch_s epoch_us.
         cat "$prefix".* | awk '{print $3}' | sort -n >"$prefix.sorted"
@@ -209,9 +268,10 @@ run() {
         P99[$row,$target]=$(percentile "$prefix.sorted" 99)
         rm -f "$prefix".*
     fi
-    printf '    %-9s %10.0f tps\n' "$target" "${TPS[$row,$target]}" >&2
+    printf '    %-9s %10.0f tps  %8s CPU µs/tx\n' "$target" "${TPS[$row,$target]}" "${CPU_US[$row,$target]:--}" >&2
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 say "warming up (${WARMUP}s, select-only, direct)"
 "$PG_BINDIR/pgbench" -p "$PG_PORT" -S -T "$WARMUP" -c 2 -j 2 >/dev/null 2>&1
 
@@ -220,25 +280,48 @@ for i in "${!ROWS[@]}"; do
     read -ra args <<<"${ROWS[$i]#*|}"
     order=("${TARGETS[@]}")
     # Alternate the order between rows, so no target always runs first (or last) on a warm machine.
-    if ((i % 2 == 1)); then order=(pgbouncer pgvisor direct); fi
+    if ((i % 2 == 1)); then
+        order=()
+        for ((t = ${#TARGETS[@]} - 1; t >= 0; t--)); do order+=("${TARGETS[$t]}"); done
+    fi
     say "$label: pgbench ${args[*]} -T $DURATION (order: ${order[*]})"
     for target in "${order[@]}"; do
         run "$i" "$target" "${args[@]}"
     done
 done
 
+LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
+
 # ---- report -------------------------------------------------------------------------------------
+
+# The proxies' own complaints (a refused session, an upstream error) would explain odd numbers.
+# pgvisor logs its advice as warnings: those are its normal work, not complaints.
+for log in pgvisor floor; do
+    sed 's/\x1b\[[0-9;]*m//g' "$WORK/$log.log" | grep -E 'WARN|ERROR|floor: ' |
+        grep -v 'pgvisor::advice_log' >"$WORK/$log.problems" || true
+    if [ -s "$WORK/$log.problems" ]; then
+        say "$log logged $(wc -l <"$WORK/$log.problems") warning or error lines (besides advice) during the run; the last ones:"
+        tail -n 5 "$WORK/$log.problems" >&2
+    fi
+done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+d", a - b }'; }
 tps() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
+# verdict MARGIN TEXT: PASS when MARGIN >= 0, else MISS; then TEXT.
+verdict() { awk -v m="$1" -v t="$2" 'BEGIN { printf "%s %s", (m >= 0 ? "PASS" : "MISS"), t }'; }
+is_one_client() { [ -n "${P50[$1,direct]:-}" ]; }
 
 CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- proxy protocol 2>/dev/null || COMMIT+=" (with uncommitted changes)"
+git -C "$ROOT" diff --quiet HEAD -- proxy protocol advisor bench Cargo.toml Cargo.lock 2>/dev/null ||
+    COMMIT+=" (with uncommitted changes)"
+# pgvisor's default --threads (proxy/src/main.rs), which floor copies: half the CPUs, 1 to 4.
+WORKERS=$((($(nproc) + 1) / 2)); WORKERS=$((WORKERS > 4 ? 4 : WORKERS))
 
+passed=0 checked=0
 {
-    echo "# Benchmarks: pgvisor against direct and PgBouncer"
+    echo "# Benchmarks: pgvisor against direct, PgBouncer and a bare forwarder"
     echo
     if [ "$DURATION" -lt 15 ]; then
         echo "> **Smoke run** ($DURATION s per pgbench run): checks that the script works end to end;"
@@ -249,39 +332,83 @@ git -C "$ROOT" diff --quiet HEAD -- proxy protocol 2>/dev/null || COMMIT+=" (wit
     echo
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- Machine: $(nproc) CPUs, ${CPU:-unknown CPU}, $(uname -sr)"
-    echo "- PostgreSQL: $("$PG_BINDIR/postgres" --version | sed 's/^postgres (PostgreSQL) //') (fsync=off, shared_buffers=256MB), pgbench scale $SCALE"
+    echo "- PostgreSQL: $("$PG_BINDIR/postgres" --version | sed 's/^postgres (PostgreSQL) //') (fsync=off, shared_buffers=256MB, no TLS), pgbench scale $SCALE"
     echo "- PgBouncer: $("$PGBOUNCER" --version | head -n 1 | sed 's/^[Pp]g[Bb]ouncer //'), pool_mode=session"
-    echo "- pgvisor: commit $COMMIT, release build, \`--no-tls\`"
-    echo "- Each run: \`pgbench -T $DURATION -j min(c,2)\` over TCP on 127.0.0.1; client, proxies and server share the machine's CPUs."
+    echo "- pgvisor: commit $COMMIT, release build, **default flags**: only \`--upstream\`, \`--listen\`, \`--admin\` (worker threads: $WORKERS)"
+    echo "- floor: \`bench/src/bin/floor.rs\`, a bare forwarder (tokio \`copy_bidirectional\`, no parsing) with pgvisor's default worker-thread count ($WORKERS)"
+    echo "- Each run: \`pgbench -T $DURATION -j min(c,2)\` over TCP on 127.0.0.1, libpq defaults (\`sslmode=prefer\`; nobody offers TLS) but \`PGGSSENCMODE=disable\`; client, proxies and server share the machine's CPUs."
+    echo "- Load average (1 min) when measuring began and ended: $LOAD_BEFORE, $LOAD_AFTER. The benchmark itself keeps about 2 to 3 processes busy; well above that, other work competed and the numbers are noise."
+    echo "- ORM-like script: \`$ORM_SCRIPT\`, 50 rows of 10 columns per transaction."
     echo
     echo "## Throughput"
     echo
-    echo "TPS, and in parentheses the ratio to direct (1.000 = no loss)."
+    echo "TPS, and in parentheses the ratio to direct (1.000 = no loss); then pgvisor's TPS over the floor's and over PgBouncer's."
     echo
-    echo "| Workload | pgbench | direct | pgvisor | PgBouncer |"
-    echo "| --- | --- | ---: | ---: | ---: |"
+    echo "| Workload | pgbench | direct | pgvisor | PgBouncer | floor | pgvisor/floor | pgvisor/PgBouncer |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     for i in "${!ROWS[@]}"; do
-        d=${TPS[$i,direct]} v=${TPS[$i,pgvisor]} b=${TPS[$i,pgbouncer]}
+        d=${TPS[$i,direct]} v=${TPS[$i,pgvisor]} b=${TPS[$i,pgbouncer]} f=${TPS[$i,floor]}
         # shellcheck disable=SC2016 # the backticks are markdown
-        printf '| %s | `%s` | %s | %s (%s) | %s (%s) |\n' "${ROWS[$i]%%|*}" "${ROWS[$i]#*|}" \
-            "$(tps "$d")" "$(tps "$v")" "$(ratio "$v" "$d")" "$(tps "$b")" "$(ratio "$b" "$d")"
+        printf '| %s | `%s` | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s |\n' "${ROWS[$i]%%|*}" "${ROWS[$i]#*|}" \
+            "$(tps "$d")" "$(tps "$v")" "$(ratio "$v" "$d")" "$(tps "$b")" "$(ratio "$b" "$d")" \
+            "$(tps "$f")" "$(ratio "$f" "$d")" "$(ratio "$v" "$f")" "$(ratio "$v" "$b")"
     done
     echo
     echo "## Latency at one client"
     echo
     echo "Per-transaction latency from \`pgbench -l\`, in µs; in parentheses the latency added over direct."
     echo
-    echo "| Workload | direct p50 | direct p99 | pgvisor p50 | pgvisor p99 | PgBouncer p50 | PgBouncer p99 |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| Workload | direct p50 | direct p99 | pgvisor p50 | pgvisor p99 | PgBouncer p50 | PgBouncer p99 | floor p50 | floor p99 |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for i in "${!ROWS[@]}"; do
-        [ -n "${P50[$i,direct]:-}" ] || continue
-        printf '| %s | %s | %s | %s (%s) | %s (%s) | %s (%s) | %s (%s) |\n' "${ROWS[$i]%%|*}" \
-            "${P50[$i,direct]}" "${P99[$i,direct]}" \
-            "${P50[$i,pgvisor]}" "$(added "${P50[$i,pgvisor]}" "${P50[$i,direct]}")" \
-            "${P99[$i,pgvisor]}" "$(added "${P99[$i,pgvisor]}" "${P99[$i,direct]}")" \
-            "${P50[$i,pgbouncer]}" "$(added "${P50[$i,pgbouncer]}" "${P50[$i,direct]}")" \
-            "${P99[$i,pgbouncer]}" "$(added "${P99[$i,pgbouncer]}" "${P99[$i,direct]}")"
+        is_one_client "$i" || continue
+        line="| ${ROWS[$i]%%|*} | ${P50[$i,direct]} | ${P99[$i,direct]}"
+        for t in "${PROXIES[@]}"; do
+            line+=" | ${P50[$i,$t]} ($(added "${P50[$i,$t]}" "${P50[$i,direct]}"))"
+            line+=" | ${P99[$i,$t]} ($(added "${P99[$i,$t]}" "${P99[$i,direct]}"))"
+        done
+        echo "$line |"
     done
+    echo
+    echo "## CPU per transaction"
+    echo
+    echo "Each proxy process's user + system CPU time (\`/proc/PID/stat\`, all threads; $CLK_TCK ticks a second) over its run, divided by the transactions pgbench processed, in µs."
+    echo
+    echo "| Workload | pgvisor | PgBouncer | floor | pgvisor − floor |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    for i in "${!ROWS[@]}"; do
+        printf '| %s | %s | %s | %s | %s |\n' "${ROWS[$i]%%|*}" \
+            "${CPU_US[$i,pgvisor]}" "${CPU_US[$i,pgbouncer]}" "${CPU_US[$i,floor]}" \
+            "$(awk -v a="${CPU_US[$i,pgvisor]}" -v b="${CPU_US[$i,floor]}" 'BEGIN { printf "%+.1f", a - b }')"
+    done
+    echo
+    echo "## Targets"
+    echo
+    echo "Per row: pgvisor's TPS ratio to direct at least PgBouncer's; pgvisor's TPS at least $FLOOR_SHARE × the floor's;"
+    echo "at one client, pgvisor's added p50 latency at most PgBouncer's. The margin is how far past (+) or short of (−) the target."
+    echo
+    echo "| Workload | pgvisor ratio ≥ PgBouncer ratio | pgvisor ≥ $FLOOR_SHARE × floor | c=1: pgvisor added p50 ≤ PgBouncer's |"
+    echo "| --- | --- | --- | --- |"
+    for i in "${!ROWS[@]}"; do
+        d=${TPS[$i,direct]} v=${TPS[$i,pgvisor]} b=${TPS[$i,pgbouncer]} f=${TPS[$i,floor]}
+        rv=$(ratio "$v" "$d") rb=$(ratio "$b" "$d") rf=$(ratio "$v" "$f")
+        m1=$(awk -v a="$rv" -v b="$rb" 'BEGIN { printf "%+.3f", a - b }')
+        m2=$(awk -v a="$rf" -v s="$FLOOR_SHARE" 'BEGIN { printf "%+.3f", a - s }')
+        c1=$(verdict "$m1" "$rv vs $rb ($m1)") c2=$(verdict "$m2" "$rf of floor ($m2)") c3="n/a"
+        checked=$((checked + 2))
+        [[ $c1 == PASS* ]] && passed=$((passed + 1))
+        [[ $c2 == PASS* ]] && passed=$((passed + 1))
+        if is_one_client "$i"; then
+            av=$((${P50[$i,pgvisor]} - ${P50[$i,direct]})) ab=$((${P50[$i,pgbouncer]} - ${P50[$i,direct]}))
+            m3=$((ab - av))
+            c3=$(verdict "$m3" "$(printf '%+d µs vs %+d µs (%+d µs)' "$av" "$ab" "$m3")")
+            checked=$((checked + 1))
+            [[ $c3 == PASS* ]] && passed=$((passed + 1))
+        fi
+        printf '| %s | %s | %s | %s |\n' "${ROWS[$i]%%|*}" "$c1" "$c2" "$c3"
+    done
+    echo
+    echo "$passed of $checked targets met."
 } >"$WORK/report.md"
 
 mkdir -p "$(dirname "$OUT")"

@@ -236,7 +236,8 @@ impl SkipLog {
                  (GRANT the role to the Inspector's role, see docs/inspector.md); further skips are \
                  only counted in pgvisor_inspector_explains_total"
             ),
-            SkipReason::NotExplainable => warn!(
+            // Not actionable (an UPDATE cannot be planned in the read-only transaction, say): no warning.
+            SkipReason::NotExplainable => debug!(
                 error = %e,
                 role = %sample.user,
                 %fingerprint,
