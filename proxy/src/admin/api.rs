@@ -77,13 +77,13 @@ pub(crate) async fn queries(State(state): State<AdminState>, Query(params): Quer
             query: s.text.to_string(),
             calls: s.calls,
             rows: s.rows,
-            errors: s.error_count(),
+            errors: s.errors,
             total_ms: ms(s.total_us),
             mean_ms: s.mean_us() / 1000.0,
-            min_ms: ms(if s.calls == 0 { 0 } else { s.min_us }),
-            p50_ms: ms(s.quantile_us(0.5)),
-            p95_ms: ms(s.quantile_us(0.95)),
-            p99_ms: ms(s.quantile_us(0.99)),
+            min_ms: ms(s.min_us),
+            p50_ms: ms(s.p50_us),
+            p95_ms: ms(s.p95_us),
+            p99_ms: ms(s.p99_us),
             max_ms: ms(s.max_us),
         })
         .collect();
@@ -141,8 +141,18 @@ pub(crate) async fn reset(State(state): State<AdminState>) -> Json<serde_json::V
     Json(serde_json::json!({ "reset": true }))
 }
 
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// `ok`, or `degraded` for a minute after analysis failed somewhere (it was contained: the
+/// engine and the other sessions go on), with the failures per stage and the last one.
+pub(crate) async fn healthz(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    let health = &state.advisor.health;
+    let last = health.last_failure();
+    let recent = last.as_ref().is_some_and(|f| f.at.elapsed().unwrap_or_default() < std::time::Duration::from_secs(60));
+    let failures: serde_json::Map<String, serde_json::Value> =
+        advisor::health::Stage::ALL.iter().map(|s| (s.as_str().to_string(), health.failures(*s).into())).collect();
+    Json(serde_json::json!({
+        "status": if recent { "degraded" } else { "ok" },
+        "analysis": { "failures": failures, "last_failure": last, "recovered": last.is_some() },
+    }))
 }
 
 pub(crate) async fn not_found() -> Response {

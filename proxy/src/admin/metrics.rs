@@ -51,19 +51,26 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
         total("pgvisor_client_protocol_errors_total", &s.client_protocol_errors);
         total("pgvisor_upstream_connect_errors_total", &s.upstream_connect_errors);
         total("pgvisor_cancel_requests_total", &s.cancel_requests);
+        for (outcome, value) in s.inspector_explains.by_label() {
+            counter!("pgvisor_inspector_explains_total", "outcome" => outcome).absolute(ProxyStats::get(value));
+        }
         counter!("pgvisor_statements_total").absolute(advisor.stats.recorded());
         counter!("pgvisor_events_dropped_total").absolute(advisor.events.dropped());
+        for stage in advisor::health::Stage::ALL {
+            counter!("pgvisor_analysis_failures_total", "stage" => stage.as_str())
+                .absolute(advisor.health.failures(stage));
+        }
         counter!("pgvisor_fingerprints_evicted_total").absolute(advisor.stats.evicted());
         gauge!("pgvisor_fingerprints_tracked").set(advisor.stats.len() as f64);
         gauge!("pgvisor_sessions_observed").set(advisor.sessions.len() as f64);
         for (fp, q) in advisor.stats.top(SortBy::Total, TOP_FINGERPRINTS) {
             let fp = fp.to_string();
-            for (label, quantile) in [("0.5", 0.5), ("0.95", 0.95), ("0.99", 0.99)] {
+            for (label, us) in [("0.5", q.p50_us), ("0.95", q.p95_us), ("0.99", q.p99_us)] {
                 gauge!("pgvisor_query_latency_ms", "fingerprint" => fp.clone(), "quantile" => label)
-                    .set(q.quantile_us(quantile) as f64 / 1000.0);
+                    .set(us as f64 / 1000.0);
             }
             counter!("pgvisor_query_calls_total", "fingerprint" => fp.clone()).absolute(q.calls);
-            counter!("pgvisor_query_errors_total", "fingerprint" => fp.clone()).absolute(q.error_count());
+            counter!("pgvisor_query_errors_total", "fingerprint" => fp.clone()).absolute(q.errors);
             gauge!("pgvisor_query_time_ms_total", "fingerprint" => fp).set(q.total_us as f64 / 1000.0);
         }
     });

@@ -47,7 +47,9 @@ fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            // Not `no-referrer`: under it the Fetch standard sends `Origin: null` on the page's own
+            // POSTs (reset, dismiss), which the admin port refuses. Nothing leaves this origin anyway.
+            (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
         ],
         body,
     )
