@@ -58,9 +58,10 @@ impl<'a> Lexer<'a> {
     fn skip_space_and_comments(&mut self) {
         loop {
             match self.peek(0) {
-                b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' => self.pos += 1,
+                b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c' => self.pos += 1,
                 b'-' if self.peek(1) == b'-' => {
-                    while self.pos < self.src.len() && self.src[self.pos] != b'\n' {
+                    // scan.l: a comment runs to the end of the line, `non_newline [^\n\r]`.
+                    while self.pos < self.src.len() && !matches!(self.src[self.pos], b'\n' | b'\r') {
                         self.pos += 1;
                     }
                 }
@@ -317,42 +318,68 @@ pub fn split_statements(sql: &[u8]) -> Vec<&[u8]> {
     let mut depth = 0usize;
     let mut start = 0;
     let mut has_tokens = false;
-    // SQL-standard function bodies (BEGIN ATOMIC ... END) hold semicolons of their own.
-    let mut atomic = 0usize;
-    let mut prev_begin = false;
+    let mut body = FunctionBody::default();
+    let mut after_dot = false;
     while let Some(tok) = lexer.next() {
         match tok {
             Token::Punct(b'(') | Token::Punct(b'[') => depth += 1,
             Token::Punct(b')') | Token::Punct(b']') => depth = depth.saturating_sub(1),
-            Token::Punct(b';') if depth == 0 && atomic == 0 => {
+            Token::Punct(b';') if depth == 0 && body.depth == 0 => {
                 if has_tokens {
                     out.push(&sql[start..lexer.pos() - 1]);
                 }
                 start = lexer.pos();
                 has_tokens = false;
-                prev_begin = false;
+                body = FunctionBody::default();
+                after_dot = false;
                 continue;
             }
-            Token::Word(s, e) | Token::Keyword(s, e) => {
-                let w = &sql[s..e];
-                if prev_begin && w.eq_ignore_ascii_case(b"atomic") {
-                    atomic += 1;
-                } else if atomic > 0 && w.eq_ignore_ascii_case(b"end") {
-                    atomic -= 1;
-                }
-                prev_begin = w.eq_ignore_ascii_case(b"begin");
-                has_tokens = true;
-                continue;
-            }
+            // A word after `.` is a column or field name (`x.begin`), never a keyword.
+            Token::Word(s, e) | Token::Keyword(s, e) => body.word(&sql[s..e], depth == 0 && !after_dot),
             _ => {}
         }
-        prev_begin = false;
+        after_dot = tok == Token::Punct(b'.');
         has_tokens = true;
     }
     if has_tokens {
         out.push(&sql[start..]);
     }
     out
+}
+
+/// psql's heuristic for SQL-standard function bodies (psqlscan.l), whose semicolons do not end
+/// the statement: in a statement that starts with CREATE [OR REPLACE] FUNCTION|PROCEDURE, at
+/// parenthesis depth 0, BEGIN opens a block, CASE inside one opens another, and END closes one.
+#[derive(Debug, Default)]
+struct FunctionBody {
+    /// Words of the statement so far.
+    words: usize,
+    /// Per leading word: its first letter when it is create, or, replace, function or procedure.
+    head: [u8; 4],
+    /// Blocks open.
+    depth: usize,
+}
+
+impl FunctionBody {
+    /// Notes the next word; `counts` is false where it cannot be a keyword of the body.
+    fn word(&mut self, w: &[u8], counts: bool) {
+        let is = |k: &[u8]| w.eq_ignore_ascii_case(k);
+        if let Some(slot) = self.head.get_mut(self.words) {
+            if ["create", "or", "replace", "function", "procedure"].iter().any(|k| is(k.as_bytes())) {
+                *slot = w[0].to_ascii_lowercase();
+            }
+        }
+        self.words = self.words.saturating_add(1);
+        let routine = matches!(self.head, [b'c', b'f' | b'p', ..] | [b'c', b'o', b'r', b'f' | b'p']);
+        if !routine || !counts {
+            return;
+        }
+        if is(b"begin") || (is(b"case") && self.depth > 0) {
+            self.depth += 1;
+        } else if is(b"end") {
+            self.depth = self.depth.saturating_sub(1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -412,5 +439,54 @@ mod tests {
             ]
         );
         assert!(split_statements(b" ; -- nothing\n").is_empty());
+    }
+
+    fn split(sql: &str) -> Vec<String> {
+        split_statements(sql.as_bytes()).iter().map(|s| String::from_utf8_lossy(s).trim().to_string()).collect()
+    }
+
+    #[test]
+    fn a_line_comment_ends_at_a_carriage_return() {
+        assert_eq!(split("select 1 -- c\r; select 2"), vec!["select 1 -- c", "select 2"]);
+        assert_eq!(kinds("select 1 -- c\rx"), vec!["w:select", "C", "w:x"]);
+        assert_eq!(kinds("a\x0bb"), vec!["w:a", "w:b"], "\\v is whitespace (scan.l)");
+    }
+
+    #[test]
+    fn begin_opens_a_body_only_in_create_function_or_procedure() {
+        assert_eq!(
+            split("SELECT x.begin atomic FROM (select 1 as begin) x; COMMIT; SELECT f()"),
+            vec!["SELECT x.begin atomic FROM (select 1 as begin) x", "COMMIT", "SELECT f()"]
+        );
+        assert_eq!(split("begin; select 1; end"), vec!["begin", "select 1", "end"]);
+        assert_eq!(
+            split(
+                "create function f() returns int language sql begin atomic select case when true then 1 end; \
+                 select 2; end; select 3"
+            ),
+            vec![
+                "create function f() returns int language sql begin atomic select case when true then 1 end; \
+                 select 2; end",
+                "select 3"
+            ]
+        );
+        assert_eq!(
+            split("CREATE OR REPLACE PROCEDURE p() BEGIN ATOMIC insert into t values (1); END; call p()"),
+            vec!["CREATE OR REPLACE PROCEDURE p() BEGIN ATOMIC insert into t values (1); END", "call p()"]
+        );
+        // Only at parenthesis depth 0, and never a field named begin or end.
+        assert_eq!(
+            split("create function f(begin int) returns int language sql return 1; select 2"),
+            vec!["create function f(begin int) returns int language sql return 1", "select 2"]
+        );
+        assert_eq!(
+            split("create function f() returns int begin atomic select t.end from t; end; select 2"),
+            vec!["create function f() returns int begin atomic select t.end from t; end", "select 2"]
+        );
+        // CASE counts only inside a body.
+        assert_eq!(
+            split("create function f() returns int language sql return case when true then 1 end; select 2"),
+            vec!["create function f() returns int language sql return case when true then 1 end", "select 2"]
+        );
     }
 }

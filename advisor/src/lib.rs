@@ -14,5 +14,6 @@ pub mod lexer;
 pub mod observer;
 pub mod sessions;
 pub mod stats;
+pub mod tags;
 
 pub use fingerprint::{fingerprint, Fingerprint, Fingerprinter, Normalized};

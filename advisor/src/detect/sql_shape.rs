@@ -54,8 +54,10 @@ pub fn bare_name(qualified: &str) -> String {
     last.trim_matches('"').to_string()
 }
 
+/// A character of a (qualified) column name; like scan.l's `ident_cont`, every non-ASCII
+/// character is one.
 fn is_ident_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '_' | '.' | '"')
+    c.is_alphanumeric() || !c.is_ascii() || matches!(c, '_' | '.' | '"')
 }
 
 /// Where `<column> = $n` or `$n = <column>` (SQLAlchemy writes the latter) appears: the byte
@@ -71,7 +73,9 @@ fn comparison(text: &str, n: usize) -> Option<(usize, usize, String)> {
             continue;
         }
         if let Some(before) = text[..pos].strip_suffix(" = ") {
-            let start = before.rfind(|c: char| !is_ident_char(c)).map_or(0, |i| i + 1);
+            // Just past the last character that is not part of the column (it may be multi-byte).
+            let start =
+                before.char_indices().rev().find(|&(_, c)| !is_ident_char(c)).map_or(0, |(i, c)| i + c.len_utf8());
             if start < before.len() {
                 return Some((start, end, before[start..].to_string()));
             }
@@ -118,6 +122,14 @@ mod tests {
             Some("SELECT orders.id, orders.total FROM orders WHERE orders.user_id = ANY($1) AND orders.state = $12")
         );
         assert_eq!(bare_name("\"blog_post\".\"author_id\""), "author_id");
+        // Non-ASCII characters belong to identifiers, as in PostgreSQL.
+        assert_eq!(column_for_param("SELECT id FROM ptab WHERE w€ = $1", 1).as_deref(), Some("w€"));
+        assert_eq!(column_for_param("SELECT id FROM t WHERE (€ü = $1)", 1).as_deref(), Some("€ü"));
+        assert_eq!(column_for_param("SELECT id FROM t WHERE $1 = t.ü€ AND", 1).as_deref(), Some("t.ü€"));
+        assert_eq!(
+            batched("SELECT id FROM t WHERE 日本 = $1", 1).as_deref(),
+            Some("SELECT id FROM t WHERE 日本 = ANY($1)")
+        );
         let sqla = "SELECT addresses.id FROM addresses WHERE $1 = addresses.user_id ORDER BY addresses.id";
         assert_eq!(column_for_param(sqla, 1).as_deref(), Some("addresses.user_id"));
         assert_eq!(

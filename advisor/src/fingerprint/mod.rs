@@ -410,7 +410,8 @@ impl Fingerprinter {
             }
             Token::Punct(b',') => {
                 self.out.push(b',');
-                if let Some(run) = &mut self.values {
+                // Only a comma between rows announces another row, not one inside a row.
+                if let Some(run) = self.values.as_mut().filter(|run| run.depth == depth) {
                     run.expecting_row = true;
                 }
                 Prev::Comma
@@ -425,11 +426,13 @@ impl Fingerprinter {
                     (b'[', Prev::Keyword(KeywordKind::Array)) => ListKind::Array,
                     (b'(', Prev::Keyword(KeywordKind::Values)) => ListKind::ValuesRow,
                     (b'(', Prev::Keyword(KeywordKind::Cast)) => ListKind::Cast,
-                    (b'(', Prev::Comma) if self.values.is_some() => ListKind::ValuesRow,
+                    (b'(', Prev::Comma) if self.values.is_some_and(|run| run.depth == depth) => ListKind::ValuesRow,
                     _ => ListKind::Other,
                 };
+                // A row folds into the first row of its own list only: truncating the output to a
+                // list at another depth would cut through parentheses still open.
                 let values_first = match (kind, self.values) {
-                    (ListKind::ValuesRow, Some(run)) => Some((run.first_end, run.first_params)),
+                    (ListKind::ValuesRow, Some(run)) if run.depth == depth => Some((run.first_end, run.first_params)),
                     _ => None,
                 };
                 // Function calls and array subscripts hug their name; keywords keep a space.

@@ -98,6 +98,16 @@ fn values_rows_of_another_shape_stay() {
 }
 
 #[test]
+fn parentheses_inside_a_values_row_are_not_rows() {
+    // A parenthesis after a comma inside a row used to fold into the first row, cutting the
+    // output below the row still open (an index panic when that row closed).
+    assert_eq!(norm("INSERT INTO t VALUES (1), (2, (3))"), "INSERT INTO t VALUES ($1), ($2, ($3))");
+    assert_eq!(norm("VALUES(),(,())"), "VALUES (), (, ())");
+    assert_eq!(norm("values (1), (2, (values (3)))"), "VALUES ($1), ($2, (VALUES ($3)))");
+    same("values (1, 2), (3, 4)", "values (1, 2), (3, 4), (5, 6)");
+}
+
+#[test]
 fn display_is_16_hex() {
     let f = fingerprint(b"select 1").fingerprint.to_string();
     assert_eq!(f.len(), 16);

@@ -132,18 +132,19 @@ fn create_index(text: &str, words: &[&str]) -> Option<Ddl> {
 
 fn alter_table(text: &str, upper: &str) -> Option<Ddl> {
     // ALTER TABLE [IF EXISTS] [ONLY] name [*] action [, ...]
-    let mut rest = &text["ALTER TABLE".len()..];
-    let mut urest = &upper["ALTER TABLE".len()..];
-    for prefix in [" IF EXISTS", " ONLY"] {
-        if urest.starts_with(prefix) {
-            rest = &rest[prefix.len()..];
-            urest = &urest[prefix.len()..];
-        }
+    // Upper-casing keeps every byte offset, so the words of `upper` locate those of `text`.
+    let words: Vec<(usize, &str)> = words_at(upper).collect();
+    let mut at = 2;
+    if matches!(words.get(at..at + 2), Some([(_, "IF"), (_, "EXISTS")])) {
+        at += 2;
     }
-    let rest = rest.trim_start();
-    let name_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-    let table = sql_shape::bare_name(&rest[..name_end]);
-    let actions = rest[name_end..].trim_start().trim_start_matches('*');
+    if matches!(words.get(at), Some((_, "ONLY"))) {
+        at += 1;
+    }
+    let &(name_start, name) = words.get(at)?;
+    let name_end = name_start + name.len();
+    let table = sql_shape::bare_name(text.get(name_start..name_end)?);
+    let actions = text.get(name_end..)?.trim_start().trim_start_matches('*');
     if table.is_empty() || actions.trim().is_empty() {
         return None;
     }
@@ -157,6 +158,20 @@ fn alter_table(text: &str, upper: &str) -> Option<Ddl> {
         }
     }
     Some(Ddl { table, lock, hazards })
+}
+
+/// The whitespace-separated words of `text` (as `split_whitespace` finds them) with their byte
+/// offsets.
+fn words_at(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let rest = text.get(from..)?;
+        let start = from + rest.find(|c: char| !c.is_whitespace())?;
+        let word = text.get(start..)?;
+        let word = word.split(char::is_whitespace).next().unwrap_or(word);
+        from = start + word.len();
+        Some((start, word))
+    })
 }
 
 /// The lock and hazard of one ALTER TABLE action (upper-cased).
@@ -279,6 +294,17 @@ mod tests {
             ),
             vec![ColumnType, CheckValidated, SetNotNull]
         );
+    }
+
+    #[test]
+    fn any_whitespace_between_words() {
+        // Unicode spaces separate words for `split_whitespace`: the table is found after them.
+        let d = classify("ALTER\u{a0}\u{3000}\u{a0}TABLE t ADD x int").unwrap();
+        assert_eq!((d.table.as_str(), d.lock), ("t", TableLock::AccessExclusive));
+        let d = classify("  ALTER TABLE\u{2003}IF EXISTS\u{3000}ONLY  w€ ADD x int").unwrap();
+        assert_eq!(d.table, "w€");
+        assert_eq!(classify("ALTER TABLE only_users DROP c").unwrap().table, "only_users");
+        assert_eq!(classify("ALTER\u{3000}TABLE"), None);
     }
 
     #[test]
