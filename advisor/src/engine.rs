@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::advice::{Advice, AdviceBook, AdviceFilter, Finding, Occurrence};
+use crate::advice::{Advice, AdviceBook, AdviceFilter, CallerLinks, Finding, Occurrence};
 use crate::detect::ddl::DdlWatch;
 use crate::detect::deadlock;
 use crate::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
@@ -18,9 +18,10 @@ use crate::detect::session_checks::SessionChecksConfig;
 use crate::detect::slow_query::{SlowQueryConfig, SlowQueryWatch};
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
-use crate::events::{self, Event, EventSender, ExplainSample, PlanOutcome};
+use crate::events::{self, Caller, Event, EventSender, ExplainSample, PlanOutcome};
 use crate::fingerprint::Fingerprint;
 use crate::health::{AnalysisHealth, Stage};
+use crate::scopes::{ScopeConfig, ScopeStats};
 use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry, SessionState};
 use crate::stats::QueryStats;
 
@@ -57,6 +58,8 @@ pub struct AdvisorConfig {
     pub error_spike: ErrorSpikeConfig,
     /// missing_index thresholds.
     pub missing_index: MissingIndexConfig,
+    /// Statistics and advice per scope (the test that ran them), for `pgvisor check`; `None`: off.
+    pub scopes: Option<ScopeConfig>,
     /// Test hook, never set from flags: statements containing these markers make analysis panic,
     /// so tests can prove a failure is contained.
     #[doc(hidden)]
@@ -99,6 +102,7 @@ impl Default for AdvisorConfig {
             error_spike: ErrorSpikeConfig::default(),
             missing_index: MissingIndexConfig::default(),
             injected_panics: InjectedPanics::default(),
+            scopes: None,
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct Advisor {
     pub config: AdvisorConfig,
     /// Analysis failures contained so far.
     pub health: AnalysisHealth,
+    /// Per-scope statistics and advice (filled only when `config.scopes` is set).
+    pub scopes: ScopeStats,
     /// Asks the engine to apply everything queued so far, and answers when it has.
     flushes: mpsc::Sender<oneshot::Sender<()>>,
 }
@@ -164,6 +170,7 @@ impl Advisor {
             advice: AdviceBook::new(config.max_advice),
             config,
             health: AnalysisHealth::default(),
+            scopes: ScopeStats::default(),
             flushes,
         };
         (Arc::new(advisor), EngineInputs { events: rx, flushes: flush_rx })
@@ -186,10 +193,11 @@ impl Advisor {
         let _ = asked.await;
     }
 
-    /// Clears statistics and advice.
+    /// Clears statistics, advice and scopes.
     pub fn reset(&self) {
         self.stats.reset();
         self.advice.reset();
+        self.scopes.reset();
     }
 }
 
@@ -259,6 +267,7 @@ pub struct Engine {
     sink: AdviceSink,
     inspector: Option<mpsc::Sender<InspectRequest>>,
     inspector_down: bool,
+    callers: CallerLinks,
     transactions: TransactionWatch,
     waiters: HashMap<u64, Waiter>,
     ddl: DdlWatch,
@@ -288,13 +297,31 @@ impl Engine {
             slow_queries: SlowQueryWatch::default(),
             unparameterized: UnparameterizedWatch::default(),
             error_spikes: ErrorSpikeWatch::default(),
+            callers: CallerLinks::default(),
         }
     }
 
-    fn record(&self, finding: Finding) {
+    /// Records a finding: `caller` (for per-session findings) names who ran its statement, in the
+    /// evidence (route, controller, test...: never the trace, which is a link) and by scope.
+    fn record_from(&mut self, mut finding: Finding, caller: Option<&Caller>) {
         if !self.advisor.config.filter.allows(&finding) {
             return;
         }
+        if let Some(caller) = caller {
+            self.callers.describe(&mut finding, caller);
+        }
+        if let Some(config) = &self.advisor.config.scopes {
+            let scope = caller.map(|c| config.scope_of(c.tags.as_deref(), &c.application_name));
+            self.advisor.scopes.advise(scope.as_ref(), &finding);
+        }
+        self.record_unfiltered(finding);
+    }
+
+    fn record(&mut self, finding: Finding) {
+        self.record_from(finding, None);
+    }
+
+    fn record_unfiltered(&self, finding: Finding) {
         if let Some(first) = self.advisor.advice.record(finding, SystemTime::now()) {
             (self.sink)(&first);
         }
@@ -309,6 +336,10 @@ impl Engine {
                     self.finish_wait(s.session, w, s.duration);
                 }
                 self.advisor.stats.record(&s);
+                if let Some(config) = &self.advisor.config.scopes {
+                    let scope = config.scope_of(s.statement.tags.as_deref(), &s.application_name);
+                    self.advisor.scopes.record(&scope, &s);
+                }
                 let advisor = &self.advisor;
                 if let Some(f) = self.ddl.statement((&s).into(), || advisor.sessions.snapshot()) {
                     self.record(f);
@@ -323,7 +354,7 @@ impl Engine {
                     self.record(f);
                 }
             }
-            Event::Finding(f) => self.record(f),
+            Event::Finding(f, caller) => self.record_from(f, Some(&caller)),
             Event::Deadlock { session, statement, detail, transaction } => {
                 let sessions = self.advisor.sessions.snapshot_with_recent();
                 let f = deadlock::finding(session, &statement, &transaction, &detail, &sessions, SystemTime::now());

@@ -11,6 +11,16 @@ use crate::detect::lock_contention::BlockingReport;
 use crate::detect::missing_index::IndexCandidate;
 use crate::detect::orm::OrmStyle;
 use crate::fingerprint::Fingerprint;
+use crate::tags::Tags;
+
+/// Who ran the statement a per-session finding is about: its tags and the session's name.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The statement's tags, if it had any.
+    pub tags: Option<Arc<Tags>>,
+    /// The session's application_name.
+    pub application_name: Arc<str>,
+}
 
 /// A SQLSTATE code (5 ASCII characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,15 +39,21 @@ impl SqlState {
     }
 }
 
-/// A statement's fingerprint and normalised text, shared by every execution of it.
+/// A statement text as one client wrote it: its fingerprint, normalised text, display text and
+/// attribution tags, shared by every execution of that text.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Statement {
     /// The fingerprint.
     pub fingerprint: Fingerprint,
-    /// The normalised SQL.
+    /// The normalised SQL the detectors read (keywords upper-cased, constants as `$n`).
     pub text: Arc<str>,
+    /// The SQL as written, constants as `$n`, comments removed, whitespace collapsed: what users
+    /// see and grep their code for.
+    pub display: Arc<str>,
     /// The SQL style of the raw text (which ORM wrote it).
     pub style: OrmStyle,
+    /// Tags from its comments (sqlcommenter, Marginalia, `key=value`); `None` when it has none.
+    pub tags: Option<Arc<Tags>>,
 }
 
 /// One statement execution, finished.
@@ -58,6 +74,8 @@ pub struct StatementEvent {
     /// Hash of its literal constants when it came in a simple Query message with literals in the
     /// SQL (`unparameterized`); `None` otherwise.
     pub literals: Option<u64>,
+    /// The session's application_name when it ran.
+    pub application_name: Arc<str>,
 }
 
 /// Something an observer (or the Inspector) saw.
@@ -65,8 +83,8 @@ pub struct StatementEvent {
 pub enum Event {
     /// A statement finished.
     Statement(StatementEvent),
-    /// A per-session detector found something.
-    Finding(Finding),
+    /// A per-session detector found something, about a statement of this caller.
+    Finding(Finding, Caller),
     /// A statement failed with 40P01.
     Deadlock {
         /// The victim's session.
@@ -172,7 +190,15 @@ impl Statement {
     /// `sql` fingerprinted as the observer would, for unit tests.
     pub(crate) fn from_sql(sql: &str) -> Arc<Self> {
         let n = crate::fingerprint(sql.as_bytes());
-        Arc::new(Self { fingerprint: n.fingerprint, text: n.text.into(), style: OrmStyle::detect(sql.as_bytes()) })
+        let text: Arc<str> = n.text.into();
+        let tags = Some(crate::tags::parse(sql.as_bytes())).filter(|t| !t.is_empty()).map(Arc::new);
+        Arc::new(Self {
+            fingerprint: n.fingerprint,
+            display: text.clone(),
+            text,
+            style: OrmStyle::detect(sql.as_bytes()),
+            tags,
+        })
     }
 }
 
@@ -188,6 +214,7 @@ impl StatementEvent {
             error: None,
             finished_at: SystemTime::now(),
             literals: None,
+            application_name: "app1".into(),
         }
     }
 }

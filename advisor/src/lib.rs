@@ -12,6 +12,7 @@ pub mod health;
 pub mod keywords;
 pub mod lexer;
 pub mod observer;
+pub mod scopes;
 pub mod sessions;
 pub mod stats;
 pub mod tags;

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use crate::events::{SqlState, StatementEvent};
 use crate::fingerprint::Fingerprint;
 use crate::sessions::lock;
+use crate::tags::TagCounts;
 
 /// Longest normalised text stored per fingerprint, in bytes.
 pub const MAX_STORED_TEXT: usize = 4096;
@@ -41,6 +42,8 @@ pub struct FingerprintStats {
     pub first_seen: SystemTime,
     /// Last execution seen.
     pub last_seen: SystemTime,
+    /// Who ran it: tag values (sqlcommenter, Marginalia, application_name) with their calls.
+    pub tags: TagCounts,
     /// `quantile_us(0.99)` as of the last call recorded: sorting by p99 reads this scalar instead of
     /// walking every histogram again. `None` until asked after a new call.
     p99_us: Option<u64>,
@@ -60,6 +63,7 @@ impl FingerprintStats {
             histogram: Histogram::new(3).expect("3 significant figures is valid"),
             first_seen: at,
             last_seen: at,
+            tags: TagCounts::default(),
             p99_us: None,
         }
     }
@@ -207,6 +211,8 @@ pub struct FingerprintSummary {
     pub p99_us: u64,
     /// Longest duration, µs.
     pub max_us: u64,
+    /// Who ran it.
+    pub tags: TagCounts,
 }
 
 impl FingerprintSummary {
@@ -222,6 +228,7 @@ impl FingerprintSummary {
             p95_us: s.quantile_us(0.95),
             p99_us: s.p99_us(),
             max_us: s.max_us,
+            tags: s.tags.clone(),
         }
     }
 
@@ -268,6 +275,7 @@ impl QueryStats {
             let _ = s.histogram.record(us.max(1));
             s.p99_us = None;
             s.last_seen = event.finished_at;
+            s.tags.add(event.statement.tags.as_deref(), &event.application_name);
         }
         self.recorded.fetch_add(1, Ordering::Relaxed);
         if self.map.len() > self.max_fingerprints {
@@ -299,11 +307,27 @@ impl QueryStats {
     /// the histograms are then read for the `limit` chosen ones alone, so a small listing stays
     /// cheap however many fingerprints are tracked.
     pub fn top(&self, sort: SortBy, limit: usize) -> Vec<(Fingerprint, FingerprintSummary)> {
+        self.top_tagged(sort, limit, None)
+    }
+
+    /// As [`Self::top`], among the fingerprints run with tag `(key, value)` only.
+    pub fn top_tagged(
+        &self,
+        sort: SortBy,
+        limit: usize,
+        tag: Option<(&str, &str)>,
+    ) -> Vec<(Fingerprint, FingerprintSummary)> {
         if limit == 0 {
             return Vec::new();
         }
-        let keys: Vec<(Key, Fingerprint)> =
-            self.map.iter().map(|e| (sort.key_or_bound(&lock(e.value())), *e.key())).collect();
+        let keys: Vec<(Key, Fingerprint)> = self
+            .map
+            .iter()
+            .filter_map(|e| {
+                let s = lock(e.value());
+                tag.is_none_or(|(k, v)| s.tags.has(k, v)).then(|| (sort.key_or_bound(&s), *e.key()))
+            })
+            .collect();
         let chosen = if keys.iter().all(|(key, _)| matches!(key, Key::Exact(_))) {
             let mut keys: Vec<(f64, Fingerprint)> = keys.into_iter().map(|(key, fp)| (key.value(), fp)).collect();
             if limit < keys.len() {
@@ -559,6 +583,7 @@ mod tests {
             p95_us: s.quantile_us(0.95),
             p99_us: s.quantile_us(0.99),
             max_us: 10_000,
+            tags: s.tags.clone(),
         };
         assert_eq!(summary, expected);
         assert_eq!(summary.mean_us(), s.mean_us());

@@ -237,6 +237,84 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Most tag keys counted per fingerprint.
+pub const MAX_KEYS: usize = 8;
+/// Most values counted per key of a fingerprint.
+pub const MAX_VALUES: usize = 10;
+
+/// The values of one tag key with their calls.
+type ValueCounts = Vec<(Arc<str>, u64)>;
+
+/// Who ran a fingerprint: per tag key, the values seen with their calls, bounded. A value that
+/// no longer fits is counted in `cut`, never silently dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagCounts {
+    keys: Vec<(Arc<str>, ValueCounts)>,
+    cut: u64,
+}
+
+impl TagCounts {
+    /// Counts one call with `tags` (trace links excluded) and the session's `application_name`.
+    pub fn add(&mut self, tags: Option<&Tags>, application_name: &Arc<str>) {
+        if !application_name.is_empty() {
+            self.count("application_name", application_name);
+        }
+        for (key, value) in tags.map(|t| t.0.as_slice()).unwrap_or_default() {
+            if !TRACE_KEYS.contains(&&**key) {
+                self.count(key, value);
+            }
+        }
+    }
+
+    fn count(&mut self, key: &str, value: &Arc<str>) {
+        let values = match self.keys.iter().position(|(k, _)| &**k == key) {
+            Some(i) => &mut self.keys[i].1,
+            None if self.keys.len() < MAX_KEYS => {
+                self.keys.push((key.into(), Vec::new()));
+                &mut self.keys.last_mut().expect("just pushed").1
+            }
+            None => {
+                self.cut += 1;
+                return;
+            }
+        };
+        if let Some((_, calls)) = values.iter_mut().find(|(v, _)| v == value) {
+            *calls += 1;
+        } else if values.len() < MAX_VALUES {
+            values.push((value.clone(), 1));
+        } else {
+            self.cut += 1;
+        }
+    }
+
+    /// True when `key` was seen with `value`.
+    pub fn has(&self, key: &str, value: &str) -> bool {
+        self.keys.iter().any(|(k, values)| &**k == key && values.iter().any(|(v, _)| &**v == value))
+    }
+
+    /// Tag values that did not fit the bounds, counted.
+    pub fn cut(&self) -> u64 {
+        self.cut
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Per key, the values by calls, most first: `{"route": [{"value": "/users/:id", "calls": 120}]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for (key, values) in &self.keys {
+            let mut values: Vec<&(Arc<str>, u64)> = values.iter().collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let list = values.iter().map(|(v, calls)| serde_json::json!({"value": &**v, "calls": calls})).collect();
+            out.insert(key.to_string(), serde_json::Value::Array(list));
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +362,26 @@ mod tests {
         assert!(parse(b"select E'\\' /*a=b*/'").is_empty());
         assert!(parse(b"select 1").is_empty());
         assert_eq!(pairs("select $1 /*a=b*/"), vec![p("a", "b")]);
+    }
+
+    #[test]
+    fn counts_per_fingerprint_are_bounded_and_skip_trace_links() {
+        let mut counts = TagCounts::default();
+        let app: Arc<str> = "shop".into();
+        for i in 0..30 {
+            let sql = format!(
+                "select 1 /*route='%2Fu%2F{}',traceparent='00-5bd66ef5095369c7b0d1f8f4bd33716a-c532cb4098ac3dd2-01'*/",
+                i % 12
+            );
+            counts.add(Some(&parse(sql.as_bytes())), &app);
+        }
+        let json = counts.to_json();
+        assert_eq!(json["application_name"], serde_json::json!([{"value": "shop", "calls": 30}]));
+        assert_eq!(json["route"].as_array().unwrap().len(), MAX_VALUES);
+        assert_eq!(json["route"][0], serde_json::json!({"value": "/u/0", "calls": 3}));
+        assert!(json.get("traceparent").is_none());
+        assert_eq!(counts.cut(), 4, "two values that did not fit, twice each");
+        assert!(counts.has("route", "/u/1") && !counts.has("route", "/u/11"));
     }
 
     #[test]

@@ -160,7 +160,9 @@ fn sql_bytes() -> BoxedStrategy<Vec<u8>> {
 /// The normalised text of `sql`, as detectors get it.
 fn normalised(sql: &[u8]) -> Arc<Statement> {
     let n = advisor::fingerprint(sql);
-    Arc::new(Statement { fingerprint: n.fingerprint, text: n.text.into(), style: OrmStyle::detect(sql) })
+    let text: Arc<str> = n.text.into();
+    let tags = Some(advisor::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
+    Arc::new(Statement { fingerprint: n.fingerprint, display: text.clone(), text, style: OrmStyle::detect(sql), tags })
 }
 
 /// Raw text as it is, as the proxy may keep it (the Inspector's statements, session snapshots).
@@ -168,7 +170,9 @@ fn raw(sql: &str) -> Arc<Statement> {
     Arc::new(Statement {
         fingerprint: advisor::fingerprint(sql.as_bytes()).fingerprint,
         text: sql.into(),
+        display: sql.into(),
         style: OrmStyle::Unknown,
+        tags: None,
     })
 }
 
@@ -348,6 +352,7 @@ fn event(session: u64, statement: &Arc<Statement>, error: Option<SqlState>, at: 
         error,
         finished_at: at,
         literals: Some(at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)),
+        application_name: "app".into(),
     }
 }
 

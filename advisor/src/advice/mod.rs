@@ -1,6 +1,7 @@
 //! Advice: what happened, the evidence, and the fix, in the shape the admin API promises.
 
 mod book;
+mod callers;
 mod filter;
 
 use std::time::SystemTime;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::fingerprint::Fingerprint;
 
 pub use book::{AdviceBook, UPDATE_INTERVAL};
+pub use callers::CallerLinks;
 pub use filter::{parse_fingerprint, AdviceFilter};
 
 /// The kinds of advice (stable identifiers used in the API).

@@ -25,10 +25,11 @@ use crate::detect::orm::OrmStyle;
 use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
 use crate::detect::sql_shape;
 use crate::detect::transactions::session_label;
-use crate::events::{Event, EventSender, ExplainSample, SqlState, Statement, StatementEvent};
+use crate::events::{Caller, Event, EventSender, ExplainSample, SqlState, Statement, StatementEvent};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::lexer::split_statements;
 use crate::sessions::{lock, SessionEntry, SessionState, MAX_TRANSACTION_STATEMENTS};
+use crate::tags::Tags;
 use capture::{literal_value, result_formats, ResultSample, MAX_PARAMS};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
@@ -150,12 +151,15 @@ pub struct SessionObserver {
     raw_text_bytes: usize,
     /// Test hook: see [`Self::with_injected_panic`].
     injected_panic: Option<Arc<str>>,
+    /// The session's application_name, as its statements report it.
+    application_name: Arc<str>,
 }
 
 impl SessionObserver {
     /// An observer for session `id`, publishing state to `entry` and events to `events`.
     pub fn new(id: u64, entry: Arc<SessionEntry>, events: EventSender, n_plus_one: NPlusOneConfig) -> Self {
         let label = session_label(&lock(&entry.identity), None);
+        let application_name = lock(&entry.identity).application_name.as_str().into();
         Self {
             id,
             fingerprinter: Fingerprinter::default(),
@@ -175,6 +179,7 @@ impl SessionObserver {
             raw_texts: HashMap::new(),
             raw_text_bytes: 0,
             injected_panic: None,
+            application_name,
         }
     }
 
@@ -211,8 +216,10 @@ impl SessionObserver {
                 self.raw_text_bytes -= old.len();
             }
         }
+        let text: Arc<str> = self.fingerprinter.text().into();
+        let tags = Some(crate::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
         let statement =
-            Arc::new(Statement { fingerprint, text: self.fingerprinter.text().into(), style: OrmStyle::detect(sql) });
+            Arc::new(Statement { fingerprint, display: text.clone(), text, style: OrmStyle::detect(sql), tags });
         let constants: Arc<[String]> = self
             .fingerprinter
             .constants()
@@ -271,7 +278,13 @@ impl SessionObserver {
                     // so show the whole query as the current statement.
                     let all: Vec<&str> = runs.iter().filter_map(|r| r.statement.as_deref()).map(|s| &*s.text).collect();
                     let text: Arc<str> = all.join("; ").into();
-                    let combined = Statement { fingerprint: Fingerprint(0), text, style: OrmStyle::Unknown };
+                    let combined = Statement {
+                        fingerprint: Fingerprint(0),
+                        display: text.clone(),
+                        text,
+                        style: OrmStyle::Unknown,
+                        tags: None,
+                    };
                     self.set_active(Some(&Arc::new(combined)));
                 } else {
                     self.set_active(runs.front().and_then(|r| r.statement.as_ref()));
@@ -346,7 +359,9 @@ impl SessionObserver {
             BackendTag::ParameterStatus => {
                 if let Ok(p) = ParameterStatus::parse(m.body) {
                     if p.name == b"application_name" {
-                        lock(&self.entry.identity).application_name = String::from_utf8_lossy(p.value).into_owned();
+                        let name = String::from_utf8_lossy(p.value);
+                        self.application_name = name.as_ref().into();
+                        lock(&self.entry.identity).application_name = name.into_owned();
                     }
                 }
             }
@@ -357,7 +372,7 @@ impl SessionObserver {
     /// The session ended: report what the detectors still hold.
     pub fn finish(&mut self) {
         for finding in self.n_plus_one.finish() {
-            self.events.send(Event::Finding(finding));
+            self.events.send(Event::Finding(finding, self.caller(None)));
         }
     }
 
@@ -465,7 +480,7 @@ impl SessionObserver {
                 at: now,
             };
             for finding in self.checks.observe(&finished) {
-                self.events.send(Event::Finding(finding));
+                self.events.send(Event::Finding(finding, self.caller(statement.tags.as_ref())));
             }
         }
         if error.is_none() && (!run.params.is_empty() || run.sample.is_some()) {
@@ -479,7 +494,7 @@ impl SessionObserver {
                 at: now,
             };
             for finding in self.n_plus_one.observe(execution) {
-                self.events.send(Event::Finding(finding));
+                self.events.send(Event::Finding(finding, self.caller(statement.tags.as_ref())));
             }
         }
         if error.is_none() && duration >= EXPLAIN_MIN {
@@ -500,7 +515,12 @@ impl SessionObserver {
             error,
             finished_at: SystemTime::now(),
             literals,
+            application_name: self.application_name.clone(),
         }));
+    }
+
+    fn caller(&self, tags: Option<&Arc<Tags>>) -> Caller {
+        Caller { tags: tags.cloned(), application_name: self.application_name.clone() }
     }
 
     fn deadlock(&mut self, detail: String) {

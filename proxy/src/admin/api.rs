@@ -19,6 +19,8 @@ const MAX_LIMIT: usize = 1000;
 pub(crate) struct QueriesParams {
     sort: Option<String>,
     limit: Option<String>,
+    /// `key:value`: only fingerprints run with that tag.
+    tag: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,6 +37,10 @@ struct QueryRow {
     p95_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// Per tag key, the values it ran with and their calls (most first).
+    tags: serde_json::Value,
+    /// Tag values counted but not listed (past the per-fingerprint bounds).
+    tags_cut: u64,
 }
 
 fn ms(us: u64) -> f64 {
@@ -67,10 +73,15 @@ pub(crate) async fn queries(State(state): State<AdminState>, Query(params): Quer
         Some(Ok(n)) => n.min(MAX_LIMIT),
         Some(Err(_)) => return bad_request(format!("limit must be a number from 0 to {MAX_LIMIT}")),
     };
+    let tag = match params.tag.as_deref().map(|t| t.split_once(':')) {
+        None => None,
+        Some(Some((key, value))) if !key.is_empty() => Some((key, value)),
+        Some(_) => return bad_request("tag must be key:value, for example tag=route:/users/:id".into()),
+    };
     let rows: Vec<QueryRow> = state
         .advisor
         .stats
-        .top(sort, limit)
+        .top_tagged(sort, limit, tag)
         .into_iter()
         .map(|(fp, s)| QueryRow {
             fingerprint: fp.to_string(),
@@ -85,6 +96,8 @@ pub(crate) async fn queries(State(state): State<AdminState>, Query(params): Quer
             p95_ms: ms(s.p95_us),
             p99_ms: ms(s.p99_us),
             max_ms: ms(s.max_us),
+            tags: s.tags.to_json(),
+            tags_cut: s.tags.cut(),
         })
         .collect();
     Json(serde_json::json!({ "queries": rows })).into_response()
