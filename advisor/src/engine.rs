@@ -7,13 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::advice::{Advice, AdviceBook, AdviceFilter, CallerLinks, Finding, Occurrence};
+use crate::advice::{Advice, AdviceBook, AdviceFilter, CallerLinks, Finding, Kind, Occurrence};
 use crate::detect::ddl::DdlWatch;
 use crate::detect::deadlock;
 use crate::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
 use crate::detect::lock_contention::{self, BlockingReport};
 use crate::detect::missing_index::{self, MissingIndexConfig};
-use crate::detect::n_plus_one::NPlusOneConfig;
+use crate::detect::n_plus_one::{BurstWatch, NPlusOneConfig};
 use crate::detect::session_checks::SessionChecksConfig;
 use crate::detect::slow_query::{SlowQueryConfig, SlowQueryWatch};
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
@@ -268,6 +268,7 @@ pub struct Engine {
     inspector: Option<mpsc::Sender<InspectRequest>>,
     inspector_down: bool,
     callers: CallerLinks,
+    bursts: BurstWatch,
     transactions: TransactionWatch,
     waiters: HashMap<u64, Waiter>,
     ddl: DdlWatch,
@@ -284,6 +285,7 @@ impl Engine {
     /// about lock waits.
     pub fn new(advisor: Arc<Advisor>, sink: AdviceSink, inspector: Option<mpsc::Sender<InspectRequest>>) -> Self {
         let inspector_down = inspector.is_none();
+        let bursts = BurstWatch::new(advisor.config.n_plus_one.clone());
         Self {
             explain: ExplainBudget::default(),
             lock_waited: std::collections::HashSet::new(),
@@ -298,6 +300,7 @@ impl Engine {
             unparameterized: UnparameterizedWatch::default(),
             error_spikes: ErrorSpikeWatch::default(),
             callers: CallerLinks::default(),
+            bursts,
         }
     }
 
@@ -344,6 +347,11 @@ impl Engine {
                 if let Some(f) = self.ddl.statement((&s).into(), || advisor.sessions.snapshot()) {
                     self.record(f);
                 }
+                for f in self.bursts.statement(&s) {
+                    let caller =
+                        Caller { tags: s.statement.tags.clone(), application_name: s.application_name.clone() };
+                    self.record_from(f, Some(&caller));
+                }
                 let config = &self.advisor.config;
                 self.slow_queries.observe(&s, &config.slow_query);
                 let found = [
@@ -354,7 +362,15 @@ impl Engine {
                     self.record(f);
                 }
             }
-            Event::Finding(f, caller) => self.record_from(f, Some(&caller)),
+            Event::Finding(f, caller) => {
+                if f.kind == Kind::NPlusOne {
+                    if let Some(child) = f.fingerprints.last() {
+                        self.bursts.confirmed_in_session(*child, SystemTime::now());
+                    }
+                }
+                self.record_from(f, Some(&caller))
+            }
+            Event::SessionClosed { session } => self.bursts.session_closed(session),
             Event::Deadlock { session, statement, detail, transaction } => {
                 let sessions = self.advisor.sessions.snapshot_with_recent();
                 let f = deadlock::finding(session, &statement, &transaction, &detail, &sessions, SystemTime::now());
@@ -435,6 +451,9 @@ impl Engine {
     /// Periodic checks: transactions, lock waits, throttled stream updates.
     pub fn check(&mut self) {
         let now = SystemTime::now();
+        for f in self.bursts.check(now) {
+            self.record(f);
+        }
         let sessions = self.advisor.sessions.snapshot();
         for f in self.transactions.check(&sessions, now, &self.advisor.config.transactions) {
             self.record(f);

@@ -9,8 +9,10 @@ use tokio::sync::mpsc;
 use crate::advice::Finding;
 use crate::detect::lock_contention::BlockingReport;
 use crate::detect::missing_index::IndexCandidate;
+use crate::detect::n_plus_one::ColumnSample;
 use crate::detect::orm::OrmStyle;
 use crate::fingerprint::Fingerprint;
+use crate::observer::capture::Params;
 use crate::tags::Tags;
 
 /// Who ran the statement a per-session finding is about: its tags and the session's name.
@@ -76,6 +78,37 @@ pub struct StatementEvent {
     pub literals: Option<u64>,
     /// The session's application_name when it ran.
     pub application_name: Arc<str>,
+    /// Its parameters (Bind values, or a simple query's literals) as keys.
+    pub params: Params,
+    /// The sampled columns of its result, when it returned rows (a possible N+1 parent).
+    pub result: Option<Arc<[ColumnSample]>>,
+    /// The session, as messages name it and as a pool groups it.
+    pub origin: Arc<SessionOrigin>,
+}
+
+/// A session as advice names it, and the pool it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionOrigin {
+    /// "Session 3 (app "shop", 127.0.0.1:5000, backend pid 42)".
+    pub label: Arc<str>,
+    /// User, database, application_name and client host: the connections of one client
+    /// application's pool share it.
+    pub pool: Arc<str>,
+}
+
+impl SessionOrigin {
+    /// The origin of a session with this identity (and backend pid, once known).
+    pub fn of(identity: &crate::sessions::SessionIdentity, pid: Option<u32>) -> Self {
+        let label = crate::detect::transactions::session_label(identity, pid);
+        let pool = format!(
+            "{}\0{}\0{}\0{}",
+            identity.user,
+            identity.database,
+            identity.application_name,
+            identity.client_addr.ip()
+        );
+        Self { label: label.into(), pool: pool.into() }
+    }
 }
 
 /// Something an observer (or the Inspector) saw.
@@ -85,6 +118,11 @@ pub enum Event {
     Statement(StatementEvent),
     /// A per-session detector found something, about a statement of this caller.
     Finding(Finding, Caller),
+    /// A session ended (its last statements were sent before this).
+    SessionClosed {
+        /// pgvisor's session id.
+        session: u64,
+    },
     /// A statement failed with 40P01.
     Deadlock {
         /// The victim's session.
@@ -215,6 +253,9 @@ impl StatementEvent {
             finished_at: SystemTime::now(),
             literals: None,
             application_name: "app1".into(),
+            params: Params::default(),
+            result: None,
+            origin: Arc::new(SessionOrigin::of(&crate::sessions::SessionIdentity::sample(1), None)),
         }
     }
 }

@@ -22,11 +22,12 @@ use advisor::detect::transactions::{TransactionThresholds, TransactionWatch};
 use advisor::detect::unbounded_result::{self, UnboundedResultConfig};
 use advisor::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use advisor::detect::{select_star, sql_shape};
+use advisor::events::SessionOrigin;
 use advisor::events::{SqlState, Statement, StatementEvent};
 use advisor::fingerprint::{Fingerprint, Fingerprinter};
 use advisor::keywords::is_keyword;
 use advisor::lexer::{split_statements, Lexer, Token};
-use advisor::observer::capture::{literal_value, result_formats, value_text};
+use advisor::observer::capture::{literal_value, result_formats, text_key, value_text, Params};
 use advisor::sessions::{SessionActivity, SessionIdentity, SessionState};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -353,6 +354,9 @@ fn event(session: u64, statement: &Arc<Statement>, error: Option<SqlState>, at: 
         finished_at: at,
         literals: Some(at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)),
         application_name: "app".into(),
+        params: Params::from_texts(["1"]),
+        result: None,
+        origin: Arc::new(SessionOrigin::default()),
     }
 }
 
@@ -459,12 +463,16 @@ fn check_n_plus_one(parent_sql: &str, child_sql: &str, column: &str, values: &[S
     let mut d = NPlusOneDetector::new(config, "Session 1".into());
     let mut t = Instant::now();
     let mut found = Vec::new();
-    let column = ColumnSample { name: Some(column.into()), values: values.iter().cloned().collect() };
+    let mut keys: Vec<u64> = values.iter().map(|v| text_key(v.as_bytes())).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let column = ColumnSample { name: Some(column.into()), values: keys };
     found.extend(d.observe(Execution {
         statement: parent.clone(),
         style: OrmStyle::detect(parent_sql.as_bytes()),
-        params: Vec::new(),
-        columns: vec![ColumnSample::default(), column],
+        params: Params::default(),
+        param_texts: None,
+        columns: vec![ColumnSample::default(), column].into(),
         rows: values.len() as u64,
         duration: Duration::from_millis(1),
         at: t,
@@ -474,8 +482,9 @@ fn check_n_plus_one(parent_sql: &str, child_sql: &str, column: &str, values: &[S
         found.extend(d.observe(Execution {
             statement: child.clone(),
             style: OrmStyle::detect(child_sql.as_bytes()),
-            params: vec![value.clone(), format!("{i}"), child_sql.into()],
-            columns: Vec::new(),
+            params: Params::from_texts([value.as_str(), &format!("{i}"), child_sql]),
+            param_texts: Some(vec![value.clone(), format!("{i}"), child_sql.into()].into()),
+            columns: Arc::new([]),
             rows: 0,
             duration: Duration::from_millis(1),
             at: t,

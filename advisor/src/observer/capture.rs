@@ -2,7 +2,7 @@
 //! result, as text, bounded in count and size. Values stay in memory; they reach logs or the
 //! API only with `--log-params`.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
 use protocol::backend::{DataRow, RowDescription};
 use protocol::frontend::{Bind, Format};
@@ -20,27 +20,109 @@ pub const MAX_SAMPLED_COLUMNS: usize = 16;
 
 /// A value as comparable text: text-format values as they are; binary integers (2, 4, 8
 /// bytes) as decimal and 16-byte values as UUIDs, so a binary parameter matches a text result.
+/// Used only where values are shown (`--log-params`); matching uses [`value_key`].
 pub fn value_text(bytes: &[u8], format: Format) -> Option<String> {
+    let mut buf = [0u8; 40];
+    canonical(bytes, format, &mut buf).map(|t| String::from_utf8_lossy(t).into_owned())
+}
+
+/// A captured value as a 64-bit key: the hash of its canonical text (see [`value_text`]), so
+/// a binary parameter matches a text result. No allocation: this runs for every sampled cell.
+/// `None` for values too long to be join keys.
+pub fn value_key(bytes: &[u8], format: Format) -> Option<ValueKey> {
+    let mut buf = [0u8; 40];
+    canonical(bytes, format, &mut buf).map(text_key)
+}
+
+/// The key of a value's canonical text.
+pub fn text_key(text: &[u8]) -> ValueKey {
+    // 0 marks "no value" in [`Params`].
+    xxhash_rust::xxh3::xxh3_64(text).max(1)
+}
+
+/// The canonical text of a value, in `buf` when it has to be formatted.
+fn canonical<'a>(bytes: &'a [u8], format: Format, buf: &'a mut [u8; 40]) -> Option<&'a [u8]> {
+    use std::io::Write;
     if bytes.len() > MAX_VALUE {
         return None;
     }
-    match format {
-        Format::Text => std::str::from_utf8(bytes).ok().map(str::to_owned),
-        Format::Binary => Some(match bytes.len() {
-            2 => i16::from_be_bytes([bytes[0], bytes[1]]).to_string(),
-            4 => i32::from_be_bytes(bytes.try_into().ok()?).to_string(),
-            8 => i64::from_be_bytes(bytes.try_into().ok()?).to_string(),
-            16 => {
-                let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let written = match (format, bytes.len()) {
+        (Format::Text, _) => return Some(bytes),
+        (Format::Binary, 2) => write!(cursor, "{}", i16::from_be_bytes([bytes[0], bytes[1]])),
+        (Format::Binary, 4) => write!(cursor, "{}", i32::from_be_bytes(bytes.try_into().ok()?)),
+        (Format::Binary, 8) => write!(cursor, "{}", i64::from_be_bytes(bytes.try_into().ok()?)),
+        (Format::Binary, 16) => {
+            let mut result = Ok(());
+            for (i, b) in bytes.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    result = result.and(cursor.write_all(b"-"));
+                }
+                result = result.and(write!(cursor, "{b:02x}"));
             }
-            _ => std::str::from_utf8(bytes).ok()?.to_owned(),
-        }),
+            result
+        }
+        (Format::Binary, _) => return std::str::from_utf8(bytes).ok().map(str::as_bytes),
+    };
+    written.ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    buf.get(..len)
+}
+
+/// A captured value: [`text_key`] of its canonical text.
+pub type ValueKey = u64;
+
+/// The parameters of one execution as keys, by position (0 where a value was NULL or too long
+/// to be a join key), at most [`MAX_PARAMS`]. Copied, never allocated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Params {
+    keys: [ValueKey; MAX_PARAMS],
+    len: u8,
+}
+
+impl Params {
+    /// Parameters from keys in order (`None`: no value at that position).
+    pub fn from_keys(keys: impl IntoIterator<Item = Option<ValueKey>>) -> Self {
+        let mut p = Self::default();
+        for key in keys.into_iter().take(MAX_PARAMS) {
+            p.keys[usize::from(p.len)] = key.unwrap_or(0);
+            p.len += 1;
+        }
+        p
+    }
+
+    /// Parameters from canonical texts (tests, literals).
+    pub fn from_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
+        Self::from_keys(texts.into_iter().map(|t| Some(text_key(t.as_bytes()))))
+    }
+
+    /// (position, key) of every parameter that has a value.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, ValueKey)> + '_ {
+        self.keys[..usize::from(self.len)].iter().copied().enumerate().filter(|(_, k)| *k != 0)
+    }
+
+    /// True when no parameter has a value.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// One hash of all the parameters (tells distinct parameter sets apart).
+    pub fn hash(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for k in &self.keys[..usize::from(self.len)] {
+            h.update(&k.to_le_bytes());
+        }
+        h.digest()
     }
 }
 
-/// The parameters of a Bind, as text (NULLs and oversized values skipped).
-pub fn bind_params(bind: &Bind<'_>) -> Vec<String> {
+/// The parameters of a Bind as keys.
+pub fn bind_params(bind: &Bind<'_>) -> Params {
+    Params::from_keys(bind.params().map(|(format, value)| value.and_then(|v| value_key(v, format))))
+}
+
+/// The parameters of a Bind as text, for `--log-params` evidence only.
+pub fn bind_param_texts(bind: &Bind<'_>) -> Vec<String> {
     bind.params().take(MAX_PARAMS).filter_map(|(format, value)| value.and_then(|v| value_text(v, format))).collect()
 }
 
@@ -66,10 +148,11 @@ pub fn literal_value(raw: &[u8]) -> Option<String> {
     Some(text.replace('_', ""))
 }
 
-/// The result of one execution, sampled as its rows pass.
+/// The result of one execution, sampled as its rows pass: per column, the keys of the values
+/// of the first [`MAX_SAMPLED_ROWS`] rows.
 #[derive(Debug, Default)]
 pub struct ResultSample {
-    /// Per column: name and values seen.
+    /// Per column: name and values seen (unsorted until [`Self::finish`]).
     pub columns: Vec<ColumnSample>,
     /// Format of each column (text unless the Bind asked for binary).
     pub formats: Vec<Format>,
@@ -79,21 +162,16 @@ pub struct ResultSample {
 impl ResultSample {
     /// A sample whose columns are named by `description`.
     pub fn named(description: &RowDescription<'_>) -> Self {
-        let columns = description
-            .fields
-            .iter()
-            .take(MAX_SAMPLED_COLUMNS)
-            .map(|f| ColumnSample { name: Some(String::from_utf8_lossy(f.name).into_owned()), values: HashSet::new() })
-            .collect();
+        let names: Vec<Option<Arc<str>>> = column_names(description);
         let formats =
             description.fields.iter().map(|f| if f.format == 1 { Format::Binary } else { Format::Text }).collect();
-        Self { columns, formats, rows: 0 }
+        Self::with_names(&names, formats)
     }
 
     /// Column names from a sample made earlier (a prepared statement's description).
-    pub fn with_names(names: &[Option<String>], formats: Vec<Format>) -> Self {
+    pub fn with_names(names: &[Option<Arc<str>>], formats: Vec<Format>) -> Self {
         // An empty name list: columns are created from the first row.
-        let columns = names.iter().map(|n| ColumnSample { name: n.clone(), values: HashSet::new() }).collect();
+        let columns = names.iter().map(|n| ColumnSample { name: n.clone(), values: Vec::new() }).collect();
         Self { columns, formats, rows: 0 }
     }
 
@@ -108,16 +186,31 @@ impl ResultSample {
         }
         for (i, value) in row.values().enumerate().take(self.columns.len()) {
             let format = self.formats.get(i).copied().unwrap_or(Format::Text);
-            if let Some(text) = value.and_then(|v| value_text(v, format)) {
-                self.columns[i].values.insert(text);
+            if let Some(key) = value.and_then(|v| value_key(v, format)) {
+                self.columns[i].values.push(key);
             }
         }
     }
 
-    /// Column names, for remembering a prepared statement's description.
-    pub fn names(&self) -> Vec<Option<String>> {
-        self.columns.iter().map(|c| c.name.clone()).collect()
+    /// The sampled columns, each with its distinct values sorted (ready for `contains`).
+    pub fn finish(self) -> Vec<ColumnSample> {
+        let mut columns = self.columns;
+        for c in &mut columns {
+            c.values.sort_unstable();
+            c.values.dedup();
+        }
+        columns
     }
+}
+
+/// The names of a RowDescription's columns (at most [`MAX_SAMPLED_COLUMNS`]).
+pub fn column_names(description: &RowDescription<'_>) -> Vec<Option<Arc<str>>> {
+    description
+        .fields
+        .iter()
+        .take(MAX_SAMPLED_COLUMNS)
+        .map(|f| Some(Arc::from(String::from_utf8_lossy(f.name).as_ref())))
+        .collect()
 }
 
 /// Result formats a Bind requested, for `columns` columns.
@@ -146,6 +239,18 @@ mod tests {
         assert_eq!(value_text(&42i64.to_be_bytes(), Format::Binary).as_deref(), Some("42"));
         assert_eq!(value_text(b"42", Format::Text).as_deref(), Some("42"));
         assert_eq!(value_text(&[0u8; 100], Format::Text), None);
+        let uuid = [0x55u8, 0x0e, 0x84, 0x00, 0xe2, 0x9b, 0x41, 0xd4, 0xa7, 0x16, 0x44, 0x66, 0x55, 0x44, 0x00, 0x00];
+        assert_eq!(value_text(&uuid, Format::Binary).as_deref(), Some("550e8400-e29b-41d4-a716-446655440000"));
+        // Keys agree across formats, with no allocation.
+        assert_eq!(value_key(&(-7i16).to_be_bytes(), Format::Binary), value_key(b"-7", Format::Text));
+        assert_eq!(value_key(&uuid, Format::Binary), value_key(b"550e8400-e29b-41d4-a716-446655440000", Format::Text));
+        assert_eq!(
+            value_key(&i64::MIN.to_be_bytes(), Format::Binary),
+            value_key(b"-9223372036854775808", Format::Text)
+        );
+        let p = Params::from_keys([Some(5), None, Some(7)]);
+        assert_eq!(p.iter().collect::<Vec<_>>(), vec![(0, 5), (2, 7)]);
+        assert_ne!(p.hash(), Params::from_keys([Some(5), Some(7)]).hash());
     }
 
     #[test]

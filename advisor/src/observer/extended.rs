@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use protocol::frontend::{Bind, Execute, Parse, Target};
 
-use super::capture::bind_params;
+use super::capture::{bind_param_texts, bind_params, Params};
 use super::{remember, Pending, Portal, Run, SessionObserver};
 use crate::detect::sql_shape;
 use crate::events::Statement;
@@ -49,7 +49,8 @@ impl SessionObserver {
         let statement = match Bind::parse(body) {
             Ok(b) => self.statement_named(b.statement).inspect(|statement| {
                 let read = sql_shape::is_read(&statement.text);
-                let params = if read { bind_params(&b) } else { Vec::new() };
+                let params = if read { bind_params(&b) } else { Params::default() };
+                let param_texts = (read && self.log_params).then(|| bind_param_texts(&b).into());
                 let params_hash = (read && b.param_count() > 0).then(|| {
                     let mut h = xxhash_rust::xxh3::Xxh3::new();
                     for (_, value) in b.params() {
@@ -62,7 +63,8 @@ impl SessionObserver {
                 let portal = Portal {
                     statement: statement.clone(),
                     params,
-                    result_formats: b.result_formats.to_vec(),
+                    param_texts,
+                    result_formats: b.result_formats.into(),
                     params_hash,
                 };
                 self.bind_portal(b.portal, portal);
@@ -73,8 +75,9 @@ impl SessionObserver {
                 let statement = self.statement_named(statement_name)?;
                 let portal = Portal {
                     statement: statement.clone(),
-                    params: Vec::new(),
-                    result_formats: Vec::new(),
+                    params: Params::default(),
+                    param_texts: None,
+                    result_formats: Arc::new([]),
                     params_hash: None,
                 };
                 self.bind_portal(portal_name, portal);
@@ -91,15 +94,17 @@ impl SessionObserver {
     pub(super) fn on_execute(&mut self, body: &[u8], now: Instant) {
         let portal = Execute::parse(body).ok().and_then(|e| {
             if e.portal.is_empty() {
-                self.unnamed_portal.clone()
+                self.unnamed_portal.as_ref()
             } else {
-                self.portals.get(e.portal).cloned()
+                self.portals.get(e.portal)
             }
         });
-        let mut run = Run::new(portal.as_ref().map(|p| p.statement.clone()), now);
+        // Shared, not copied: a portal may be executed again (fetching in chunks).
+        let mut run = Run::new(portal.map(|p| p.statement.clone()), now);
         if let Some(p) = portal {
             run.params = p.params;
-            run.result_formats = p.result_formats;
+            run.param_texts = p.param_texts.clone();
+            run.result_formats = p.result_formats.clone();
             run.params_hash = p.params_hash;
         }
         self.set_active(run.statement.as_ref());

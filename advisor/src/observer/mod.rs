@@ -20,17 +20,17 @@ use protocol::backend::{
 use protocol::frontend::{Query, Target};
 use protocol::{BackendTag, FrontendTag, ScannedMessage};
 
-use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
+use crate::detect::n_plus_one::{ColumnSample, Execution, NPlusOneConfig, NPlusOneDetector};
 use crate::detect::orm::OrmStyle;
 use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
 use crate::detect::sql_shape;
 use crate::detect::transactions::session_label;
-use crate::events::{Caller, Event, EventSender, ExplainSample, SqlState, Statement, StatementEvent};
+use crate::events::{Caller, Event, EventSender, ExplainSample, SessionOrigin, SqlState, Statement, StatementEvent};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::lexer::split_statements;
 use crate::sessions::{lock, SessionEntry, SessionState, MAX_TRANSACTION_STATEMENTS};
 use crate::tags::Tags;
-use capture::{literal_value, result_formats, ResultSample, MAX_PARAMS};
+use capture::{literal_value, result_formats, text_key, Params, ResultSample, MAX_PARAMS};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 pub const MAX_PENDING: usize = 10_000;
@@ -53,7 +53,10 @@ const DEADLOCK: SqlState = SqlState(*b"40P01");
 #[derive(Debug, Clone)]
 struct Parsed {
     statement: Arc<Statement>,
-    constants: Arc<[String]>,
+    /// The literal constants as keys, in order.
+    constants: Params,
+    /// The same as text, only with `--log-params`.
+    constant_texts: Option<Arc<[String]>>,
     /// Hash of all the literal constants in the text, if it has any.
     literals: Option<u64>,
 }
@@ -62,8 +65,9 @@ struct Parsed {
 #[derive(Debug, Clone)]
 struct Portal {
     statement: Arc<Statement>,
-    params: Vec<String>,
-    result_formats: Vec<u8>,
+    params: Params,
+    param_texts: Option<Arc<[String]>>,
+    result_formats: Arc<[u8]>,
     /// Hash of all parameter values (reads only).
     params_hash: Option<u64>,
 }
@@ -95,8 +99,9 @@ struct Run {
     statement: Option<Arc<Statement>>,
     sent: Instant,
     rows: u64,
-    params: Vec<String>,
-    result_formats: Vec<u8>,
+    params: Params,
+    param_texts: Option<Arc<[String]>>,
+    result_formats: Arc<[u8]>,
     sample: Option<ResultSample>,
     /// Hash of all parameter values or literals (see [`FinishedStatement::params`]).
     params_hash: Option<u64>,
@@ -106,6 +111,8 @@ struct Run {
     bytes: u64,
     /// Columns of the first DataRow.
     columns: usize,
+    /// Its rows are not sampled (not a read).
+    unsampled: bool,
 }
 
 impl Run {
@@ -114,13 +121,15 @@ impl Run {
             statement,
             sent,
             rows: 0,
-            params: Vec::new(),
-            result_formats: Vec::new(),
+            params: Params::default(),
+            param_texts: None,
+            result_formats: Arc::new([]),
             sample: None,
             params_hash: None,
             simple: false,
             bytes: 0,
             columns: 0,
+            unsampled: false,
         }
     }
 }
@@ -136,7 +145,7 @@ pub struct SessionObserver {
     statements: HashMap<Vec<u8>, Arc<Statement>>,
     unnamed_portal: Option<Portal>,
     portals: HashMap<Vec<u8>, Portal>,
-    descriptions: HashMap<Fingerprint, Arc<[Option<String>]>>,
+    descriptions: HashMap<Fingerprint, Arc<[Option<Arc<str>>]>>,
     pending: VecDeque<Pending>,
     /// When the last response completed: a pipelined statement starts no earlier than this.
     last_done: Instant,
@@ -153,6 +162,10 @@ pub struct SessionObserver {
     injected_panic: Option<Arc<str>>,
     /// The session's application_name, as its statements report it.
     application_name: Arc<str>,
+    /// The session as messages name it and as pools group it.
+    origin: Arc<SessionOrigin>,
+    /// Keep parameter values as text for evidence (`--log-params`).
+    log_params: bool,
 }
 
 impl SessionObserver {
@@ -160,6 +173,8 @@ impl SessionObserver {
     pub fn new(id: u64, entry: Arc<SessionEntry>, events: EventSender, n_plus_one: NPlusOneConfig) -> Self {
         let label = session_label(&lock(&entry.identity), None);
         let application_name = lock(&entry.identity).application_name.as_str().into();
+        let origin = Arc::new(SessionOrigin::of(&lock(&entry.identity), None));
+        let log_params = n_plus_one.log_params;
         Self {
             id,
             fingerprinter: Fingerprinter::default(),
@@ -180,6 +195,8 @@ impl SessionObserver {
             raw_text_bytes: 0,
             injected_panic: None,
             application_name,
+            origin,
+            log_params,
         }
     }
 
@@ -220,22 +237,20 @@ impl SessionObserver {
         let tags = Some(crate::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
         let statement =
             Arc::new(Statement { fingerprint, display: text.clone(), text, style: OrmStyle::detect(sql), tags });
-        let constants: Arc<[String]> = self
-            .fingerprinter
-            .constants()
-            .iter()
-            .take(MAX_PARAMS)
-            .filter_map(|&(s, e)| literal_value(&sql[s..e]))
-            .collect();
+        let literal = |&(s, e): &(usize, usize)| sql.get(s..e).and_then(literal_value);
+        let ranges = self.fingerprinter.constants();
+        let constants =
+            Params::from_keys(ranges.iter().take(MAX_PARAMS).map(|r| literal(r).map(|v| text_key(v.as_bytes()))));
+        let constant_texts = self.log_params.then(|| ranges.iter().take(MAX_PARAMS).filter_map(literal).collect());
         let literals = (!self.fingerprinter.constants().is_empty()).then(|| {
             let mut h = xxhash_rust::xxh3::Xxh3::new();
             for &(s, e) in self.fingerprinter.constants() {
-                h.update(&sql[s..e]);
+                h.update(sql.get(s..e).unwrap_or_default());
                 h.update(&[0]);
             }
             h.digest()
         });
-        let parsed = Parsed { statement, constants, literals };
+        let parsed = Parsed { statement, constants, constant_texts, literals };
         if self.by_text.len() >= MAX_CACHED_TEXTS {
             self.by_text.clear();
         }
@@ -267,7 +282,8 @@ impl SessionObserver {
                     .map(|sql| {
                         let parsed = self.parse(sql);
                         let mut run = Run::new(Some(parsed.statement), now);
-                        run.params = parsed.constants.to_vec();
+                        run.params = parsed.constants;
+                        run.param_texts = parsed.constant_texts;
                         run.params_hash = parsed.literals;
                         run.simple = true;
                         run
@@ -352,6 +368,7 @@ impl SessionObserver {
                 if let Ok(key) = BackendKeyData::parse(m.body) {
                     lock(&self.entry.activity).backend_pid = Some(key.pid);
                     let label = session_label(&lock(&self.entry.identity), Some(key.pid));
+                    self.origin = Arc::new(SessionOrigin::of(&lock(&self.entry.identity), Some(key.pid)));
                     self.n_plus_one.set_label(label.clone());
                     self.checks.set_label(label);
                 }
@@ -361,7 +378,10 @@ impl SessionObserver {
                     if p.name == b"application_name" {
                         let name = String::from_utf8_lossy(p.value);
                         self.application_name = name.as_ref().into();
-                        lock(&self.entry.identity).application_name = name.into_owned();
+                        let pid = lock(&self.entry.activity).backend_pid;
+                        let mut identity = lock(&self.entry.identity);
+                        identity.application_name = name.into_owned();
+                        self.origin = Arc::new(SessionOrigin::of(&identity, pid));
                     }
                 }
             }
@@ -374,6 +394,7 @@ impl SessionObserver {
         for finding in self.n_plus_one.finish() {
             self.events.send(Event::Finding(finding, self.caller(None)));
         }
+        self.events.send(Event::SessionClosed { session: self.id });
     }
 
     fn row_description(&mut self, body: &[u8]) {
@@ -381,17 +402,23 @@ impl SessionObserver {
         match self.pending.front_mut() {
             Some(Pending::Describe(statement)) => {
                 if let Some(s) = statement.take() {
-                    if self.descriptions.len() >= MAX_DESCRIPTIONS {
-                        self.descriptions.clear();
-                    }
-                    self.descriptions.insert(s.fingerprint, ResultSample::named(&description).names().into());
+                    remember_description(&mut self.descriptions, s.fingerprint, &description);
                 }
                 self.pending.pop_front();
             }
             Some(Pending::Query { runs, failed: false }) => {
-                if let Some(run) = runs.front_mut() {
-                    run.sample = Some(ResultSample::named(&description));
-                }
+                let Some(run) = runs.front_mut() else { return };
+                let Some(statement) = &run.statement else { return };
+                // Column names are kept per fingerprint: a simple query repeated does not
+                // allocate them again.
+                let names = match self.descriptions.get(&statement.fingerprint) {
+                    Some(names) if names.len() == description.fields.len().min(capture::MAX_SAMPLED_COLUMNS) => {
+                        names.clone()
+                    }
+                    _ => remember_description(&mut self.descriptions, statement.fingerprint, &description),
+                };
+                let formats = vec![protocol::frontend::Format::Text; description.fields.len()];
+                run.sample = Some(ResultSample::with_names(&names, formats));
             }
             _ => {}
         }
@@ -414,7 +441,12 @@ impl SessionObserver {
             run.columns = body.get(..2).map_or(0, |n| usize::from(u16::from_be_bytes([n[0], n[1]])));
         }
         let Some(statement) = &run.statement else { return };
-        if run.rows > capture::MAX_SAMPLED_ROWS || !sql_shape::is_read(&statement.text) {
+        if run.rows > capture::MAX_SAMPLED_ROWS || run.unsampled {
+            return;
+        }
+        if run.sample.is_none() && !sql_shape::is_read(&statement.text) {
+            // Asked once per execution, not per row: only reads can be N+1 parents.
+            run.unsampled = true;
             return;
         }
         let Ok(row) = DataRow::parse(body) else { return };
@@ -483,12 +515,14 @@ impl SessionObserver {
                 self.events.send(Event::Finding(finding, self.caller(statement.tags.as_ref())));
             }
         }
-        if error.is_none() && (!run.params.is_empty() || run.sample.is_some()) {
+        let columns: Option<Arc<[ColumnSample]>> = run.sample.map(|s| s.finish().into());
+        if error.is_none() && (!run.params.is_empty() || columns.is_some()) {
             let execution = Execution {
                 statement: statement.clone(),
                 style: statement.style,
                 params: run.params,
-                columns: run.sample.map(|s| s.columns).unwrap_or_default(),
+                param_texts: run.param_texts,
+                columns: columns.clone().unwrap_or_else(|| Arc::new([])),
                 rows,
                 duration,
                 at: now,
@@ -516,6 +550,9 @@ impl SessionObserver {
             finished_at: SystemTime::now(),
             literals,
             application_name: self.application_name.clone(),
+            params: run.params,
+            result: columns.filter(|c| !c.is_empty() && rows > 0),
+            origin: self.origin.clone(),
         }));
     }
 
@@ -637,6 +674,20 @@ impl SessionObserver {
     pub fn pending_requests(&self) -> usize {
         self.pending.len()
     }
+}
+
+/// Keeps a statement's column names (bounded) and returns them.
+fn remember_description(
+    descriptions: &mut HashMap<Fingerprint, Arc<[Option<Arc<str>>]>>,
+    fingerprint: Fingerprint,
+    description: &RowDescription<'_>,
+) -> Arc<[Option<Arc<str>>]> {
+    if descriptions.len() >= MAX_DESCRIPTIONS {
+        descriptions.clear();
+    }
+    let names: Arc<[Option<Arc<str>>]> = capture::column_names(description).into();
+    descriptions.insert(fingerprint, names.clone());
+    names
 }
 
 fn remember<T>(map: &mut HashMap<Vec<u8>, T>, name: &[u8], value: T) {

@@ -1,21 +1,27 @@
 //! `n_plus_one`: one query run once per row of the query before it.
 //!
-//! Per session: a burst is N or more executions of one read-only fingerprint with N or more
-//! distinct parameter sets, each within `gap` of the previous one (other statements may be
-//! interleaved). The link to a parent is proven, not guessed: when every child's parameter is a
-//! value of one column of a recent result, the advice names that column and the join.
+//! Per session ([`NPlusOneDetector`]): a burst is N or more executions of one read-only
+//! fingerprint with N or more distinct parameter sets, each within `gap` of the previous one
+//! (other statements may be interleaved). The link to a parent is proven, not guessed: when
+//! every child's parameter is a value of one column of a recent result, the advice names that
+//! column and the join. Across a pool's connections, and for bursts with no provable parent,
+//! the engine's [`BurstWatch`] takes over.
+
+mod burst_watch;
+mod report;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use crate::advice::{Finding, Kind, Occurrence, Severity};
+use crate::advice::{Finding, Occurrence};
 use crate::detect::orm::OrmStyle;
 use crate::detect::sql_shape;
 use crate::events::Statement;
 use crate::fingerprint::Fingerprint;
+use crate::observer::capture::{Params, ValueKey};
+pub use burst_watch::BurstWatch;
+use report::{Burst as Described, Proof};
 
 /// Thresholds.
 #[derive(Debug, Clone)]
@@ -43,13 +49,20 @@ const SAMPLED_PARAMS: usize = 10;
 /// Most distinct parameter sets remembered (as hashes) per burst.
 const MAX_DISTINCT: usize = 1024;
 
-/// The values one result column held (capped by the observer).
+/// The values one result column held (capped by the observer), as sorted distinct keys.
 #[derive(Debug, Clone, Default)]
 pub struct ColumnSample {
     /// Column name from RowDescription, when known.
-    pub name: Option<String>,
-    /// Distinct values, as text.
-    pub values: HashSet<String>,
+    pub name: Option<Arc<str>>,
+    /// Keys of the distinct values (sorted once the result is complete).
+    pub values: Vec<ValueKey>,
+}
+
+impl ColumnSample {
+    /// True when the column held a value with this key.
+    pub fn contains(&self, key: ValueKey) -> bool {
+        self.values.binary_search(&key).is_ok()
+    }
 }
 
 /// A finished statement as the detector sees it.
@@ -59,10 +72,12 @@ pub struct Execution {
     pub statement: Arc<Statement>,
     /// The SQL style of the raw text.
     pub style: OrmStyle,
-    /// Parameter values as text (Bind values, or the literals of a simple query), capped.
-    pub params: Vec<String>,
+    /// Parameter values as keys (Bind values, or the literals of a simple query), capped.
+    pub params: Params,
+    /// The same values as text, only with `--log-params`.
+    pub param_texts: Option<Arc<[String]>>,
     /// Sampled result columns (empty when it returned no rows).
-    pub columns: Vec<ColumnSample>,
+    pub columns: Arc<[ColumnSample]>,
     /// Rows returned.
     pub rows: u64,
     /// Duration.
@@ -88,7 +103,14 @@ struct Burst {
     reported_at: usize,
 }
 
-/// Per-session N+1 state.
+impl Burst {
+    /// The proof: one (parameter, parent column) pair that every child matched.
+    fn link(&self) -> Option<(usize, usize)> {
+        self.matches.iter().filter(|(_, n)| **n == self.count).map(|(k, _)| *k).min()
+    }
+}
+
+/// Per-session N+1 state: reports bursts proven against a parent's result in the same session.
 #[derive(Debug, Default)]
 pub struct NPlusOneDetector {
     config: NPlusOneConfig,
@@ -103,8 +125,8 @@ impl NPlusOneDetector {
         Self { config, parents: VecDeque::new(), bursts: HashMap::new(), session_label: label }
     }
 
-    /// Feeds one successful execution; returns a finding when a burst crosses the threshold
-    /// or grows (doubling), or when a finished burst gets its final count.
+    /// Feeds one successful execution; returns a finding when a proven burst crosses the
+    /// threshold or grows (doubling), or when a finished one gets its final count.
     pub fn observe(&mut self, e: Execution) -> Vec<Finding> {
         let mut out = Vec::new();
         if !sql_shape::is_read(&e.statement.text) {
@@ -133,7 +155,7 @@ impl NPlusOneDetector {
             }
             let parent = self.parents.iter().rev().find(|p| p.statement.fingerprint != fp).cloned();
             let burst = self.bursts.entry(fp).or_insert_with(|| Burst {
-                child: Execution { columns: Vec::new(), ..e.clone() },
+                child: Execution { columns: Arc::new([]), ..e.clone() },
                 parent,
                 count: 0,
                 distinct: HashSet::new(),
@@ -144,37 +166,37 @@ impl NPlusOneDetector {
                 reported_at: 0,
             });
             burst.count += 1;
-            if burst.distinct.len() < MAX_DISTINCT {
-                let mut h = xxhash_rust::xxh3::Xxh3::new();
-                for p in &e.params {
-                    h.update(p.as_bytes());
-                    h.update(&[0]);
-                }
-                if burst.distinct.insert(h.digest()) && burst.samples.len() < SAMPLED_PARAMS && self.config.log_params {
-                    burst.samples.push(e.params.clone());
+            if burst.distinct.len() < MAX_DISTINCT
+                && burst.distinct.insert(e.params.hash())
+                && burst.samples.len() < SAMPLED_PARAMS
+            {
+                if let Some(texts) = e.param_texts.as_ref().filter(|_| self.config.log_params) {
+                    burst.samples.push(texts.to_vec());
                 }
             }
             burst.total += e.duration;
             burst.last = e.at;
             if let Some(parent) = &burst.parent {
-                for (pi, value) in e.params.iter().enumerate() {
+                for (pi, value) in e.params.iter() {
                     for (ci, column) in parent.columns.iter().enumerate() {
-                        if column.values.contains(value) {
+                        if column.contains(value) {
                             *burst.matches.entry((pi, ci)).or_default() += 1;
                         }
                     }
                 }
             }
             let min = self.config.min_children;
-            // A burst needs a parent: a different query that returned rows right before it. A
-            // load test repeating one query (pgbench -S) is not an N+1.
+            // Only a proven burst is reported here: a load test repeating one query (pgbench -S)
+            // has no parent, and bursts with no provable parent are judged by the engine
+            // (BurstWatch), which can tell a bounded burst from a steady repetition.
             let due = burst.parent.is_some()
+                && burst.link().is_some()
                 && burst.distinct.len() >= min
                 && (burst.reported_at == 0 || burst.count >= burst.reported_at * 2);
             if due {
                 let occurrence = if burst.reported_at == 0 { Occurrence::New } else { Occurrence::Update };
                 burst.reported_at = burst.count;
-                out.push(self.finding(fp, occurrence));
+                out.extend(self.finding(fp, occurrence));
             }
         }
         if !e.columns.is_empty() && e.rows > 0 {
@@ -198,114 +220,29 @@ impl NPlusOneDetector {
     }
 
     fn final_report(&self, b: &Burst) -> Option<Finding> {
-        (b.reported_at > 0 && b.count > b.reported_at).then(|| self.describe(b, Occurrence::Update))
+        (b.reported_at > 0 && b.count > b.reported_at).then(|| self.describe(b, Occurrence::Update)).flatten()
     }
 
-    fn finding(&self, fp: Fingerprint, occurrence: Occurrence) -> Finding {
+    fn finding(&self, fp: Fingerprint, occurrence: Occurrence) -> Option<Finding> {
         self.describe(&self.bursts[&fp], occurrence)
     }
 
-    fn describe(&self, b: &Burst, occurrence: Occurrence) -> Finding {
-        let child = &b.child.statement;
-        // The proof: one (parameter, parent column) pair that every child matched.
-        let link = b
-            .matches
-            .iter()
-            .filter(|(_, n)| **n == b.count)
-            .min_by_key(|((pi, ci), _)| (*pi, *ci))
-            .map(|((pi, ci), _)| (*pi, *ci));
-        let confirmed = link.is_some() && b.parent.is_some();
-        let total_ms = b.total.as_secs_f64() * 1000.0;
-        let severity = if b.count >= 50 || total_ms >= 500.0 { Severity::Critical } else { Severity::Warning };
-        let child_table = sql_shape::tables(&child.text).into_iter().next();
-        let mut join = None;
-        let (link_text, batched) = match (link, &b.parent) {
-            (Some((pi, ci)), Some(parent)) => {
-                let parent_col = parent.columns[ci].name.clone().unwrap_or_else(|| format!("column {}", ci + 1));
-                let parent_table =
-                    sql_shape::tables(&parent.statement.text).into_iter().next().unwrap_or_else(|| "parent".into());
-                let child_col = sql_shape::column_for_param(&child.text, pi + 1)
-                    .map(|c| sql_shape::bare_name(&c))
-                    .unwrap_or_else(|| format!("${}", pi + 1));
-                let child_table = child_table.clone().unwrap_or_else(|| "child".into());
-                join = Some(format!(
-                    "SELECT ... FROM {parent_table} JOIN {child_table} ON {child_table}.{child_col} = {parent_table}.{parent_col}"
-                ));
-                (
-                    Some(format!("{parent_table}.{parent_col} -> {child_table}.{child_col}")),
-                    sql_shape::batched(&child.text, pi + 1),
-                )
-            }
-            _ => (None, sql_shape::batched(&child.text, 1)),
+    /// The finding for a proven burst (`None` if it is no longer proven).
+    fn describe(&self, b: &Burst, occurrence: Occurrence) -> Option<Finding> {
+        let (param, column) = b.link()?;
+        let parent = b.parent.as_ref()?;
+        let sessions = [self.session_label.clone()];
+        let described = Described {
+            child: &b.child.statement,
+            style: b.child.style,
+            count: b.count,
+            distinct: b.distinct.len(),
+            total: b.total,
+            sessions: &sessions,
+            proof: Proof::Linked { parent: &parent.statement, columns: &parent.columns, param, column },
+            samples: self.config.log_params.then_some(b.samples.as_slice()),
         };
-        let parent_text = b.parent.as_ref().filter(|_| confirmed).map(|p| p.statement.text.to_string());
-        let title = match (&link_text, &child_table) {
-            (Some(link), _) => format!("N+1 queries: {} queries, one per row ({link})", b.count),
-            (None, Some(t)) => format!("N+1 queries: {} similar queries on {t} in a burst", b.count),
-            (None, None) => format!("N+1 queries: {} similar queries in a burst", b.count),
-        };
-        let message = match (&parent_text, &link_text) {
-            (Some(parent), Some(link)) => format!(
-                "{} ran `{}` and then `{}` {} times, once per row of that result: each execution took its parameter from \
-                 the first query's result ({link}). That is {} round trips to the database ({total_ms:.1} ms) where one query \
-                 would do.",
-                self.session_label,
-                parent,
-                child.text,
-                b.count,
-                b.count
-            ),
-            _ => format!(
-                "{} ran `{}` {} times in a burst, with {} different parameter values ({total_ms:.1} ms in total). pgvisor \
-                 could not tie the values to an earlier result, so they may come from the application's own loop; either \
-                 way one query could fetch them all.",
-                self.session_label,
-                child.text,
-                b.count,
-                b.distinct.len()
-            ),
-        };
-        let mut suggestion = match &batched {
-            Some(q) => format!("Fetch all rows at once and group them in the application: {q} with an array of all the values."),
-            None => "Fetch all rows at once (WHERE ... = ANY($1) with an array of the values, or a JOIN) instead of one query per row.".into(),
-        };
-        if let (Some(_), Some(join)) = (&parent_text, &join) {
-            suggestion.push_str(&format!(" Or fetch both in one query: {join}, with the first query's WHERE clause."));
-        }
-        if let Some(orm) = b.child.style.eager_loading() {
-            suggestion.push(' ');
-            suggestion.push_str(orm);
-        }
-        let mut fingerprints = vec![child.fingerprint];
-        if let Some(p) = b.parent.as_ref().filter(|_| confirmed) {
-            fingerprints.insert(0, p.statement.fingerprint);
-        }
-        let mut evidence = json!({
-            "confirmed": confirmed,
-            "parent_query": parent_text,
-            "child_query": child.text.to_string(),
-            "children": b.count,
-            "distinct_parameters": b.distinct.len(),
-            "total_child_ms": (total_ms * 1000.0).round() / 1000.0,
-            "link": link_text,
-            "session": self.session_label,
-        });
-        if self.config.log_params {
-            evidence["sample_parameters"] = json!(b.samples);
-        }
-        let parent_key =
-            b.parent.as_ref().filter(|_| confirmed).map_or("none".to_string(), |p| p.statement.fingerprint.to_string());
-        Finding {
-            kind: Kind::NPlusOne,
-            key: format!("{parent_key}:{}", child.fingerprint),
-            occurrence,
-            severity,
-            title,
-            message,
-            suggestion,
-            fingerprints,
-            evidence,
-        }
+        Some(described.finding(occurrence))
     }
 }
 
@@ -334,20 +271,22 @@ mod tests {
 
         fn run(&mut self, sql: &str, params: &[&str], column: Option<(&str, &[&str])>) {
             self.t += Duration::from_millis(1);
-            let columns = column
+            let columns: Vec<ColumnSample> = column
                 .map(|(name, values)| {
-                    vec![ColumnSample {
-                        name: Some(name.into()),
-                        values: values.iter().map(|v| v.to_string()).collect(),
-                    }]
+                    let mut values: Vec<ValueKey> =
+                        values.iter().map(|v| crate::observer::capture::text_key(v.as_bytes())).collect();
+                    values.sort_unstable();
+                    values.dedup();
+                    vec![ColumnSample { name: Some(name.into()), values }]
                 })
                 .unwrap_or_default();
             let rows = columns.first().map_or(0, |c| c.values.len() as u64);
             let e = Execution {
                 statement: stmt(sql),
                 style: OrmStyle::detect(sql.as_bytes()),
-                params: params.iter().map(|p| p.to_string()).collect(),
-                columns,
+                params: Params::from_texts(params.iter().copied()),
+                param_texts: Some(params.iter().map(|p| p.to_string()).collect()),
+                columns: columns.into(),
                 rows,
                 duration: Duration::from_micros(300),
                 at: self.t,
@@ -381,15 +320,13 @@ mod tests {
     }
 
     #[test]
-    fn unproven_burst_after_a_parent_is_unconfirmed() {
+    fn an_unproven_burst_is_left_to_the_engine() {
         let mut f = Feed::new();
         f.run("select count(*) from users", &[], Some(("count", &["10"])));
         for id in IDS {
             f.run("select * from orders where user_id = $1", &[id], None);
         }
-        let found = f.finish();
-        assert!(!found.is_empty());
-        assert_eq!(found.last().unwrap().evidence["confirmed"], false);
+        assert!(f.finish().is_empty(), "BurstWatch judges bursts with no proven parent");
     }
 
     #[test]
