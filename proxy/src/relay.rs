@@ -81,11 +81,11 @@ struct Direction<'a> {
 }
 
 /// A read buffer that starts small and doubles, up to [`READ_BUF`], whenever a read fills it:
-/// an idle session holds a few KiB, a bulk transfer still reads 32 KiB per system call.
+/// an idle session holds 2 KiB, a bulk transfer still reads 32 KiB per system call.
 struct ReadBuf(Vec<u8>);
 
 impl ReadBuf {
-    const START: usize = 4 * 1024;
+    const START: usize = 1024;
 
     fn new() -> Self {
         Self(vec![0; Self::START])
