@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use bytes::{Buf, BytesMut};
 use pgwire::messages::startup::Authentication as PgAuthentication;
 use pgwire::messages::Message;
-use protocol::backend::Authentication;
+use protocol::backend::{Authentication, ErrorFields};
 use protocol::{parse_message, BackendTag, Frame, FrameScanner, ProtocolError, ScannedMessage, MAX_MESSAGE_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use advisor::sessions::SessionEntry;
 
 use crate::error::{fatal_error_response, SessionError};
+use crate::logging::LogLimiter;
 use crate::stats::ProxyStats;
 use crate::stream::Conn;
 use crate::tap::SessionTap;
@@ -238,6 +239,9 @@ where
                 tap.backend(ScannedMessage { tag: frame.tag, body_len: frame.body.len(), body: frame.body });
             }
             ProxyStats::add(&stats.backend_messages, 1);
+            if BackendTag::from_byte(frame.tag) == BackendTag::ErrorResponse {
+                log_refused_login(frame.body);
+            }
             match without_channel_binding(frame).filter(|_| binding == ChannelBinding::Strip) {
                 Some(rewritten) => {
                     stripped.store(true, Ordering::Relaxed);
@@ -258,6 +262,21 @@ where
         if ready {
             return Ok(Some(buf.to_vec()));
         }
+    }
+}
+
+/// Refused logins (a wrong password, an unknown database): the server's reason, in pgvisor's log
+/// too, at most one line a second (a client can trigger it at will).
+fn log_refused_login(body: &[u8]) {
+    static REFUSED_LOGINS: LogLimiter = LogLimiter::per_second();
+    let Ok(fields) = ErrorFields::parse(body) else { return };
+    if let Some(suppressed) = REFUSED_LOGINS.allow() {
+        tracing::warn!(
+            sqlstate = fields.sqlstate().unwrap_or("?"),
+            reason = %fields.message(),
+            suppressed,
+            "the server refused the login"
+        );
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::error::{fatal_error_response, SessionError};
+use crate::logging::LogLimiter;
 use crate::relay::ChannelBinding;
 use crate::server::Shared;
 use crate::stats::ProxyStats;
@@ -56,7 +57,13 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared
         match result {
             Ok(()) => debug!("session closed"),
             Err(e) if e.is_quiet() => debug!(error = %e, "session closed"),
-            Err(e) => warn!(error = %e, "session ended with an error"),
+            Err(e) => {
+                // Clients can end sessions badly at will (malformed packets): rate-limited.
+                static SESSION_ERRORS: LogLimiter = LogLimiter::per_second();
+                if let Some(suppressed) = SESSION_ERRORS.allow() {
+                    warn!(error = %e, suppressed, "session ended with an error");
+                }
+            }
         }
     }
     .instrument(span)
