@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use crate::advice::Finding;
 use crate::detect::lock_contention::BlockingReport;
 use crate::detect::missing_index::IndexCandidate;
-use crate::detect::n_plus_one::ColumnSample;
+use crate::detect::n_plus_one::ResultDigest;
 use crate::detect::orm::OrmStyle;
 use crate::fingerprint::Fingerprint;
 use crate::observer::capture::Params;
@@ -81,7 +81,7 @@ pub struct StatementEvent {
     /// Its parameters (Bind values, or a simple query's literals) as keys.
     pub params: Params,
     /// The sampled columns of its result, when it returned rows (a possible N+1 parent).
-    pub result: Option<Arc<[ColumnSample]>>,
+    pub result: Option<Arc<ResultDigest>>,
     /// The session, as messages name it and as a pool groups it.
     pub origin: Arc<SessionOrigin>,
 }

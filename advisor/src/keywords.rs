@@ -7,222 +7,261 @@
 /// Longest keyword in the table, in bytes.
 const MAX_KEYWORD_LEN: usize = 17;
 
+/// The keywords, lower case.
+const KEYWORDS: &[&str] = &[
+    "abort",
+    "absolute",
+    "action",
+    "add",
+    "all",
+    "alter",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "at",
+    "backward",
+    "begin",
+    "between",
+    "binary",
+    "both",
+    "by",
+    "cascade",
+    "case",
+    "cast",
+    "check",
+    "checkpoint",
+    "close",
+    "cluster",
+    "collate",
+    "collation",
+    "column",
+    "commit",
+    "committed",
+    "concurrently",
+    "conflict",
+    "constraint",
+    "copy",
+    "create",
+    "cross",
+    "cube",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "cursor",
+    "deallocate",
+    "declare",
+    "default",
+    "deferrable",
+    "definer",
+    "delete",
+    "desc",
+    "discard",
+    "distinct",
+    "do",
+    "drop",
+    "else",
+    "end",
+    "enum",
+    "except",
+    "execute",
+    "exists",
+    "explain",
+    "false",
+    "fetch",
+    "filter",
+    "first",
+    "for",
+    "foreign",
+    "forward",
+    "freeze",
+    "from",
+    "full",
+    "function",
+    "grant",
+    "group",
+    "grouping",
+    "having",
+    "hold",
+    "if",
+    "ilike",
+    "immutable",
+    "in",
+    "index",
+    "inner",
+    "insensitive",
+    "insert",
+    "intersect",
+    "interval",
+    "into",
+    "invoker",
+    "is",
+    "isnull",
+    "isolation",
+    "join",
+    "key",
+    "language",
+    "last",
+    "lateral",
+    "leading",
+    "left",
+    "level",
+    "like",
+    "limit",
+    "listen",
+    "local",
+    "lock",
+    "locked",
+    "materialized",
+    "move",
+    "natural",
+    "next",
+    "no",
+    "not",
+    "nothing",
+    "notify",
+    "notnull",
+    "nowait",
+    "null",
+    "nulls",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "ordinality",
+    "outer",
+    "over",
+    "overlaps",
+    "partition",
+    "prepare",
+    "primary",
+    "prior",
+    "procedure",
+    "range",
+    "read",
+    "recursive",
+    "references",
+    "reindex",
+    "relative",
+    "release",
+    "rename",
+    "repeatable",
+    "replace",
+    "reset",
+    "restrict",
+    "returning",
+    "returns",
+    "revoke",
+    "right",
+    "rollback",
+    "rollup",
+    "row",
+    "rows",
+    "savepoint",
+    "schema",
+    "scroll",
+    "security",
+    "select",
+    "serializable",
+    "session",
+    "set",
+    "sets",
+    "share",
+    "show",
+    "similar",
+    "skip",
+    "some",
+    "stable",
+    "start",
+    "stdin",
+    "stdout",
+    "strict",
+    "symmetric",
+    "table",
+    "tablesample",
+    "temp",
+    "temporary",
+    "then",
+    "to",
+    "trailing",
+    "transaction",
+    "trigger",
+    "true",
+    "truncate",
+    "type",
+    "union",
+    "unique",
+    "unlisten",
+    "unlogged",
+    "update",
+    "using",
+    "vacuum",
+    "values",
+    "verbose",
+    "view",
+    "volatile",
+    "when",
+    "where",
+    "window",
+    "with",
+    "within",
+    "without",
+    "work",
+    "write",
+    "zone",
+];
+
+/// Slots of the open-addressing table: a power of two, over four times the keywords, so a word
+/// that is not a keyword (most words) usually meets an empty slot at once.
+const SLOTS: usize = 1024;
+
+/// Hash of a word from its length and three of its bytes, case-folded (`| 0x20` maps ASCII
+/// letters to lower case; a keyword holds only letters and `_`, and `_ | 0x20` is `_`).
+const fn slot(word: &[u8]) -> usize {
+    let n = word.len();
+    let (a, b, c) = (word[0] | 0x20, word[n / 2] | 0x20, word[n - 1] | 0x20);
+    let h = (a as u32).wrapping_mul(31) ^ (b as u32).wrapping_mul(131) ^ (c as u32).wrapping_mul(7) ^ ((n as u32) << 5);
+    (h.wrapping_mul(0x9e37_79b1) >> 22) as usize & (SLOTS - 1)
+}
+
+/// Index + 1 of each keyword in [`KEYWORDS`] at its slot (linear probing), 0 for an empty slot.
+const TABLE: [u16; SLOTS] = {
+    let mut table = [0u16; SLOTS];
+    let mut k = 0;
+    while k < KEYWORDS.len() {
+        let mut i = slot(KEYWORDS[k].as_bytes());
+        while table[i] != 0 {
+            i = (i + 1) & (SLOTS - 1);
+        }
+        table[i] = k as u16 + 1;
+        k += 1;
+    }
+    table
+};
+
 /// True when `word` (any case) is a keyword in the table.
+#[inline]
 pub fn is_keyword(word: &[u8]) -> bool {
-    if word.len() > MAX_KEYWORD_LEN {
+    if word.is_empty() || word.len() > MAX_KEYWORD_LEN {
         return false;
     }
-    let mut lower = [0u8; MAX_KEYWORD_LEN];
-    lower[..word.len()].copy_from_slice(word);
-    lower.make_ascii_lowercase();
-    matches!(
-        &lower[..word.len()],
-        b"" | b"abort"
-            | b"absolute"
-            | b"action"
-            | b"add"
-            | b"all"
-            | b"alter"
-            | b"analyze"
-            | b"and"
-            | b"any"
-            | b"array"
-            | b"as"
-            | b"asc"
-            | b"asymmetric"
-            | b"at"
-            | b"backward"
-            | b"begin"
-            | b"between"
-            | b"binary"
-            | b"both"
-            | b"by"
-            | b"cascade"
-            | b"case"
-            | b"cast"
-            | b"check"
-            | b"checkpoint"
-            | b"close"
-            | b"cluster"
-            | b"collate"
-            | b"collation"
-            | b"column"
-            | b"commit"
-            | b"committed"
-            | b"concurrently"
-            | b"conflict"
-            | b"constraint"
-            | b"copy"
-            | b"create"
-            | b"cross"
-            | b"cube"
-            | b"current_date"
-            | b"current_time"
-            | b"current_timestamp"
-            | b"current_user"
-            | b"cursor"
-            | b"deallocate"
-            | b"declare"
-            | b"default"
-            | b"deferrable"
-            | b"definer"
-            | b"delete"
-            | b"desc"
-            | b"discard"
-            | b"distinct"
-            | b"do"
-            | b"drop"
-            | b"else"
-            | b"end"
-            | b"enum"
-            | b"except"
-            | b"execute"
-            | b"exists"
-            | b"explain"
-            | b"false"
-            | b"fetch"
-            | b"filter"
-            | b"first"
-            | b"for"
-            | b"foreign"
-            | b"forward"
-            | b"freeze"
-            | b"from"
-            | b"full"
-            | b"function"
-            | b"grant"
-            | b"group"
-            | b"grouping"
-            | b"having"
-            | b"hold"
-            | b"if"
-            | b"ilike"
-            | b"immutable"
-            | b"in"
-            | b"index"
-            | b"inner"
-            | b"insensitive"
-            | b"insert"
-            | b"intersect"
-            | b"interval"
-            | b"into"
-            | b"invoker"
-            | b"is"
-            | b"isnull"
-            | b"isolation"
-            | b"join"
-            | b"key"
-            | b"language"
-            | b"last"
-            | b"lateral"
-            | b"leading"
-            | b"left"
-            | b"level"
-            | b"like"
-            | b"limit"
-            | b"listen"
-            | b"local"
-            | b"lock"
-            | b"locked"
-            | b"materialized"
-            | b"move"
-            | b"natural"
-            | b"next"
-            | b"no"
-            | b"not"
-            | b"nothing"
-            | b"notify"
-            | b"notnull"
-            | b"nowait"
-            | b"null"
-            | b"nulls"
-            | b"offset"
-            | b"on"
-            | b"only"
-            | b"or"
-            | b"order"
-            | b"ordinality"
-            | b"outer"
-            | b"over"
-            | b"overlaps"
-            | b"partition"
-            | b"prepare"
-            | b"primary"
-            | b"prior"
-            | b"procedure"
-            | b"range"
-            | b"read"
-            | b"recursive"
-            | b"references"
-            | b"reindex"
-            | b"relative"
-            | b"release"
-            | b"rename"
-            | b"repeatable"
-            | b"replace"
-            | b"reset"
-            | b"restrict"
-            | b"returning"
-            | b"returns"
-            | b"revoke"
-            | b"right"
-            | b"rollback"
-            | b"rollup"
-            | b"row"
-            | b"rows"
-            | b"savepoint"
-            | b"schema"
-            | b"scroll"
-            | b"security"
-            | b"select"
-            | b"serializable"
-            | b"session"
-            | b"set"
-            | b"sets"
-            | b"share"
-            | b"show"
-            | b"similar"
-            | b"skip"
-            | b"some"
-            | b"stable"
-            | b"start"
-            | b"stdin"
-            | b"stdout"
-            | b"strict"
-            | b"symmetric"
-            | b"table"
-            | b"tablesample"
-            | b"temp"
-            | b"temporary"
-            | b"then"
-            | b"to"
-            | b"trailing"
-            | b"transaction"
-            | b"trigger"
-            | b"true"
-            | b"truncate"
-            | b"type"
-            | b"union"
-            | b"unique"
-            | b"unlisten"
-            | b"unlogged"
-            | b"update"
-            | b"using"
-            | b"vacuum"
-            | b"values"
-            | b"verbose"
-            | b"view"
-            | b"volatile"
-            | b"when"
-            | b"where"
-            | b"window"
-            | b"with"
-            | b"within"
-            | b"without"
-            | b"work"
-            | b"write"
-            | b"zone"
-    ) && !word.is_empty()
+    let mut i = slot(word);
+    loop {
+        match TABLE[i] {
+            0 => return false,
+            k => {
+                if KEYWORDS[usize::from(k) - 1].as_bytes().eq_ignore_ascii_case(word) {
+                    return true;
+                }
+            }
+        }
+        i = (i + 1) & (SLOTS - 1);
+    }
 }
 
 #[cfg(test)]
@@ -233,5 +272,16 @@ mod tests {
     fn keywords_any_case() {
         assert!(is_keyword(b"SELECT") && is_keyword(b"select") && is_keyword(b"Values"));
         assert!(!is_keyword(b"users") && !is_keyword(b"") && !is_keyword(b"a_very_long_identifier_name"));
+    }
+
+    #[test]
+    fn every_keyword_is_found_and_near_misses_are_not() {
+        for k in super::KEYWORDS {
+            assert!(is_keyword(k.as_bytes()) && is_keyword(k.to_uppercase().as_bytes()), "{k}");
+            let mut longer = k.to_string();
+            longer.push('x');
+            assert!(!is_keyword(longer.as_bytes()) || super::KEYWORDS.contains(&longer.as_str()), "{longer}");
+            assert!(!is_keyword(&k.as_bytes()[1..]) || super::KEYWORDS.contains(&&k[1..]), "{}", &k[1..]);
+        }
     }
 }

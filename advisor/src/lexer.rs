@@ -28,22 +28,64 @@ pub struct Lexer<'a> {
     pos: usize,
     /// True when the previous token can end an operand (so a following `-` is binary).
     after_operand: bool,
+    /// Byte offset where the last token returned starts.
+    start: usize,
+    /// Highest `$n` parameter number seen so far (saturating).
+    max_param: u32,
 }
 
 const OP_CHARS: &[u8] = b"+-*/<>=~!@#%^&|`?";
 
+/// Byte classes, looked up once per byte instead of comparing against each member.
+const IDENT_START: u8 = 1;
+const IDENT_CONT: u8 = 2;
+const OP_CHAR: u8 = 4;
+const SPACE: u8 = 8;
+
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            t[b] |= IDENT_START | IDENT_CONT;
+        }
+        if c.is_ascii_digit() || c == b'$' {
+            t[b] |= IDENT_CONT;
+        }
+        // scan.l's whitespace: space, \t, \n, \r, \v, \f.
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c') {
+            t[b] |= SPACE;
+        }
+        b += 1;
+    }
+    let mut k = 0;
+    while k < OP_CHARS.len() {
+        t[OP_CHARS[k] as usize] |= OP_CHAR;
+        k += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    CLASSES[usize::from(b)] & IDENT_START != 0
 }
 
+#[inline]
 fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+    CLASSES[usize::from(b)] & IDENT_CONT != 0
+}
+
+#[inline]
+fn is_op_char(b: u8) -> bool {
+    CLASSES[usize::from(b)] & OP_CHAR != 0
 }
 
 impl<'a> Lexer<'a> {
     /// A lexer over `src`.
     pub fn new(src: &'a [u8]) -> Self {
-        Self { src, pos: 0, after_operand: false }
+        Self { src, pos: 0, after_operand: false, start: 0, max_param: 0 }
     }
 
     /// The byte offset of the next unread byte.
@@ -51,14 +93,29 @@ impl<'a> Lexer<'a> {
         self.pos
     }
 
+    /// The byte offset where the last token returned starts; it ends at [`Lexer::pos`].
+    pub fn token_start(&self) -> usize {
+        self.start
+    }
+
+    /// The highest `$n` parameter number among the tokens returned so far (0 when none).
+    pub fn max_param(&self) -> u32 {
+        self.max_param
+    }
+
     fn peek(&self, ahead: usize) -> u8 {
         self.src.get(self.pos + ahead).copied().unwrap_or(0)
     }
 
+    #[inline]
     fn skip_space_and_comments(&mut self) {
         loop {
-            match self.peek(0) {
-                b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c' => self.pos += 1,
+            let b = self.peek(0);
+            if CLASSES[usize::from(b)] & SPACE != 0 {
+                self.pos += 1;
+                continue;
+            }
+            match b {
                 b'-' if self.peek(1) == b'-' => {
                     // scan.l: a comment runs to the end of the line, `non_newline [^\n\r]`.
                     while self.pos < self.src.len() && !matches!(self.src[self.pos], b'\n' | b'\r') {
@@ -92,23 +149,20 @@ impl<'a> Lexer<'a> {
     /// Skips a quoted run opened at `self.pos` by `quote`; doubled quotes escape, and with
     /// `backslash` a backslash escapes the next byte (E'' strings).
     fn skip_quoted(&mut self, quote: u8, backslash: bool) {
-        self.pos += 1;
-        while self.pos < self.src.len() {
-            let b = self.src[self.pos];
-            if backslash && b == b'\\' {
-                self.pos += 2;
-            } else if b == quote {
-                if self.peek(1) == quote {
-                    self.pos += 2;
-                } else {
-                    self.pos += 1;
-                    return;
+        let src = self.src;
+        let mut i = self.pos + 1;
+        while let Some(&b) = src.get(i) {
+            if b == quote {
+                if src.get(i + 1) == Some(&quote) {
+                    i += 2;
+                    continue;
                 }
-            } else {
-                self.pos += 1;
+                self.pos = i + 1;
+                return;
             }
+            i += if backslash && b == b'\\' { 2 } else { 1 };
         }
-        self.pos = self.src.len();
+        self.pos = src.len();
     }
 
     /// At `$`: a dollar-quoted string (`$$...$$`, `$tag$...$tag$`) if the tag closes.
@@ -182,7 +236,7 @@ impl<'a> Lexer<'a> {
     fn operator(&mut self) -> (usize, usize) {
         let start = self.pos;
         let mut end = start;
-        while end < self.src.len() && OP_CHARS.contains(&self.src[end]) {
+        while end < self.src.len() && is_op_char(self.src[end]) {
             // A comment start ends the operator (scan.l).
             if end > start && matches!(&self.src[end..], [b'-', b'-', ..] | [b'/', b'*', ..]) {
                 break;
@@ -200,11 +254,13 @@ impl<'a> Lexer<'a> {
         (start, end)
     }
 
+    #[inline]
     fn next_token(&mut self) -> Option<Token> {
         self.skip_space_and_comments();
         let b = *self.src.get(self.pos)?;
         let next = self.peek(1);
         let start = self.pos;
+        self.start = start;
         let tok = match b {
             b'\'' => {
                 self.skip_quoted(b'\'', false);
@@ -239,9 +295,12 @@ impl<'a> Lexer<'a> {
             }
             b'$' if next.is_ascii_digit() => {
                 self.pos += 1;
+                let mut n = 0u32;
                 while self.peek(0).is_ascii_digit() {
+                    n = n.saturating_mul(10).saturating_add(u32::from(self.peek(0) - b'0'));
                     self.pos += 1;
                 }
+                self.max_param = self.max_param.max(n);
                 Token::Param
             }
             b'$' if self.try_dollar_quote() => Token::Const(start, self.pos),
@@ -280,7 +339,7 @@ impl<'a> Lexer<'a> {
                     Token::Word(start, self.pos)
                 }
             }
-            b if OP_CHARS.contains(&b) => {
+            b if is_op_char(b) => {
                 let (s, e) = self.operator();
                 Token::Operator(s, e)
             }
@@ -306,6 +365,7 @@ impl<'a> Lexer<'a> {
 impl Iterator for Lexer<'_> {
     type Item = Token;
 
+    #[inline]
     fn next(&mut self) -> Option<Token> {
         self.next_token()
     }

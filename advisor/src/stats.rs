@@ -24,6 +24,10 @@ pub const MAX_STORED_TEXT: usize = 4096;
 pub struct FingerprintStats {
     /// Normalised SQL (capped at [`MAX_STORED_TEXT`]).
     pub text: Arc<str>,
+    /// The first statement seen as written, constants as `$n` (capped at [`MAX_STORED_TEXT`]).
+    pub display: Arc<str>,
+    /// True when `display` was cut at [`MAX_STORED_TEXT`].
+    pub display_truncated: bool,
     /// Executions.
     pub calls: u64,
     /// Rows returned or affected.
@@ -50,9 +54,11 @@ pub struct FingerprintStats {
 }
 
 impl FingerprintStats {
-    fn new(text: Arc<str>, at: SystemTime) -> Self {
+    fn new(text: Arc<str>, display: &Arc<str>, at: SystemTime) -> Self {
         Self {
             text,
+            display: cap_text(display),
+            display_truncated: display.len() > MAX_STORED_TEXT,
             calls: 0,
             rows: 0,
             errors: BTreeMap::new(),
@@ -193,6 +199,10 @@ impl Eq for Ranked {}
 pub struct FingerprintSummary {
     /// Normalised SQL (capped at [`MAX_STORED_TEXT`]).
     pub text: Arc<str>,
+    /// The first statement seen as written, constants as `$n` (capped at [`MAX_STORED_TEXT`]).
+    pub display: Arc<str>,
+    /// True when `display` was cut at [`MAX_STORED_TEXT`].
+    pub display_truncated: bool,
     /// Executions.
     pub calls: u64,
     /// Rows returned or affected.
@@ -219,6 +229,8 @@ impl FingerprintSummary {
     fn of(s: &mut FingerprintStats) -> Self {
         Self {
             text: s.text.clone(),
+            display: s.display.clone(),
+            display_truncated: s.display_truncated,
             calls: s.calls,
             rows: s.rows,
             errors: s.error_count(),
@@ -260,7 +272,7 @@ impl QueryStats {
         {
             let entry = self.map.entry(fp).or_insert_with(|| {
                 let text = cap_text(&event.statement.text);
-                Mutex::new(FingerprintStats::new(text, event.finished_at))
+                Mutex::new(FingerprintStats::new(text, &event.statement.display, event.finished_at))
             });
             let mut s = lock(entry.value());
             s.calls += 1;
@@ -574,6 +586,8 @@ mod tests {
         let s = stats.get(fp).unwrap();
         let expected = FingerprintSummary {
             text: s.text.clone(),
+            display: s.display.clone(),
+            display_truncated: false,
             calls: 4,
             rows: 8,
             errors: 4,

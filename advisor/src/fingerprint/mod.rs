@@ -1,5 +1,6 @@
 //! Query fingerprints: constants become `$n`, constant lists collapse, whitespace, comments and
-//! keyword case are normalised, and the normalised text hashes to 64 bits.
+//! keyword case are normalised, and the normalised text hashes to 64 bits. The same pass writes
+//! the display text: the statement as written, with constants as `$n` (docs/fingerprints.md).
 //!
 //! Two queries share a fingerprint when they differ only in constants, parameter numbering,
 //! the length of `IN (...)` / `ARRAY[...]` constant lists or of multi-row `VALUES` lists,
@@ -9,9 +10,12 @@ use std::fmt;
 
 use crate::lexer::{Lexer, Token};
 
+mod display;
 mod rules;
+use display::{DisplayText, Mark};
 use rules::{
-    is_literal_type, is_name, is_string_const, is_word, plain_quoted, precedes_relation, skip_type_name, StatementKind,
+    cast_of_constant, constant_end, is_literal_type, is_name, is_string_const, is_word, plain_quoted,
+    precedes_relation, skip_type_name, StatementKind,
 };
 
 /// A 64-bit query fingerprint, shown as 16 lowercase hex digits.
@@ -30,20 +34,22 @@ impl serde::Serialize for Fingerprint {
     }
 }
 
-/// A fingerprint with the normalised text it was computed from.
+/// A fingerprint with the normalised text it was computed from and the display text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Normalized {
     /// The fingerprint.
     pub fingerprint: Fingerprint,
     /// The normalised SQL (`$1, $2 ...` for constants).
     pub text: String,
+    /// The SQL as written, constants as `$n`, comments removed, whitespace collapsed.
+    pub display: String,
 }
 
 /// Fingerprints `sql` (one statement).
 pub fn fingerprint(sql: &[u8]) -> Normalized {
     let mut f = Fingerprinter::default();
     let fingerprint = f.fingerprint(sql);
-    Normalized { fingerprint, text: f.text().to_string() }
+    Normalized { fingerprint, text: f.text().to_string(), display: f.display().to_string() }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +80,8 @@ struct Open {
     after_cast: bool,
     /// The output length and parameter counter after the first row when this is the row after it.
     values_first: Option<(usize, u32)>,
+    /// The display text after the first item of an `IN` or `ARRAY` list, once a comma followed it.
+    first_item: Option<Mark>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +107,8 @@ enum KeywordKind {
     Cast,
     Is,
     Not,
+    /// A keyword that is a value (`CURRENT_DATE`) or ends one (`CASE ... END`): a `-` after it is binary.
+    Operand,
     Other,
 }
 
@@ -106,6 +116,9 @@ enum KeywordKind {
 #[derive(Debug, Default)]
 pub struct Fingerprinter {
     tokens: Vec<Token>,
+    /// Source range of each token.
+    spans: Vec<(usize, usize)>,
+    display: DisplayText,
     /// Source ranges of the literal constants of the last statement, in order.
     constants: Vec<(usize, usize)>,
     /// Output ranges holding relation names, where digit runs do not count (partitions).
@@ -125,6 +138,8 @@ struct ValuesRun {
     shape: u64,
     /// A comma followed the last row, so a `(` at `depth` starts another row.
     expecting_row: bool,
+    /// The display text after the first row.
+    display: Mark,
 }
 
 impl Fingerprinter {
@@ -138,7 +153,13 @@ impl Fingerprinter {
         std::str::from_utf8(&self.out).unwrap_or("<invalid UTF-8>")
     }
 
-    /// Fingerprints `sql`; the normalised text is then available from [`Fingerprinter::text`].
+    /// The display text of the last fingerprinted statement: as written, constants as `$n`.
+    pub fn display(&self) -> &str {
+        std::str::from_utf8(&self.display.out).unwrap_or("<invalid UTF-8>")
+    }
+
+    /// Fingerprints `sql`; the normalised text is then available from [`Fingerprinter::text`]
+    /// and the display text from [`Fingerprinter::display`].
     pub fn fingerprint(&mut self, sql: &[u8]) -> Fingerprint {
         self.out.clear();
         self.stack.clear();
@@ -147,16 +168,31 @@ impl Fingerprinter {
         self.relations.clear();
         self.constants.clear();
         let mut toks = std::mem::take(&mut self.tokens);
+        let mut spans = std::mem::take(&mut self.spans);
         toks.clear();
-        toks.extend(Lexer::new(sql));
-        self.rewrite(sql, &toks);
+        spans.clear();
+        let mut lexer = Lexer::new(sql);
+        while let Some(tok) = lexer.next() {
+            toks.push(tok);
+            spans.push((lexer.token_start(), lexer.pos()));
+        }
+        self.display.reset(lexer.max_param());
+        // Neither text outgrows the statement by much: one reservation instead of growth checks.
+        self.out.reserve(sql.len() + 16);
+        self.display.out.reserve(sql.len() + 16);
+        self.rewrite(sql, &toks, &spans);
         self.tokens = toks;
+        self.spans = spans;
         while self.out.last() == Some(&b';') || self.out.last() == Some(&b' ') {
             self.out.pop();
         }
-        if !sql.is_ascii() && std::str::from_utf8(&self.out).is_err() {
-            let lossy = String::from_utf8_lossy(&self.out).into_owned();
-            self.out = lossy.into_bytes();
+        self.display.finish(sql);
+        if !sql.is_ascii() {
+            for out in [&mut self.out, &mut self.display.out] {
+                if std::str::from_utf8(out).is_err() {
+                    *out = String::from_utf8_lossy(out).into_owned().into_bytes();
+                }
+            }
         }
         Fingerprint(self.hash())
     }
@@ -192,7 +228,7 @@ impl Fingerprinter {
     }
 
     /// Walks the tokens, applying the rules of [`rules`] before the generic normalisation.
-    fn rewrite(&mut self, sql: &[u8], toks: &[Token]) {
+    fn rewrite(&mut self, sql: &[u8], toks: &[Token], spans: &[(usize, usize)]) {
         let mut prev = Prev::Start;
         let mut kind = StatementKind::Other;
         let mut set_values = false;
@@ -200,6 +236,7 @@ impl Fingerprinter {
         let mut i = 0;
         while i < toks.len() {
             let tok = toks[i];
+            let span = spans[i];
             let next = toks.get(i + 1).copied();
             let at_top = self.stack.is_empty();
             if matches!(prev, Prev::Start | Prev::Semicolon) {
@@ -212,6 +249,7 @@ impl Fingerprinter {
                     _ => None,
                 };
                 if let Some(canonical) = synonym {
+                    self.display.token(sql, span);
                     prev = self.keyword(canonical, prev);
                     i += 1;
                     continue;
@@ -224,6 +262,7 @@ impl Fingerprinter {
             };
             if anonymise && at_top && matches!(tok, Token::Word(..) | Token::QuotedIdent(..)) {
                 declare_named = true;
+                self.display.token(sql, span);
                 prev = self.anonymous(prev);
                 i += 1;
                 continue;
@@ -237,6 +276,7 @@ impl Fingerprinter {
             match tok {
                 Token::Const(s, e) if kind == StatementKind::Fetch => {
                     // FETCH's row count is part of its shape (pg_query keeps it).
+                    self.display.token(sql, span);
                     self.space_before(prev, false);
                     self.out.extend_from_slice(&sql[s..e]);
                     prev = Prev::Operand;
@@ -245,23 +285,38 @@ impl Fingerprinter {
                     if let Token::Const(s, e) = tok {
                         self.constants.push((s, e));
                     }
-                    prev = self.push(sql, tok, prev);
+                    prev = self.push(sql, tok, span, prev);
                     // A cast of a constant is not part of the shape.
                     if next == Some(Token::Cast) {
                         let j = skip_type_name(sql, toks, i + 2);
                         if j > i + 2 {
+                            self.show(sql, spans, i + 1, j);
                             i = j;
                             continue;
                         }
                     }
                 }
+                Token::Operator(s, e)
+                    if e == s + 1
+                        && matches!(sql[s], b'-' | b'+')
+                        && matches!(
+                            prev,
+                            Prev::Operator | Prev::Open | Prev::Comma | Prev::Start | Prev::Keyword(_)
+                        )
+                        && prev != Prev::Keyword(KeywordKind::Operand)
+                        && matches!(next, Some(Token::Const(c, _)) if sql[c].is_ascii_digit() || sql[c] == b'.') =>
+                {
+                    // `- 5` is the constant -5 (gram.y's doNegate), as `-5` is.
+                    self.display.token(sql, span);
+                }
                 Token::Word(s, e) | Token::Keyword(s, e) | Token::QuotedIdent(s, e)
                     if set_value && !is_word(sql, Some(tok), "default") =>
                 {
-                    prev = self.push(sql, Token::Const(s, e), prev);
+                    prev = self.push(sql, Token::Const(s, e), span, prev);
                 }
                 Token::Operator(s, e) if kind == StatementKind::Set && !set_values && at_top && &sql[s..e] == b"=" => {
                     set_values = true;
+                    self.display.token(sql, span);
                     prev = self.keyword(b"TO", prev);
                 }
                 Token::Word(s, e) | Token::Keyword(s, e) => {
@@ -272,17 +327,40 @@ impl Fingerprinter {
                     }
                     if w.len() == 2 && w.eq_ignore_ascii_case(b"as") && !in_cast && is_name(next) {
                         // Column and table aliases are not part of the shape.
+                        self.show(sql, spans, i, i + 2);
                         i += 2;
                         continue;
                     }
                     if is_string_const(sql, next) && is_literal_type(sql, Some(tok)) {
                         // `DATE '2024-01-01'` is a constant, like `'2024-01-01'::date`.
+                        self.display.token(sql, span);
                         i += 1;
                         continue;
                     }
-                    if w.eq_ignore_ascii_case(b"offset") && matches!(next, Some(Token::Const(..)) | Some(Token::Param))
-                    {
-                        i += 2;
+                    if let Some(close) = cast_of_constant(sql, toks, i) {
+                        // `CAST(5 AS int)` is the constant, like `5::int`.
+                        self.show(sql, spans, i, i + 2);
+                        prev = self.push(sql, toks[i + 2], spans[i + 2], prev);
+                        if let Token::Const(s, e) = toks[i + 2] {
+                            self.constants.push((s, e));
+                        }
+                        self.show(sql, spans, i + 3, close + 1);
+                        i = close + 1;
+                        continue;
+                    }
+                    let offset = w.eq_ignore_ascii_case(b"offset");
+                    if let Some((constant, end)) = offset.then(|| constant_end(sql, toks, i + 1)).flatten() {
+                        // A constant OFFSET, cast or not, is not part of the shape (pg_query).
+                        self.show(sql, spans, i, constant);
+                        match toks[constant] {
+                            Token::Const(s, e) => {
+                                self.constants.push((s, e));
+                                self.display.constant(sql, spans[constant]);
+                            }
+                            _ => self.display.token(sql, spans[constant]),
+                        }
+                        self.show(sql, spans, constant + 1, end);
+                        i = end;
                         continue;
                     }
                     let literal = matches!(tok, Token::Keyword(..))
@@ -293,16 +371,18 @@ impl Fingerprinter {
                         };
                     let test = matches!(prev, Prev::Keyword(KeywordKind::Is) | Prev::Keyword(KeywordKind::Not));
                     let tok = if literal && !test { Token::Const(s, e) } else { tok };
-                    prev = self.push(sql, tok, prev);
+                    prev = self.push(sql, tok, span, prev);
                 }
                 Token::QuotedIdent(s, e) => {
                     let tok = match plain_quoted(sql, s, e) {
                         Some(_) => Token::Word(s + 1, e - 1),
                         None => tok,
                     };
-                    prev = self.push(sql, tok, prev);
+                    // Shown with its quotes, as written.
+                    self.display.token(sql, span);
+                    prev = self.push_normalised(sql, tok, span, prev);
                 }
-                _ => prev = self.push(sql, tok, prev),
+                _ => prev = self.push(sql, tok, span, prev),
             }
             if relation {
                 let start = before + usize::from(self.out.get(before) == Some(&b' '));
@@ -311,6 +391,13 @@ impl Fingerprinter {
                 }
             }
             i += 1;
+        }
+    }
+
+    /// Shows tokens `from..to` as written.
+    fn show(&mut self, sql: &[u8], spans: &[(usize, usize)], from: usize, to: usize) {
+        for &span in spans.get(from..to).unwrap_or_default() {
+            self.display.token(sql, span);
         }
     }
 
@@ -327,6 +414,7 @@ impl Fingerprinter {
         Prev::Word
     }
 
+    #[inline(always)]
     fn space_before(&mut self, prev: Prev, tight: bool) {
         let glue = matches!(prev, Prev::Start | Prev::Open | Prev::Dot | Prev::Cast);
         if !tight && !glue && !self.out.is_empty() {
@@ -334,12 +422,14 @@ impl Fingerprinter {
         }
     }
 
+    #[inline(always)]
     fn placeholder(&mut self, prev: Prev) {
         self.space_before(prev, false);
         self.params += 1;
         push_param(&mut self.out, self.params);
     }
 
+    #[inline(always)]
     fn note_inside(&mut self, tok: &Token) {
         let Some(top) = self.stack.last_mut() else { return };
         match tok {
@@ -355,7 +445,29 @@ impl Fingerprinter {
         top.after_cast = false;
     }
 
-    fn push(&mut self, src: &[u8], tok: Token, prev: Prev) -> Prev {
+    /// Writes `tok` (at `span` of `src`) to the display text and the normalised text.
+    #[inline(always)]
+    fn push(&mut self, src: &[u8], tok: Token, span: (usize, usize), prev: Prev) -> Prev {
+        match tok {
+            // Shown by `close`, between collapsing a list and collapsing a VALUES row.
+            Token::Punct(b')' | b']') => {}
+            Token::Const(..) => self.display.constant(src, span),
+            Token::Punct(b',') => {
+                if let Some(top) = self.stack.last_mut() {
+                    if matches!(top.kind, ListKind::In | ListKind::Array) && top.first_item.is_none() {
+                        top.first_item = Some(self.display.mark(src));
+                    }
+                }
+                self.display.token(src, span);
+            }
+            _ => self.display.token(src, span),
+        }
+        self.push_normalised(src, tok, span, prev)
+    }
+
+    /// Writes `tok` to the normalised text (and, for a closing bracket, to the display text).
+    #[inline(always)]
+    fn push_normalised(&mut self, src: &[u8], tok: Token, span: (usize, usize), prev: Prev) -> Prev {
         if !matches!(tok, Token::Punct(b')') | Token::Punct(b']')) {
             self.note_inside(&tok);
         }
@@ -448,11 +560,12 @@ impl Fingerprinter {
                     consts: 0,
                     after_cast: false,
                     values_first,
+                    first_item: None,
                 });
                 Prev::Open
             }
             Token::Punct(close @ (b')' | b']')) => {
-                self.close(close);
+                self.close(close, src, span);
                 Prev::Close
             }
             Token::Punct(other) => {
@@ -463,9 +576,10 @@ impl Fingerprinter {
         }
     }
 
-    fn close(&mut self, close: u8) {
+    fn close(&mut self, close: u8, src: &[u8], span: (usize, usize)) {
         let Some(open) = self.stack.pop() else {
             self.out.push(close);
+            self.display.token(src, span);
             return;
         };
         let collapsible = matches!(open.kind, ListKind::In | ListKind::Array) && open.only_consts && open.consts > 0;
@@ -473,8 +587,12 @@ impl Fingerprinter {
             self.out.truncate(open.start + 1);
             self.params = open.params + 1;
             push_param(&mut self.out, self.params);
+            if let Some(first) = open.first_item {
+                self.display.collapse_to(src, first);
+            }
         }
         self.out.push(close);
+        self.display.token(src, span);
         if let Some(parent) = self.stack.last_mut() {
             // A non-empty nested list (a subquery, a call) is not a constant.
             if open.consts > 0 || self.out.len() > open.start + 2 {
@@ -491,6 +609,7 @@ impl Fingerprinter {
                     self.params = first_params;
                     if let Some(run) = &mut self.values {
                         run.expecting_row = false;
+                        self.display.collapse_to(src, run.display);
                     }
                 }
                 Some(_) => self.values = None,
@@ -501,6 +620,7 @@ impl Fingerprinter {
                         first_params: self.params,
                         shape,
                         expecting_row: false,
+                        display: self.display.mark(src),
                     })
                 }
             }
@@ -515,6 +635,8 @@ fn keyword_kind(word: &[u8]) -> KeywordKind {
         2 if is(b"in") => KeywordKind::In,
         2 if is(b"is") => KeywordKind::Is,
         3 if is(b"not") => KeywordKind::Not,
+        3 if is(b"end") => KeywordKind::Operand,
+        12 | 17 if word[..8].eq_ignore_ascii_case(b"current_") => KeywordKind::Operand,
         4 if is(b"cast") => KeywordKind::Cast,
         5 if is(b"array") => KeywordKind::Array,
         6 if is(b"values") => KeywordKind::Values,

@@ -157,12 +157,59 @@ pub(super) fn skip_type_name(src: &[u8], toks: &[Token], mut i: usize) -> usize 
     i
 }
 
+/// At `CAST ( constant AS type )` starting at `i`: the index of its closing parenthesis.
+pub(super) fn cast_of_constant(src: &[u8], toks: &[Token], i: usize) -> Option<usize> {
+    let at = |j: usize| toks.get(j).copied();
+    let shape = is_word(src, at(i), "cast")
+        && at(i + 1) == Some(Token::Punct(b'('))
+        && matches!(at(i + 2), Some(Token::Const(..)) | Some(Token::Param))
+        && is_word(src, at(i + 3), "as");
+    if !shape {
+        return None;
+    }
+    let close = skip_type_name(src, toks, i + 4);
+    (close > i + 4 && at(close) == Some(Token::Punct(b')'))).then_some(close)
+}
+
+/// At a constant written any way PostgreSQL folds to one (`5`, `-5`, `'5'::int`, `$1::int`,
+/// `CAST(5 AS int)`, `int '5'`) starting at `i`: the index of the constant token and the index
+/// just past the whole expression.
+pub(super) fn constant_end(src: &[u8], toks: &[Token], i: usize) -> Option<(usize, usize)> {
+    let at = |j: usize| toks.get(j).copied();
+    match at(i)? {
+        Token::Const(..) | Token::Param => {
+            let mut end = i + 1;
+            while at(end) == Some(Token::Cast) {
+                let past = skip_type_name(src, toks, end + 1);
+                if past == end + 1 {
+                    break;
+                }
+                end = past;
+            }
+            Some((i, end))
+        }
+        Token::Operator(s, e) if e == s + 1 && matches!(src[s], b'-' | b'+') => match at(i + 1)? {
+            Token::Const(c, _) if src[c].is_ascii_digit() || src[c] == b'.' => constant_end(src, toks, i + 1),
+            _ => None,
+        },
+        Token::Word(..) | Token::Keyword(..) if is_string_const(src, at(i + 1)) && is_literal_type(src, at(i)) => {
+            Some((i + 1, i + 2))
+        }
+        Token::Word(..) | Token::Keyword(..) => cast_of_constant(src, toks, i).map(|close| (i + 2, close + 1)),
+        _ => None,
+    }
+}
+
 /// A quoted identifier that means the same as its unquoted, lower-case spelling (`"users"`).
 pub(super) fn plain_quoted(src: &[u8], s: usize, e: usize) -> Option<&[u8]> {
+    if src.get(s) != Some(&b'"') {
+        return None;
+    }
     let inner = src.get(s + 1..e.checked_sub(1)?)?;
-    let first_ok = inner.first().is_some_and(|b| b.is_ascii_lowercase() || *b == b'_');
-    let rest_ok = inner.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_');
-    (src[s] == b'"' && first_ok && rest_ok && !is_keyword(inner)).then_some(inner)
+    let (&first, rest) = inner.split_first()?;
+    let plain = (first.is_ascii_lowercase() || first == b'_')
+        && rest.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    (plain && !is_keyword(inner)).then_some(inner)
 }
 
 /// True when `tok` is a keyword after which a relation name follows.

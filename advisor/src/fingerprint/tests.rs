@@ -113,3 +113,132 @@ fn display_is_16_hex() {
     assert_eq!(f.len(), 16);
     assert!(f.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
 }
+
+fn display(sql: &str) -> String {
+    fingerprint(sql.as_bytes()).display
+}
+
+#[test]
+fn display_keeps_the_text_as_written() {
+    assert_eq!(display("SELECT pg_sleep(0.1), 1::int AS acc_slow"), "SELECT pg_sleep($1), $2::int AS acc_slow");
+    assert_eq!(
+        display("select x.begin, \"Users\".id from \"Users\" x"),
+        "select x.begin, \"Users\".id from \"Users\" x"
+    );
+    assert_eq!(
+        display("  SELECT  a -- why\n  FROM t /* c */ WHERE b = 'x' ;  "),
+        "SELECT a FROM t WHERE b = $1",
+        "whitespace runs are one space, comments go, the trailing semicolon goes"
+    );
+    assert_eq!(display("select a/**/from t"), "select a from t", "a comment between words leaves a space");
+    assert_eq!(
+        display("select count(*) from t where d > DATE '2024-01-01'"),
+        "select count(*) from t where d > DATE $1"
+    );
+    assert_eq!(
+        display("update t set a = true, b = null where c is null"),
+        "update t set a = $1, b = $2 where c is null"
+    );
+    assert_eq!(display("SET search_path = tenant_a, public"), "SET search_path = $1, $2");
+    assert_eq!(display("savepoint s1; end"), "savepoint s1; end");
+    assert_eq!(display("select 1 limit 10 offset 20"), "select $1 limit $2 offset $3");
+    assert_eq!(display("select CAST(5 AS int), - 5"), "select CAST($1 AS int), - $2");
+}
+
+#[test]
+fn display_numbers_constants_after_the_parameters_present() {
+    assert_eq!(
+        display("select * from t where a = 5 and b = $2 and c = 'x'"),
+        "select * from t where a = $3 and b = $2 and c = $4"
+    );
+    assert_eq!(display("select $1, 7"), "select $1, $2");
+}
+
+#[test]
+fn display_collapses_constant_lists() {
+    assert_eq!(display("select * from t where id in (1, 2, 3)"), "select * from t where id in ($1 /*, ... */)");
+    assert_eq!(display("select * from t where id in (7)"), "select * from t where id in ($1)");
+    assert_eq!(
+        display("select * from t where id in ('a'::text, 'b'::text) and x = 1"),
+        "select * from t where id in ($1::text /*, ... */) and x = $2"
+    );
+    assert_eq!(
+        display("select * from t where id in ($1, $2, $3) and x = 1"),
+        "select * from t where id in ($1 /*, ... */) and x = $4"
+    );
+    assert_eq!(
+        display("select array[1, 2, 3], x in (select 1, 2)"),
+        "select array[$1 /*, ... */], x in (select $2, $3)"
+    );
+    assert_eq!(
+        display("insert into t (a, b) values (1, 'x'), (2, 'y'), (3, 'z') returning id"),
+        "insert into t (a, b) values ($1, $2) /*, ... */ returning id"
+    );
+    assert_eq!(display("values (1, 2), (3, now())"), "values ($1, $2), ($3, now())");
+    let long =
+        format!("select * from t where id in ({})", (0..10_000).map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
+    assert_eq!(display(&long), "select * from t where id in ($1 /*, ... */)");
+}
+
+#[test]
+fn constants_and_their_casts_are_one_group() {
+    let group = [
+        "SELECT CAST(5 AS int) FROM t",
+        "SELECT '5'::int FROM t",
+        "SELECT int '5' FROM t",
+        "SELECT 5 FROM t",
+        "SELECT -5 FROM t",
+        "SELECT - 5 FROM t",
+        "SELECT E'5' FROM t",
+        "SELECT $$5$$ FROM t",
+        "SELECT $tag$5$tag$ FROM t",
+        "SELECT CAST($1 AS integer) FROM t",
+        "SELECT '5'::pg_catalog.int4 FROM t",
+        "SELECT NULL FROM t",
+    ];
+    for q in &group[1..] {
+        same(group[0], q);
+    }
+    differ("SELECT CAST(x AS int) FROM t", "SELECT x FROM t");
+    differ("SELECT x - 5 FROM t", "SELECT x FROM t");
+}
+
+#[test]
+fn constant_lists_are_one_group_whatever_their_items() {
+    let in_lists = [
+        "SELECT * FROM t WHERE a IN (1)",
+        "SELECT * FROM t WHERE a IN (1, NULL, 3)",
+        "SELECT * FROM t WHERE a IN ('a'::text, 'b'::text)",
+        "SELECT * FROM t WHERE a IN (CAST(1 AS int), -2, E'x', $$y$$)",
+        "SELECT * FROM t WHERE a IN ($1, $2, $3, $4)",
+    ];
+    for q in &in_lists[1..] {
+        same(in_lists[0], q);
+    }
+    same("SELECT ARRAY[1, 2]", "SELECT ARRAY[NULL, '3'::int, -4]");
+    let values = [
+        "INSERT INTO t (a, b) VALUES (1, 'x')",
+        "INSERT INTO t (a, b) VALUES (1, NULL), (NULL, 'y')",
+        "INSERT INTO t (a, b) VALUES (1::int, 'x'::text), (2, 'y'), ('3'::int, E'z')",
+        "INSERT INTO t (a, b) VALUES (CAST(1 AS int), -1), (-2, $$w$$)",
+    ];
+    for q in &values[1..] {
+        same(values[0], q);
+    }
+}
+
+#[test]
+fn a_constant_offset_is_not_part_of_the_shape_however_written() {
+    for q in [
+        "SELECT a FROM t LIMIT 5 OFFSET 10::bigint",
+        "SELECT a FROM t LIMIT 5 OFFSET CAST(10 AS int)",
+        "SELECT a FROM t LIMIT 5 OFFSET $2::int",
+        "SELECT a FROM t LIMIT 5 OFFSET - 1",
+        "SELECT a FROM t LIMIT 5 OFFSET int '7'",
+    ] {
+        same("SELECT a FROM t LIMIT 5", q);
+    }
+    assert_eq!(display("select a from t offset 10::bigint"), "select a from t offset $1::bigint");
+    differ("SELECT a FROM t OFFSET x", "SELECT a FROM t");
+    differ("SELECT CASE WHEN a THEN 1 END - 5 FROM t", "SELECT CASE WHEN a THEN 1 END + 5 FROM t");
+}

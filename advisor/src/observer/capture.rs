@@ -7,7 +7,7 @@ use std::sync::Arc;
 use protocol::backend::{DataRow, RowDescription};
 use protocol::frontend::{Bind, Format};
 
-use crate::detect::n_plus_one::ColumnSample;
+use crate::detect::n_plus_one::ResultDigest;
 
 /// Most parameters captured per execution.
 pub const MAX_PARAMS: usize = 8;
@@ -148,31 +148,24 @@ pub fn literal_value(raw: &[u8]) -> Option<String> {
     Some(text.replace('_', ""))
 }
 
-/// The result of one execution, sampled as its rows pass: per column, the keys of the values
-/// of the first [`MAX_SAMPLED_ROWS`] rows.
+/// The result of one execution, sampled as its rows pass: the keys of the values of the first
+/// [`MAX_SAMPLED_ROWS`] rows, row after row in one buffer (no allocation per row or cell).
 #[derive(Debug, Default)]
 pub struct ResultSample {
-    /// Per column: name and values seen (unsorted until [`Self::finish`]).
-    pub columns: Vec<ColumnSample>,
+    names: Arc<[Option<Arc<str>>]>,
     /// Format of each column (text unless the Bind asked for binary).
-    pub formats: Vec<Format>,
+    formats: Vec<Format>,
+    /// Columns sampled per row (0 until the first row says).
+    columns: usize,
+    /// Row-major keys, `columns` per row; 0 where a cell had no usable value.
+    keys: Vec<ValueKey>,
     rows: u64,
 }
 
 impl ResultSample {
-    /// A sample whose columns are named by `description`.
-    pub fn named(description: &RowDescription<'_>) -> Self {
-        let names: Vec<Option<Arc<str>>> = column_names(description);
-        let formats =
-            description.fields.iter().map(|f| if f.format == 1 { Format::Binary } else { Format::Text }).collect();
-        Self::with_names(&names, formats)
-    }
-
-    /// Column names from a sample made earlier (a prepared statement's description).
-    pub fn with_names(names: &[Option<Arc<str>>], formats: Vec<Format>) -> Self {
-        // An empty name list: columns are created from the first row.
-        let columns = names.iter().map(|n| ColumnSample { name: n.clone(), values: Vec::new() }).collect();
-        Self { columns, formats, rows: 0 }
+    /// A sample whose columns are named `names` (from a RowDescription; empty when unknown).
+    pub fn with_names(names: &Arc<[Option<Arc<str>>]>, formats: Vec<Format>) -> Self {
+        Self { names: names.clone(), formats, columns: 0, keys: Vec::new(), rows: 0 }
     }
 
     /// Adds one row's values (only the first rows are kept).
@@ -181,25 +174,22 @@ impl ResultSample {
         if self.rows > MAX_SAMPLED_ROWS {
             return;
         }
-        if self.columns.is_empty() {
-            self.columns = (0..row.len().min(MAX_SAMPLED_COLUMNS)).map(|_| ColumnSample::default()).collect();
+        if self.columns == 0 {
+            self.columns = row.len().min(MAX_SAMPLED_COLUMNS);
+            self.keys.reserve(self.columns * 16);
         }
-        for (i, value) in row.values().enumerate().take(self.columns.len()) {
+        let start = self.keys.len();
+        for (i, value) in row.values().enumerate().take(self.columns) {
             let format = self.formats.get(i).copied().unwrap_or(Format::Text);
-            if let Some(key) = value.and_then(|v| value_key(v, format)) {
-                self.columns[i].values.push(key);
-            }
+            self.keys.push(value.and_then(|v| value_key(v, format)).unwrap_or(0));
         }
+        // A short row (malformed) still fills its slots, so rows stay aligned.
+        self.keys.resize(start + self.columns, 0);
     }
 
-    /// The sampled columns, each with its distinct values sorted (ready for `contains`).
-    pub fn finish(self) -> Vec<ColumnSample> {
-        let mut columns = self.columns;
-        for c in &mut columns {
-            c.values.sort_unstable();
-            c.values.dedup();
-        }
-        columns
+    /// The sampled values, column by column, sorted and distinct.
+    pub fn finish(self) -> ResultDigest {
+        ResultDigest::from_rows(self.names, self.columns, &self.keys)
     }
 }
 

@@ -20,7 +20,7 @@ use protocol::backend::{
 use protocol::frontend::{Query, Target};
 use protocol::{BackendTag, FrontendTag, ScannedMessage};
 
-use crate::detect::n_plus_one::{ColumnSample, Execution, NPlusOneConfig, NPlusOneDetector};
+use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
 use crate::detect::orm::OrmStyle;
 use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
 use crate::detect::sql_shape;
@@ -235,8 +235,8 @@ impl SessionObserver {
         }
         let text: Arc<str> = self.fingerprinter.text().into();
         let tags = Some(crate::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
-        let statement =
-            Arc::new(Statement { fingerprint, display: text.clone(), text, style: OrmStyle::detect(sql), tags });
+        let display = self.fingerprinter.display().into();
+        let statement = Arc::new(Statement { fingerprint, display, text, style: OrmStyle::detect(sql), tags });
         let literal = |&(s, e): &(usize, usize)| sql.get(s..e).and_then(literal_value);
         let ranges = self.fingerprinter.constants();
         let constants =
@@ -454,7 +454,7 @@ impl SessionObserver {
             let formats = result_formats(&run.result_formats, row.len());
             match descriptions.get(&statement.fingerprint) {
                 Some(names) => ResultSample::with_names(names, formats),
-                None => ResultSample::with_names(&[], formats),
+                None => ResultSample::with_names(&Arc::from([]), formats),
             }
         });
         sample.add(&row);
@@ -515,14 +515,14 @@ impl SessionObserver {
                 self.events.send(Event::Finding(finding, self.caller(statement.tags.as_ref())));
             }
         }
-        let columns: Option<Arc<[ColumnSample]>> = run.sample.map(|s| s.finish().into());
-        if error.is_none() && (!run.params.is_empty() || columns.is_some()) {
+        let digest = run.sample.map(|s| Arc::new(s.finish()));
+        if error.is_none() && (!run.params.is_empty() || digest.is_some()) {
             let execution = Execution {
                 statement: statement.clone(),
                 style: statement.style,
                 params: run.params,
                 param_texts: run.param_texts,
-                columns: columns.clone().unwrap_or_else(|| Arc::new([])),
+                result: digest.clone().unwrap_or_default(),
                 rows,
                 duration,
                 at: now,
@@ -551,7 +551,7 @@ impl SessionObserver {
             literals,
             application_name: self.application_name.clone(),
             params: run.params,
-            result: columns.filter(|c| !c.is_empty() && rows > 0),
+            result: digest.filter(|d| !d.is_empty() && rows > 0),
             origin: self.origin.clone(),
         }));
     }

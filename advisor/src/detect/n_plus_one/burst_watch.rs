@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::report::{Burst as Described, Proof};
-use super::{ColumnSample, NPlusOneConfig, MAX_DISTINCT};
+use super::{NPlusOneConfig, ResultDigest, MAX_DISTINCT};
 use crate::advice::{Finding, Occurrence};
 use crate::detect::orm::OrmStyle;
 use crate::detect::sql_shape;
@@ -63,7 +63,7 @@ impl Run {
 
 struct Parent {
     statement: Arc<Statement>,
-    columns: Arc<[ColumnSample]>,
+    result: Arc<ResultDigest>,
     at: SystemTime,
 }
 
@@ -98,7 +98,7 @@ impl PoolBurst {
             distinct: self.distinct.len(),
             total: self.total,
             sessions: &sessions,
-            proof: Proof::Linked { parent: &parent.statement, columns: &parent.columns, param, column },
+            proof: Proof::Linked { parent: &parent.statement, result: &parent.result, param, column },
             samples: None,
         };
         Some(described.finding(occurrence))
@@ -162,14 +162,14 @@ impl BurstWatch {
             run.total += s.duration;
             out.extend(self.pool_child(s));
         }
-        if let Some(columns) = s.result.as_ref().filter(|c| !c.is_empty()) {
+        if let Some(result) = s.result.as_ref().filter(|r| !r.is_empty()) {
             let pool = self.pool(&s.origin.pool);
             if pool.parents.len() >= POOL_PARENTS {
                 pool.parents.pop_front();
             }
             pool.parents.push_back(Arc::new(Parent {
                 statement: s.statement.clone(),
-                columns: columns.clone(),
+                result: result.clone(),
                 at: s.finished_at,
             }));
         }
@@ -230,8 +230,8 @@ impl BurstWatch {
         }
         for (p, parent) in burst.parents.iter().enumerate() {
             for (param, value) in s.params.iter() {
-                for (column, sample) in parent.columns.iter().enumerate() {
-                    if sample.contains(value) {
+                for column in 0..parent.result.columns() {
+                    if parent.result.contains(column, value) {
                         *burst.matches.entry((p, param, column)).or_default() += 1;
                     }
                 }
@@ -343,11 +343,9 @@ mod tests {
         Arc::new(SessionOrigin { label: format!("Session {session}").into(), pool: pool.into() })
     }
 
-    fn column(name: &str, values: &[String]) -> Arc<[ColumnSample]> {
-        let mut keys: Vec<u64> = values.iter().map(|v| text_key(v.as_bytes())).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        vec![ColumnSample { name: Some(name.into()), values: keys }].into()
+    fn column(name: &str, values: &[String]) -> Arc<ResultDigest> {
+        let keys = values.iter().map(|v| text_key(v.as_bytes())).collect();
+        Arc::new(ResultDigest::new(vec![Some(Arc::from(name))].into(), [keys]))
     }
 
     impl Feed {
@@ -355,7 +353,7 @@ mod tests {
             Self { watch: BurstWatch::new(NPlusOneConfig::default()), t: SystemTime::now(), out: Vec::new() }
         }
 
-        fn run(&mut self, session: u64, sql: &str, params: &[&str], result: Option<Arc<[ColumnSample]>>) {
+        fn run(&mut self, session: u64, sql: &str, params: &[&str], result: Option<Arc<ResultDigest>>) {
             self.t += Duration::from_millis(2);
             let mut event = StatementEvent::sample(sql);
             event.session = session;
@@ -429,7 +427,12 @@ mod tests {
         // Interleaved: a parent and a child per request (TPC-B-like), and the same parameters.
         let mut f = Feed::new();
         for id in ids(10) {
-            f.run(1, "select user_id from sessions where token = $1", &[&id], Some(column("user_id", std::slice::from_ref(&id))));
+            f.run(
+                1,
+                "select user_id from sessions where token = $1",
+                &[&id],
+                Some(column("user_id", std::slice::from_ref(&id))),
+            );
             f.run(1, CHILD, &[&id], None);
         }
         for _ in 0..10 {

@@ -49,19 +49,76 @@ const SAMPLED_PARAMS: usize = 10;
 /// Most distinct parameter sets remembered (as hashes) per burst.
 const MAX_DISTINCT: usize = 1024;
 
-/// The values one result column held (capped by the observer), as sorted distinct keys.
+/// The sampled values of one result (capped by the observer): per column, its distinct value
+/// keys, sorted, in one allocation.
 #[derive(Debug, Clone, Default)]
-pub struct ColumnSample {
-    /// Column name from RowDescription, when known.
-    pub name: Option<Arc<str>>,
-    /// Keys of the distinct values (sorted once the result is complete).
-    pub values: Vec<ValueKey>,
+pub struct ResultDigest {
+    names: Arc<[Option<Arc<str>>]>,
+    /// Column `i`'s keys are `values[offsets[i]..offsets[i + 1]]`.
+    offsets: Box<[u32]>,
+    values: Box<[ValueKey]>,
 }
 
-impl ColumnSample {
-    /// True when the column held a value with this key.
-    pub fn contains(&self, key: ValueKey) -> bool {
-        self.values.binary_search(&key).is_ok()
+impl ResultDigest {
+    /// A digest of `columns` (keys in any order, duplicates allowed; 0 means no value), named by
+    /// `names` where known.
+    pub fn new(names: Arc<[Option<Arc<str>>]>, columns: impl IntoIterator<Item = Vec<ValueKey>>) -> Self {
+        let mut offsets = vec![0u32];
+        let mut values = Vec::new();
+        for mut keys in columns {
+            keys.retain(|k| *k != 0);
+            keys.sort_unstable();
+            keys.dedup();
+            values.extend_from_slice(&keys);
+            offsets.push(u32::try_from(values.len()).unwrap_or(u32::MAX));
+        }
+        Self { names, offsets: offsets.into(), values: values.into() }
+    }
+
+    /// A digest of row-major `keys`, `columns` per row (0 means no value): two allocations,
+    /// whatever the number of columns.
+    pub fn from_rows(names: Arc<[Option<Arc<str>>]>, columns: usize, keys: &[ValueKey]) -> Self {
+        let mut values = Vec::with_capacity(keys.len());
+        let mut offsets = Vec::with_capacity(columns + 1);
+        offsets.push(0u32);
+        for c in 0..columns {
+            let start = values.len();
+            values.extend(keys.iter().skip(c).step_by(columns.max(1)).copied().filter(|k| *k != 0));
+            values[start..].sort_unstable();
+            let mut kept = start;
+            for i in start..values.len() {
+                if kept == start || values[i] != values[kept - 1] {
+                    values[kept] = values[i];
+                    kept += 1;
+                }
+            }
+            values.truncate(kept);
+            offsets.push(u32::try_from(kept).unwrap_or(u32::MAX));
+        }
+        Self { names, offsets: offsets.into(), values: values.into() }
+    }
+
+    /// Columns sampled.
+    pub fn columns(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// True when nothing was sampled.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Column `column`'s name from RowDescription, when known.
+    pub fn name(&self, column: usize) -> Option<&str> {
+        self.names.get(column).and_then(|n| n.as_deref())
+    }
+
+    /// True when column `column` held a value with this key.
+    pub fn contains(&self, column: usize, key: ValueKey) -> bool {
+        let (Some(&start), Some(&end)) = (self.offsets.get(column), self.offsets.get(column + 1)) else {
+            return false;
+        };
+        self.values.get(start as usize..end as usize).is_some_and(|keys| keys.binary_search(&key).is_ok())
     }
 }
 
@@ -76,8 +133,8 @@ pub struct Execution {
     pub params: Params,
     /// The same values as text, only with `--log-params`.
     pub param_texts: Option<Arc<[String]>>,
-    /// Sampled result columns (empty when it returned no rows).
-    pub columns: Arc<[ColumnSample]>,
+    /// Sampled result values (empty when it returned no rows).
+    pub result: Arc<ResultDigest>,
     /// Rows returned.
     pub rows: u64,
     /// Duration.
@@ -155,7 +212,7 @@ impl NPlusOneDetector {
             }
             let parent = self.parents.iter().rev().find(|p| p.statement.fingerprint != fp).cloned();
             let burst = self.bursts.entry(fp).or_insert_with(|| Burst {
-                child: Execution { columns: Arc::new([]), ..e.clone() },
+                child: Execution { result: Arc::default(), ..e.clone() },
                 parent,
                 count: 0,
                 distinct: HashSet::new(),
@@ -178,8 +235,8 @@ impl NPlusOneDetector {
             burst.last = e.at;
             if let Some(parent) = &burst.parent {
                 for (pi, value) in e.params.iter() {
-                    for (ci, column) in parent.columns.iter().enumerate() {
-                        if column.contains(value) {
+                    for ci in 0..parent.result.columns() {
+                        if parent.result.contains(ci, value) {
                             *burst.matches.entry((pi, ci)).or_default() += 1;
                         }
                     }
@@ -199,7 +256,7 @@ impl NPlusOneDetector {
                 out.extend(self.finding(fp, occurrence));
             }
         }
-        if !e.columns.is_empty() && e.rows > 0 {
+        if !e.result.is_empty() && e.rows > 0 {
             if self.parents.len() >= PARENTS {
                 self.parents.pop_front();
             }
@@ -239,7 +296,7 @@ impl NPlusOneDetector {
             distinct: b.distinct.len(),
             total: b.total,
             sessions: &sessions,
-            proof: Proof::Linked { parent: &parent.statement, columns: &parent.columns, param, column },
+            proof: Proof::Linked { parent: &parent.statement, result: &parent.result, param, column },
             samples: self.config.log_params.then_some(b.samples.as_slice()),
         };
         Some(described.finding(occurrence))
@@ -271,22 +328,19 @@ mod tests {
 
         fn run(&mut self, sql: &str, params: &[&str], column: Option<(&str, &[&str])>) {
             self.t += Duration::from_millis(1);
-            let columns: Vec<ColumnSample> = column
+            let rows = column.map_or(0, |(_, values)| values.len() as u64);
+            let result = column
                 .map(|(name, values)| {
-                    let mut values: Vec<ValueKey> =
-                        values.iter().map(|v| crate::observer::capture::text_key(v.as_bytes())).collect();
-                    values.sort_unstable();
-                    values.dedup();
-                    vec![ColumnSample { name: Some(name.into()), values }]
+                    let keys = values.iter().map(|v| crate::observer::capture::text_key(v.as_bytes())).collect();
+                    ResultDigest::new(vec![Some(Arc::from(name))].into(), [keys])
                 })
                 .unwrap_or_default();
-            let rows = columns.first().map_or(0, |c| c.values.len() as u64);
             let e = Execution {
                 statement: stmt(sql),
                 style: OrmStyle::detect(sql.as_bytes()),
                 params: Params::from_texts(params.iter().copied()),
                 param_texts: Some(params.iter().map(|p| p.to_string()).collect()),
-                columns: columns.into(),
+                result: Arc::new(result),
                 rows,
                 duration: Duration::from_micros(300),
                 at: self.t,
@@ -298,6 +352,21 @@ mod tests {
             self.out.extend(self.d.finish());
             &self.out
         }
+    }
+
+    #[test]
+    fn a_digest_holds_each_columns_distinct_values() {
+        // Two columns, three rows, row-major; 0 is "no value".
+        let keys = [5, 9, 3, 0, 5, 9];
+        let d = ResultDigest::from_rows(vec![Some(Arc::from("id")), None].into(), 2, &keys);
+        assert_eq!(d.columns(), 2);
+        assert!(d.contains(0, 5) && d.contains(0, 3) && !d.contains(0, 9));
+        assert!(d.contains(1, 9) && !d.contains(1, 0) && !d.contains(1, 5));
+        assert!(!d.contains(2, 5), "no such column");
+        assert_eq!((d.name(0), d.name(1)), (Some("id"), None));
+        let same = ResultDigest::new(vec![Some(Arc::from("id")), None].into(), [vec![5, 3, 5], vec![9, 0, 9]]);
+        assert_eq!((same.offsets.clone(), same.values.clone()), (d.offsets.clone(), d.values.clone()));
+        assert!(ResultDigest::from_rows(Arc::from([]), 0, &[]).is_empty());
     }
 
     const IDS: [&str; 10] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];

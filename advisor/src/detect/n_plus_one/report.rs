@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::ColumnSample;
+use super::ResultDigest;
 use crate::advice::{Finding, Kind, Occurrence, Severity};
 use crate::detect::orm::OrmStyle;
 use crate::detect::sql_shape;
@@ -14,7 +14,7 @@ use crate::events::Statement;
 /// How the children were tied to their parent.
 pub(crate) enum Proof<'a> {
     /// Every child's parameter `param` (0-based) was a value of `column` of `parent`'s result.
-    Linked { parent: &'a Statement, columns: &'a [ColumnSample], param: usize, column: usize },
+    Linked { parent: &'a Statement, result: &'a ResultDigest, param: usize, column: usize },
     /// No earlier result pgvisor saw holds the parameters.
     Unlinked,
 }
@@ -55,11 +55,9 @@ impl Burst<'_> {
         };
         let child_table = sql_shape::tables(&child.text).into_iter().next();
         let (severity, title, message, batched, join, link, parent_text) = match &self.proof {
-            Proof::Linked { parent, columns, param, column } => {
-                let parent_col = columns
-                    .get(*column)
-                    .and_then(|c| c.name.as_deref().map(str::to_string))
-                    .unwrap_or_else(|| format!("column {}", column + 1));
+            Proof::Linked { parent, result, param, column } => {
+                let parent_col =
+                    result.name(*column).map(str::to_string).unwrap_or_else(|| format!("column {}", column + 1));
                 let parent_table =
                     sql_shape::tables(&parent.text).into_iter().next().unwrap_or_else(|| "parent".into());
                 let child_col = sql_shape::column_for_param(&child.text, param + 1)
