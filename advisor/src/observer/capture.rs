@@ -176,7 +176,7 @@ impl ResultSample {
         }
         if self.columns == 0 {
             self.columns = row.len().min(MAX_SAMPLED_COLUMNS);
-            self.keys.reserve(self.columns * 16);
+            self.keys.reserve(self.columns * 64);
         }
         let start = self.keys.len();
         for (i, value) in row.values().enumerate().take(self.columns) {
@@ -187,9 +187,9 @@ impl ResultSample {
         self.keys.resize(start + self.columns, 0);
     }
 
-    /// The sampled values, column by column, sorted and distinct.
+    /// The sampled values.
     pub fn finish(self) -> ResultDigest {
-        ResultDigest::from_rows(self.names, self.columns, &self.keys)
+        ResultDigest::from_rows(self.names, self.columns, self.keys)
     }
 }
 

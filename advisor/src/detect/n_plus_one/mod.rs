@@ -49,63 +49,42 @@ const SAMPLED_PARAMS: usize = 10;
 /// Most distinct parameter sets remembered (as hashes) per burst.
 const MAX_DISTINCT: usize = 1024;
 
-/// The sampled values of one result (capped by the observer): per column, its distinct value
-/// keys, sorted, in one allocation.
+/// The sampled values of one result (capped by the observer), row after row as they came: a
+/// result is only searched when it turns out to be the parent of a burst, so it is not sorted
+/// or indexed up front (most results never are).
 #[derive(Debug, Clone, Default)]
 pub struct ResultDigest {
     names: Arc<[Option<Arc<str>>]>,
-    /// Column `i`'s keys are `values[offsets[i]..offsets[i + 1]]`.
-    offsets: Box<[u32]>,
-    values: Box<[ValueKey]>,
+    columns: usize,
+    /// Row-major keys, `columns` per row; 0 where a cell had no usable value.
+    keys: Vec<ValueKey>,
 }
 
 impl ResultDigest {
-    /// A digest of `columns` (keys in any order, duplicates allowed; 0 means no value), named by
-    /// `names` where known.
-    pub fn new(names: Arc<[Option<Arc<str>>]>, columns: impl IntoIterator<Item = Vec<ValueKey>>) -> Self {
-        let mut offsets = vec![0u32];
-        let mut values = Vec::new();
-        for mut keys in columns {
-            keys.retain(|k| *k != 0);
-            keys.sort_unstable();
-            keys.dedup();
-            values.extend_from_slice(&keys);
-            offsets.push(u32::try_from(values.len()).unwrap_or(u32::MAX));
-        }
-        Self { names, offsets: offsets.into(), values: values.into() }
+    /// A digest of row-major `keys`, `columns` per row (0 means no value).
+    pub fn from_rows(names: Arc<[Option<Arc<str>>]>, columns: usize, keys: Vec<ValueKey>) -> Self {
+        Self { names, columns, keys }
     }
 
-    /// A digest of row-major `keys`, `columns` per row (0 means no value): two allocations,
-    /// whatever the number of columns.
-    pub fn from_rows(names: Arc<[Option<Arc<str>>]>, columns: usize, keys: &[ValueKey]) -> Self {
-        let mut values = Vec::with_capacity(keys.len());
-        let mut offsets = Vec::with_capacity(columns + 1);
-        offsets.push(0u32);
-        for c in 0..columns {
-            let start = values.len();
-            values.extend(keys.iter().skip(c).step_by(columns.max(1)).copied().filter(|k| *k != 0));
-            values[start..].sort_unstable();
-            let mut kept = start;
-            for i in start..values.len() {
-                if kept == start || values[i] != values[kept - 1] {
-                    values[kept] = values[i];
-                    kept += 1;
-                }
-            }
-            values.truncate(kept);
-            offsets.push(u32::try_from(kept).unwrap_or(u32::MAX));
+    /// A digest of `columns` given column by column (tests).
+    pub fn new(names: Arc<[Option<Arc<str>>]>, columns: impl IntoIterator<Item = Vec<ValueKey>>) -> Self {
+        let columns: Vec<Vec<ValueKey>> = columns.into_iter().collect();
+        let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
+        let mut keys = Vec::with_capacity(rows * columns.len());
+        for r in 0..rows {
+            keys.extend(columns.iter().map(|c| c.get(r).copied().unwrap_or(0)));
         }
-        Self { names, offsets: offsets.into(), values: values.into() }
+        Self { names, columns: columns.len(), keys }
     }
 
     /// Columns sampled.
     pub fn columns(&self) -> usize {
-        self.offsets.len().saturating_sub(1)
+        self.columns
     }
 
     /// True when nothing was sampled.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.keys.iter().all(|k| *k == 0)
     }
 
     /// Column `column`'s name from RowDescription, when known.
@@ -115,10 +94,9 @@ impl ResultDigest {
 
     /// True when column `column` held a value with this key.
     pub fn contains(&self, column: usize, key: ValueKey) -> bool {
-        let (Some(&start), Some(&end)) = (self.offsets.get(column), self.offsets.get(column + 1)) else {
-            return false;
-        };
-        self.values.get(start as usize..end as usize).is_some_and(|keys| keys.binary_search(&key).is_ok())
+        key != 0
+            && column < self.columns
+            && self.keys.get(column..).is_some_and(|from| from.iter().step_by(self.columns).any(|k| *k == key))
     }
 }
 
@@ -355,18 +333,17 @@ mod tests {
     }
 
     #[test]
-    fn a_digest_holds_each_columns_distinct_values() {
+    fn a_digest_holds_each_columns_values() {
         // Two columns, three rows, row-major; 0 is "no value".
-        let keys = [5, 9, 3, 0, 5, 9];
-        let d = ResultDigest::from_rows(vec![Some(Arc::from("id")), None].into(), 2, &keys);
+        let d = ResultDigest::from_rows(vec![Some(Arc::from("id")), None].into(), 2, vec![5, 9, 3, 0, 5, 9]);
         assert_eq!(d.columns(), 2);
         assert!(d.contains(0, 5) && d.contains(0, 3) && !d.contains(0, 9));
         assert!(d.contains(1, 9) && !d.contains(1, 0) && !d.contains(1, 5));
         assert!(!d.contains(2, 5), "no such column");
         assert_eq!((d.name(0), d.name(1)), (Some("id"), None));
         let same = ResultDigest::new(vec![Some(Arc::from("id")), None].into(), [vec![5, 3, 5], vec![9, 0, 9]]);
-        assert_eq!((same.offsets.clone(), same.values.clone()), (d.offsets.clone(), d.values.clone()));
-        assert!(ResultDigest::from_rows(Arc::from([]), 0, &[]).is_empty());
+        assert_eq!(same.keys, d.keys);
+        assert!(ResultDigest::from_rows(Arc::from([]), 0, Vec::new()).is_empty());
     }
 
     const IDS: [&str; 10] = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
