@@ -52,13 +52,13 @@ pub enum ConfigFileError {
 /// Parses the command line; with `--config` (or `PGVISOR_CONFIG`), reads the file first and
 /// parses again with its values as defaults. Exits with a message, as clap does, on a mistake.
 pub fn matches() -> ArgMatches {
-    let first = Cli::command().get_matches();
+    let first = Cli::command().try_get_matches().unwrap_or_else(|e| crate::config::exit_on_clap_error(e));
     let Some(path) = first.get_one::<PathBuf>("config") else { return first };
     if let Err(e) = export(path, &Cli::command()) {
         eprintln!("error: {e}");
         std::process::exit(2);
     }
-    Cli::command().get_matches()
+    Cli::command().try_get_matches().unwrap_or_else(|e| crate::config::exit_on_clap_error(e))
 }
 
 /// The advice switched off by `--disable-advice` and `--ignore-fingerprints`.
@@ -85,10 +85,12 @@ pub fn export(path: &Path, command: &Command) -> Result<(), ConfigFileError> {
 
 /// The environment variables the file `text` stands for, checked against `command`'s flags.
 pub fn variables(path: &Path, text: &str, command: &Command) -> Result<Vec<(String, String)>, ConfigFileError> {
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigFileError::Syntax { path: path.into(), message: e.to_string() })?;
     let key_error = |key: &str, message: String| ConfigFileError::Key { path: path.into(), key: key.into(), message };
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| match e.span().and_then(|span| unquoted_text(text, span.start)) {
+            Some((key, value)) => key_error(key, format!("text must be quoted: {key} = \"{value}\"")),
+            None => ConfigFileError::Syntax { path: path.into(), message: e.to_string() },
+        })?;
     let mut out = BTreeMap::new();
     for (key, value) in &table {
         if key == "advice" {
@@ -121,6 +123,20 @@ pub fn variables(path: &Path, text: &str, command: &Command) -> Result<Vec<(Stri
         insert(&mut out, arg, value, key).map_err(|m| key_error(key, m))?;
     }
     Ok(out.into_iter().map(|(var, (value, _))| (var, value)).collect())
+}
+
+/// The `key = value` line holding byte `at` of `text`, when its value is text written without
+/// quotes (`upstream = 127.0.0.1:5432`, `lock_wait = 500ms`): TOML reads it as a broken number.
+fn unquoted_text(text: &str, at: usize) -> Option<(&str, &str)> {
+    let start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let (key, value) = line.split_once('=')?;
+    let (key, value) = (key.trim(), value.split('#').next()?.trim());
+    let bare_key = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let quoted_or_structured = value.is_empty() || value.contains(['"', '\'', '[', ']', '{', '}']);
+    // Only when the value alone is what TOML refuses, not something elsewhere on the line.
+    let refused = format!("v = {value}").parse::<toml::Table>().is_err();
+    (bare_key && !quoted_or_structured && refused).then_some((key, value))
 }
 
 /// The flag `--{long}` that has an environment variable (the proxy's flags; subcommand options
@@ -162,7 +178,7 @@ fn flag_value(arg: &Arg, value: &toml::Value) -> Result<String, String> {
         return match value {
             toml::Value::Boolean(b) => Ok(b.to_string()),
             toml::Value::String(s) if s == "true" || s == "false" => Ok(s.clone()),
-            other => Err(format!("expected true or false, not {other}")),
+            other => Err(format!("expected true or false, got {other}")),
         };
     }
     let text = match (value, arg.get_value_delimiter()) {
@@ -185,30 +201,34 @@ fn flag_value(arg: &Arg, value: &toml::Value) -> Result<String, String> {
     if text.is_empty() && arg.get_value_delimiter().is_some() {
         return Ok(text);
     }
-    let argv: Vec<OsString> = vec!["pgvisor".into(), "--value".into(), text.clone().into()];
+    // `--value=TEXT`, so that a negative number reaches the parser rather than reading as a flag.
+    let argv: Vec<OsString> = vec!["pgvisor".into(), format!("--value={text}").into()];
     Command::new("pgvisor").arg(check).try_get_matches_from(argv).map_err(|e| clap_reason(&e))?;
     Ok(text)
 }
 
-/// The reason in a clap error, without its "error:" prefix and usage lines.
+/// The reason in a clap error: the flag's own parser's words, else clap's first line without its
+/// "error:" prefix.
 fn clap_reason(e: &clap::Error) -> String {
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or_default();
-    first.strip_prefix("error: ").unwrap_or(first).replace(" for '--value <VALUE>'", "")
+    crate::config::value_error_reason(e).unwrap_or_else(|| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        first.strip_prefix("error: ").unwrap_or(first).replace(" for '--value <VALUE>'", "")
+    })
 }
 
 /// `--disable-advice` values: advice kinds as the API names them.
 pub fn parse_kind(s: &str) -> Result<Kind, String> {
     Kind::parse(s.trim()).ok_or_else(|| {
         let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-        format!("unknown advice kind {s:?}; known kinds: {}", known.join(", "))
+        format!("expected an advice kind, one of {}, got {s:?}", known.join(", "))
     })
 }
 
 /// `--ignore-fingerprints` values: 16 hex digits, as `/api/queries` and `/api/advice` show them.
 pub fn parse_fingerprint_arg(s: &str) -> Result<Fingerprint, String> {
     parse_fingerprint(s)
-        .ok_or_else(|| format!("{s:?} is not a fingerprint; expected 16 hex digits, e.g. 52867f37ae911b51"))
+        .ok_or_else(|| format!("expected a fingerprint of 16 hex digits such as 52867f37ae911b51, got {s:?}"))
 }
 
 #[cfg(test)]
@@ -256,27 +276,56 @@ mod tests {
             err("lock_wiat = \"1s\""),
             "pgvisor.toml: lock_wiat: unknown key; keys are the long flag names (`pgvisor --help`), e.g. lock_wait or lock-wait"
         );
-        let e = err("lock_wait = \"soon\"");
-        assert!(e.starts_with("pgvisor.toml: lock_wait: invalid value 'soon'"), "{e}");
-        let e = err("n_plus_one_min = 1");
-        assert!(e.starts_with("pgvisor.toml: n_plus_one_min: invalid value '1'"), "{e}");
-        assert!(err("listen = \"nowhere\"").starts_with("pgvisor.toml: listen: invalid value"));
-        assert!(err("upstream_tls = \"sometimes\"").starts_with("pgvisor.toml: upstream_tls: invalid value"));
-        assert_eq!(err("no_tls = \"yes\""), "pgvisor.toml: no_tls: expected true or false, not \"yes\"");
+        assert_eq!(
+            err("lock_wait = \"soon\""),
+            "pgvisor.toml: lock_wait: expected a duration such as 100ms, 2s or 1.5s, got \"soon\""
+        );
+        assert_eq!(
+            err("n_plus_one_min = 1"),
+            "pgvisor.toml: n_plus_one_min: must be at least 2 (an N+1 needs a parent and several children), got 1"
+        );
+        assert_eq!(err("n_plus_one_min = -3"), "pgvisor.toml: n_plus_one_min: must be a positive whole number, got -3");
+        assert_eq!(err("connect_timeout = 0"), "pgvisor.toml: connect_timeout: must be at least 1ms, got 0");
+        assert_eq!(err("lock_wait = \"-1s\""), "pgvisor.toml: lock_wait: must not be negative, got \"-1s\"");
+        assert!(err("listen = \"nowhere\"").starts_with("pgvisor.toml: listen: expected IP:PORT"));
+        assert_eq!(
+            err("upstream_tls = \"sometimes\""),
+            "pgvisor.toml: upstream_tls: expected one of disable, prefer, require, verify-full, got \"sometimes\""
+        );
+        assert_eq!(err("no_tls = \"yes\""), "pgvisor.toml: no_tls: expected true or false, got \"yes\"");
         assert_eq!(err("lock_wait = [1]"), "pgvisor.toml: lock_wait: expected a single value, not an array");
         assert!(err("lock_wait = { a = 1 }").contains("lock_wait: expected a string, a number or a boolean"));
         assert!(err("config = \"other.toml\"").contains("config: a config file cannot name another one"));
         assert!(err("lock_wait = \"1s\"\nlock-wait = \"2s\"").contains("lock_wait: sets the same option as lock-wait"));
         assert!(err("lock_wait = ").starts_with("pgvisor.toml: not valid TOML"));
         let e = err("[advice]\ndisabled = [\"select_stars\"]");
-        assert!(e.starts_with("pgvisor.toml: [advice].disabled: invalid value 'select_stars'"), "{e}");
-        assert!(e.contains("known kinds: n_plus_one"), "{e}");
-        let e = err("[advice]\nignore_fingerprints = [\"xyz\"]");
-        assert!(e.starts_with("pgvisor.toml: [advice].ignore_fingerprints: invalid value 'xyz'"), "{e}");
+        assert!(e.starts_with("pgvisor.toml: [advice].disabled: expected an advice kind, one of n_plus_one"), "{e}");
+        assert!(e.ends_with(", got \"select_stars\""), "{e}");
+        assert_eq!(
+            err("[advice]\nignore_fingerprints = [\"xyz\"]"),
+            "pgvisor.toml: [advice].ignore_fingerprints: expected a fingerprint of 16 hex digits such as \
+             52867f37ae911b51, got \"xyz\""
+        );
         assert!(err("[advice]\nmuted = []").contains("[advice].muted: unknown key"));
         assert!(err("advice = 1").contains("advice: must be a table"));
         assert!(err("disable_advice = [\"deadlock\"]\n[advice]\ndisabled = [\"deadlock\"]")
             .contains("sets the same option"));
+    }
+
+    #[test]
+    fn unquoted_text_is_told_to_be_quoted() {
+        let err = |text: &str| vars(text).unwrap_err();
+        assert_eq!(
+            err("upstream = 127.0.0.1:5432"),
+            "pgvisor.toml: upstream: text must be quoted: upstream = \"127.0.0.1:5432\""
+        );
+        assert_eq!(
+            err("n_plus_one_min = 8\nlock_wait = 500ms   # half a second\n"),
+            "pgvisor.toml: lock_wait: text must be quoted: lock_wait = \"500ms\""
+        );
+        // Other syntax errors keep the TOML parser's message, with line and column.
+        assert!(err("lock_wait = \"1s").starts_with("pgvisor.toml: not valid TOML"));
+        assert!(err("lock_wait = [1,").starts_with("pgvisor.toml: not valid TOML"));
     }
 
     #[test]
