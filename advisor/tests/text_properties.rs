@@ -14,7 +14,7 @@ use advisor::detect::deadlock;
 use advisor::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
 use advisor::detect::lock_contention::{self, BlockingReport};
 use advisor::detect::missing_index::{self, IndexCandidate, SeqScan};
-use advisor::detect::n_plus_one::{ColumnSample, Execution, NPlusOneConfig, NPlusOneDetector};
+use advisor::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector, ResultDigest};
 use advisor::detect::orm::OrmStyle;
 use advisor::detect::repeated_query::{RepeatedQueryConfig, RepeatedQueryDetector};
 use advisor::detect::session_checks::FinishedStatement;
@@ -463,16 +463,14 @@ fn check_n_plus_one(parent_sql: &str, child_sql: &str, column: &str, values: &[S
     let mut d = NPlusOneDetector::new(config, "Session 1".into());
     let mut t = Instant::now();
     let mut found = Vec::new();
-    let mut keys: Vec<u64> = values.iter().map(|v| text_key(v.as_bytes())).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let column = ColumnSample { name: Some(column.into()), values: keys };
+    let keys: Vec<u64> = values.iter().map(|v| text_key(v.as_bytes())).collect();
+    let result = ResultDigest::new(vec![None, Some(Arc::from(column))].into(), [Vec::new(), keys]);
     found.extend(d.observe(Execution {
         statement: parent.clone(),
         style: OrmStyle::detect(parent_sql.as_bytes()),
         params: Params::default(),
         param_texts: None,
-        columns: vec![ColumnSample::default(), column].into(),
+        result: Arc::new(result),
         rows: values.len() as u64,
         duration: Duration::from_millis(1),
         at: t,
@@ -484,7 +482,7 @@ fn check_n_plus_one(parent_sql: &str, child_sql: &str, column: &str, values: &[S
             style: OrmStyle::detect(child_sql.as_bytes()),
             params: Params::from_texts([value.as_str(), &format!("{i}"), child_sql]),
             param_texts: Some(vec![value.clone(), format!("{i}"), child_sql.into()].into()),
-            columns: Arc::new([]),
+            result: Arc::default(),
             rows: 0,
             duration: Duration::from_millis(1),
             at: t,

@@ -32,6 +32,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Start a throwaway PostgreSQL behind pgvisor and run a workload that shows each advice.
     Demo(DemoArgs),
+    /// Print the fingerprint and display text of SQL read from files or stdin (one statement per
+    /// line, or JSON strings), grouped the way pgvisor groups queries.
+    Fingerprint(crate::fingerprint_cli::FingerprintArgs),
 }
 
 /// Options of `pgvisor watch` (it also reads --admin and --admin-token).

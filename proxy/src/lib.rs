@@ -4,11 +4,13 @@
 
 pub mod admin;
 pub mod advice_log;
+pub mod check;
 pub mod config;
 pub mod config_file;
 pub mod demo;
 pub mod embedded;
 pub mod error;
+pub mod fingerprint_cli;
 pub mod explain;
 pub mod inspector;
 pub mod logging;

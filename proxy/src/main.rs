@@ -44,6 +44,7 @@ fn run_command() -> anyhow::Result<()> {
         Command::Run => run(cli.proxy),
         Command::Demo(demo) => pgvisor::demo::run(cli.proxy, demo, &matches, shutdown_signal),
         Command::Watch(watch) => watch_advice(cli.proxy, watch),
+        Command::Fingerprint(args) => pgvisor::fingerprint_cli::run(&args),
         Command::Report(report) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let table = runtime.block_on(pgvisor::report::report(

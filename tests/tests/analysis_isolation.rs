@@ -27,7 +27,7 @@ async fn proxy_with_injected_panics() -> TestProxy {
 
 /// Calls of `sql` on `/api/queries`, found by the text pgvisor shows for it.
 fn calls_of(queries: &Value, sql: &str) -> u64 {
-    let text = advisor::fingerprint(sql.as_bytes()).text;
+    let text = advisor::fingerprint(sql.as_bytes()).display;
     queries["queries"]
         .as_array()
         .and_then(|qs| qs.iter().find(|q| q["query"] == text))

@@ -44,9 +44,9 @@ async fn asyncpg_sees_the_same_through_pgvisor() {
             ("fails_missing_table", 1),
             ("fails_syntax", 1),
             ("(id - id)", 1),
-            ("INSERT INTO items(id, name) VALUES", 1),
+            ("insert into items (id, name) values", 1),
             // The DO blocks (a dollar-quoted constant: one shape): the raise exception.
-            ("DO $1", 1),
+            ("do $1", 1),
             // The client timeout's cancel and statement_timeout.
             ("pg_sleep", 2),
         ],
@@ -54,9 +54,9 @@ async fn asyncpg_sees_the_same_through_pgvisor() {
     .await;
     // Not asserted here: the calls of the 20 000-row `generate_series` statement, which the
     // 3 MB Bind right after it is wrongly counted on (see the ignored test below).
-    let copy = query_with(&queries, "COPY copied FROM STDIN (format BINARY)");
+    let copy = query_with(&queries, "COPY \"copied\" FROM STDIN (FORMAT binary)");
     assert_eq!((copy["calls"].as_u64(), copy["rows"].as_u64()), (Some(1), Some(5000)), "{copy}");
-    let bulk = query_with(&queries, "INSERT INTO items(id, name, price) VALUES");
+    let bulk = query_with(&queries, "insert into items (id, name, price) values");
     assert_eq!(bulk["calls"].as_u64(), Some(300), "executemany's 300 executions: {bulk}");
 }
 
@@ -99,7 +99,7 @@ asyncio.run(main())
         "generate_series ran twice for 7 rows\n{}",
         listing()
     );
-    for marker in ["SELECT length(", "array_length("] {
+    for marker in ["select length(", "array_length("] {
         let q = query_with(&queries, marker);
         assert_eq!((q["calls"].as_u64(), q["rows"].as_u64()), (Some(1), Some(1)), "{marker}\n{}", listing());
     }

@@ -64,21 +64,21 @@ async fn node_postgres_sees_the_same_through_pgvisor() {
         &proxy,
         &[
             // The savepoint's duplicate and the extended-protocol one.
-            ("INSERT INTO fails_unique VALUES", 2),
+            ("insert into fails_unique values", 2),
             ("(count(*) - count(*))", 1),
             ("fails_25p02", 1),
             ("fails_missing_table", 1),
             ("fails_syntax", 1),
-            ("INSERT INTO users(name) VALUES", 1),
+            ("insert into users (name) values", 1),
             ("fails_param", 1),
             ("fails_named", 1),
             // The DO blocks (a dollar-quoted constant: one shape): the raise exception.
-            ("DO $1", 1),
+            ("do $1", 1),
             ("pg_sleep", 1),
         ],
     )
     .await;
-    let named = query_with(&queries, "WHERE name = $1");
+    let named = query_with(&queries, "from users where name = $1");
     assert_eq!((named["calls"].as_u64(), named["rows"].as_u64()), (Some(4), Some(3)), "{named}");
     let big = query_with(&queries, "repeat(");
     assert_eq!((big["calls"].as_u64(), big["rows"].as_u64()), (Some(1), Some(50000)), "{big}");

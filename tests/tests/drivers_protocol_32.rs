@@ -186,7 +186,7 @@ async fn same_both_ways(version: u32, options: &[(&str, &str)]) -> Vec<String> {
         &proxied.join("\n"),
     );
     let queries = drivers_common::assert_stats_sane(&proxy, &[]).await;
-    let plus_one = drivers_common::query_with(&queries, "SELECT $1 + $2");
+    let plus_one = drivers_common::query_with(&queries, "select $1::int + $2");
     assert_eq!((plus_one["calls"].as_u64(), plus_one["rows"].as_u64()), (Some(1), Some(1)), "{plus_one}");
     direct
 }

@@ -40,7 +40,7 @@ async fn psycopg_pipeline_mode_sees_the_same_through_pgvisor() {
         &[
             ("(count(*) - count(*))", 1),
             // The duplicate at the end of a pipeline block, and the one in a savepoint.
-            ("INSERT INTO fails_unique VALUES", 2),
+            ("insert into fails_unique values", 2),
             ("fails_missing_table", 1),
             ("fails_in_tx", 1),
             ("fails_25p02", 1),
@@ -52,14 +52,14 @@ async fn psycopg_pipeline_mode_sees_the_same_through_pgvisor() {
     let skipped: Vec<_> = queries
         .iter()
         .filter(|q| {
-            q["query"].as_str().is_some_and(|t| t.contains("skipped_after_error") || t.contains("events(kind, id)"))
+            q["query"].as_str().is_some_and(|t| t.contains("skipped_after_error") || t.contains("events (kind, id)"))
         })
         .collect();
     assert!(skipped.is_empty(), "statements the server skipped are counted: {skipped:#?}");
     // 200 in flight, each counted once.
     let many = query_with(&queries, "|| $");
     assert_eq!((many["calls"].as_u64(), many["rows"].as_u64()), (Some(200), Some(200)), "{many}");
-    let bulk = query_with(&queries, "INSERT INTO events(id, kind, payload, ");
+    let bulk = query_with(&queries, "insert into events (id, kind, payload, ");
     assert_eq!((bulk["calls"].as_u64(), bulk["errors"].as_u64()), (Some(500), Some(0)), "{bulk}");
     let big = query_with(&queries, "generate_series");
     assert_eq!((big["calls"].as_u64(), big["rows"].as_u64()), (Some(1), Some(30000)), "{big}");

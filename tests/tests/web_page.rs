@@ -187,7 +187,7 @@ async fn committed(proxy: &TestProxy, client: Client) {
     client.batch_execute("commit").await.unwrap();
     let seen = eventually(Duration::from_secs(5), || async {
         let queries = proxy.admin_get("/api/queries?sort=calls&limit=1000").await;
-        queries["queries"].as_array()?.iter().any(|q| q["query"] == "COMMIT").then_some(())
+        queries["queries"].as_array()?.iter().any(|q| q["query"] == "commit").then_some(())
     })
     .await;
     assert!(seen.is_some(), "the COMMIT never showed on /api/queries");

@@ -26,7 +26,10 @@ pub(crate) struct QueriesParams {
 #[derive(Debug, Serialize)]
 struct QueryRow {
     fingerprint: String,
+    /// The first statement seen as written, constants as `$n` (docs/fingerprints.md).
     query: String,
+    /// True when `query` was cut at the stored-text cap (it then ends in "...").
+    query_truncated: bool,
     calls: u64,
     rows: u64,
     errors: u64,
@@ -85,7 +88,8 @@ pub(crate) async fn queries(State(state): State<AdminState>, Query(params): Quer
         .into_iter()
         .map(|(fp, s)| QueryRow {
             fingerprint: fp.to_string(),
-            query: s.text.to_string(),
+            query: s.display.to_string(),
+            query_truncated: s.display_truncated,
             calls: s.calls,
             rows: s.rows,
             errors: s.errors,
