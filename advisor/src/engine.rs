@@ -347,9 +347,7 @@ impl Engine {
                 if let Some(f) = self.ddl.statement((&s).into(), || advisor.sessions.snapshot()) {
                     self.record(f);
                 }
-                for f in self.bursts.statement(&s) {
-                    let caller =
-                        Caller { tags: s.statement.tags.clone(), application_name: s.application_name.clone() };
+                for (f, caller) in self.bursts.statement(&s) {
                     self.record_from(f, Some(&caller));
                 }
                 let config = &self.advisor.config;
@@ -364,8 +362,13 @@ impl Engine {
             }
             Event::Finding(f, caller) => {
                 if f.kind == Kind::NPlusOne {
+                    let now = SystemTime::now();
+                    if self.bursts.is_parallel(&f.key, now) {
+                        // The pool's parallel finding already holds this session's share.
+                        return;
+                    }
                     if let Some(child) = f.fingerprints.last() {
-                        self.bursts.confirmed_in_session(*child, SystemTime::now());
+                        self.bursts.confirmed_in_session(*child, now);
                     }
                 }
                 self.record_from(f, Some(&caller))
@@ -451,8 +454,8 @@ impl Engine {
     /// Periodic checks: transactions, lock waits, throttled stream updates.
     pub fn check(&mut self) {
         let now = SystemTime::now();
-        for f in self.bursts.check(now) {
-            self.record(f);
+        for (f, caller) in self.bursts.check(now) {
+            self.record_from(f, Some(&caller));
         }
         let sessions = self.advisor.sessions.snapshot();
         for f in self.transactions.check(&sessions, now, &self.advisor.config.transactions) {

@@ -222,18 +222,17 @@ fn n_plus_one() {
     let mut at = t0();
     let mut parent = event(1, "select id from users order by id", &[], ms(2), at);
     parent.result = Some(column("id", &ids(12)));
-    found.extend(watch.statement(&parent));
+    found.extend(watch.statement(&parent).into_iter().map(|(f, _)| f));
     for (i, id) in ids(12).iter().enumerate() {
         at += ms(2);
-        found.extend(watch.statement(&event(
-            2 + (i % 4) as u64,
-            "select * from orders where user_id = $1",
-            &[id],
-            ms(1),
-            at,
-        )));
+        found.extend(
+            watch
+                .statement(&event(2 + (i % 4) as u64, "select * from orders where user_id = $1", &[id], ms(1), at))
+                .into_iter()
+                .map(|(f, _)| f),
+        );
     }
-    found.extend(watch.check(at + Duration::from_secs(2)));
+    found.extend(watch.check(at + Duration::from_secs(2)).into_iter().map(|(f, _)| f));
     let parallel = last(found, "parallel burst");
 
     // No parent: thirty lookups by id on one session, then COMMIT.
@@ -242,9 +241,14 @@ fn n_plus_one() {
     let mut at = t0();
     for id in ids(30) {
         at += ms(2);
-        found.extend(watch.statement(&event(6, "select * from products where id = $1", &[&id], ms(1), at)));
+        found.extend(
+            watch
+                .statement(&event(6, "select * from products where id = $1", &[&id], ms(1), at))
+                .into_iter()
+                .map(|(f, _)| f),
+        );
     }
-    found.extend(watch.statement(&event(6, "commit", &[], ms(1), at + ms(2))));
+    found.extend(watch.statement(&event(6, "commit", &[], ms(1), at + ms(2))).into_iter().map(|(f, _)| f));
     let unlinked = last(found, "unlinked burst");
 
     let cases = [

@@ -23,7 +23,7 @@ use super::{NPlusOneConfig, ResultDigest, MAX_DISTINCT};
 use crate::advice::{Finding, Occurrence};
 use crate::detect::orm::OrmStyle;
 use crate::detect::sql_shape;
-use crate::events::{Statement, StatementEvent};
+use crate::events::{Caller, Statement, StatementEvent};
 use crate::fingerprint::Fingerprint;
 
 /// A consecutive run longer than this is a steady repetition, not a burst.
@@ -44,10 +44,14 @@ const MAX_POOLS: usize = 1_000;
 /// How long a per-session N+1 keeps its child from being reported again as unlinked.
 const CONFIRMED_FOR: Duration = Duration::from_secs(60);
 
+/// A finding and who ran the statements it is about (their tags, the session's name).
+pub type Reported = (Finding, Caller);
+
 /// One session's current run of one fingerprint.
 struct Run {
     statement: Arc<Statement>,
     label: Arc<str>,
+    application_name: Arc<str>,
     count: usize,
     distinct: HashSet<u64>,
     first: SystemTime,
@@ -70,6 +74,7 @@ struct Parent {
 /// Children of one fingerprint across a pool's sessions.
 struct PoolBurst {
     statement: Arc<Statement>,
+    application_name: Arc<str>,
     style: OrmStyle,
     count: usize,
     distinct: HashSet<u64>,
@@ -87,7 +92,11 @@ impl PoolBurst {
         self.matches.iter().filter(|(_, n)| **n == self.count).map(|(k, _)| *k).min()
     }
 
-    fn describe(&self, occurrence: Occurrence) -> Option<Finding> {
+    fn caller(&self) -> Caller {
+        Caller { tags: self.statement.tags.clone(), application_name: self.application_name.clone() }
+    }
+
+    fn describe(&self, occurrence: Occurrence) -> Option<Reported> {
         let (p, param, column) = self.link()?;
         let parent = self.parents.get(p)?;
         let sessions: Vec<String> = self.sessions.iter().map(|(_, label)| label.to_string()).collect();
@@ -101,7 +110,7 @@ impl PoolBurst {
             proof: Proof::Linked { parent: &parent.statement, result: &parent.result, param, column },
             samples: None,
         };
-        Some(described.finding(occurrence))
+        Some((described.finding(occurrence), self.caller()))
     }
 }
 
@@ -119,6 +128,9 @@ pub struct BurstWatch {
     pools: HashMap<Arc<str>, Pool>,
     /// Children some session already proved an N+1 for, and when.
     confirmed: HashMap<Fingerprint, SystemTime>,
+    /// Findings (by key) the pool reported as parallel, and when: a session's share of the same
+    /// children is part of them, not a finding of its own.
+    parallel: HashMap<String, SystemTime>,
 }
 
 impl BurstWatch {
@@ -128,7 +140,7 @@ impl BurstWatch {
     }
 
     /// Feeds one finished statement; returns the findings it completes.
-    pub fn statement(&mut self, s: &StatementEvent) -> Vec<Finding> {
+    pub fn statement(&mut self, s: &StatementEvent) -> Vec<Reported> {
         let mut out = Vec::new();
         let fp = s.statement.fingerprint;
         let child = s.error.is_none() && !s.params.is_empty() && sql_shape::is_read(&s.statement.text);
@@ -148,6 +160,7 @@ impl BurstWatch {
             let run = self.runs.entry(s.session).or_insert_with(|| Run {
                 statement: s.statement.clone(),
                 label: s.origin.label.clone(),
+                application_name: s.application_name.clone(),
                 count: 0,
                 distinct: HashSet::new(),
                 first: s.finished_at,
@@ -177,11 +190,12 @@ impl BurstWatch {
     }
 
     /// A child across the pool: counted against the parents the pool had when its burst began.
-    fn pool_child(&mut self, s: &StatementEvent) -> Option<Finding> {
+    fn pool_child(&mut self, s: &StatementEvent) -> Option<Reported> {
         let fp = s.statement.fingerprint;
         let gap = self.config.gap;
         let min = self.config.min_children;
         let mut out = None;
+        let proven = self.confirmed.get(&fp).is_some_and(|t| since(*t, s.finished_at) <= CONFIRMED_FOR);
         let pool = self.pool(&s.origin.pool);
         if pool.bursts.get(&fp).is_some_and(|b| since(b.last, s.finished_at) > gap) {
             if let Some(b) = pool.bursts.remove(&fp) {
@@ -206,6 +220,7 @@ impl BurstWatch {
                 fp,
                 PoolBurst {
                     statement: s.statement.clone(),
+                    application_name: s.application_name.clone(),
                     style: s.statement.style,
                     count: 0,
                     distinct: HashSet::new(),
@@ -243,13 +258,27 @@ impl BurstWatch {
             && burst.link().is_some()
             && (burst.reported_at == 0 || burst.count >= burst.reported_at * 2);
         if due {
-            let occurrence = if burst.reported_at == 0 { Occurrence::New } else { Occurrence::Update };
+            // A session that ran part of the children may have reported its share already: this
+            // is then the same finding, grown, not a second one.
+            let occurrence = if burst.reported_at == 0 && !proven { Occurrence::New } else { Occurrence::Update };
             burst.reported_at = burst.count;
-            let finding = burst.describe(occurrence);
+            let reported = burst.describe(occurrence);
+            if let Some((finding, _)) = &reported {
+                if self.parallel.len() >= MAX_SESSIONS {
+                    self.parallel.clear();
+                }
+                self.parallel.insert(finding.key.clone(), s.finished_at);
+            }
             self.confirmed.insert(fp, s.finished_at);
-            return finding.or(out);
+            return reported.or(out);
         }
         out
+    }
+
+    /// True when the pool already reported the finding `key` as parallel (recently): a
+    /// session's own report of its share must not replace it.
+    pub fn is_parallel(&self, key: &str, at: SystemTime) -> bool {
+        self.parallel.get(key).is_some_and(|t| since(*t, at) <= CONFIRMED_FOR)
     }
 
     fn pool(&mut self, key: &Arc<str>) -> &mut Pool {
@@ -260,7 +289,7 @@ impl BurstWatch {
     }
 
     /// A session's run ended while the session lives on: a bounded burst with no proven parent.
-    fn unlinked(&self, run: &Run) -> Option<Finding> {
+    fn unlinked(&self, run: &Run) -> Option<Reported> {
         let min = self.config.min_children;
         let fp = run.statement.fingerprint;
         let proven_elsewhere = self.confirmed.get(&fp).is_some_and(|t| since(*t, run.last) <= CONFIRMED_FOR);
@@ -278,7 +307,8 @@ impl BurstWatch {
             proof: Proof::Unlinked,
             samples: None,
         };
-        Some(described.finding(Occurrence::New))
+        let caller = Caller { tags: run.statement.tags.clone(), application_name: run.application_name.clone() };
+        Some((described.finding(Occurrence::New), caller))
     }
 
     /// A session proved an N+1 of `child` itself: it is not reported again as unlinked.
@@ -295,7 +325,7 @@ impl BurstWatch {
     }
 
     /// Runs and pool bursts that went quiet by `now` are over.
-    pub fn check(&mut self, now: SystemTime) -> Vec<Finding> {
+    pub fn check(&mut self, now: SystemTime) -> Vec<Reported> {
         let gap = self.config.gap;
         let idle: Vec<u64> = self.runs.iter().filter(|(_, r)| since(r.last, now) > gap).map(|(id, _)| *id).collect();
         let mut out = Vec::new();
@@ -319,7 +349,7 @@ impl BurstWatch {
     }
 }
 
-fn final_report(b: &PoolBurst) -> Option<Finding> {
+fn final_report(b: &PoolBurst) -> Option<Reported> {
     (b.reported_at > 0 && b.count > b.reported_at).then(|| b.describe(Occurrence::Update)).flatten()
 }
 
@@ -362,12 +392,12 @@ mod tests {
             event.params = Params::from_texts(params.iter().copied());
             event.result = result;
             event.origin = origin(session, "app/shop/web/127.0.0.1");
-            self.out.extend(self.watch.statement(&event));
+            self.out.extend(self.watch.statement(&event).into_iter().map(|(f, _)| f));
         }
 
         fn idle(&mut self, by: Duration) {
             self.t += by;
-            self.out.extend(self.watch.check(self.t));
+            self.out.extend(self.watch.check(self.t).into_iter().map(|(f, _)| f));
         }
     }
 

@@ -51,7 +51,7 @@ impl Burst<'_> {
         let parallel = self.sessions.len() > 1;
         let who = match self.sessions {
             [one] => one.clone(),
-            many => format!("{} sessions of one application's pool ({})", many.len(), many.join("; ")),
+            many => format!("{} connections of one application's pool ({})", many.len(), many.join("; ")),
         };
         let child_table = sql_shape::tables(&child.text).into_iter().next();
         let (severity, title, message, batched, join, link, parent_text) = match &self.proof {
@@ -79,21 +79,18 @@ impl Burst<'_> {
                 };
                 let how = if parallel {
                     format!(
-                        "ran `{}`, and then `{}` ran {count} times in parallel on {} connections of the pool, once per row of that \
-                         result",
-                        parent.text,
-                        child.text,
-                        self.sessions.len()
+                        "`{}` returned rows, and then `{}` ran {count} times in parallel on {who}, once per row of that result",
+                        parent.text, child.text
                     )
                 } else {
                     format!(
-                        "ran `{}` and then `{}` {count} times, once per row of that result",
+                        "{who} ran `{}` and then `{}` {count} times, once per row of that result",
                         parent.text, child.text
                     )
                 };
                 let message = format!(
-                    "{who} {how}: each execution took its parameter from the first query's result ({link}). That is {count} \
-                     round trips to the database ({total_ms:.1} ms) where one query would do."
+                    "{how}: each execution took its parameter from the first query's result ({link}). That is {count} round \
+                     trips to the database ({total_ms:.1} ms of database time) where one query would do."
                 );
                 (
                     severity,
@@ -112,7 +109,7 @@ impl Burst<'_> {
                 };
                 let message = format!(
                     "{who} ran `{}` {count} times in a row with {} different parameter values ({total_ms:.1} ms in total), and \
-                     then went on to something else. The parameters did not come from an earlier result that pgvisor saw, so \
+                     then stopped. The parameters did not come from an earlier result that pgvisor saw, so \
                      they may come from the application's own loop (a request body, a cache, a list); either way one query \
                      could fetch them all.",
                     child.text, self.distinct
@@ -121,7 +118,8 @@ impl Burst<'_> {
             }
         };
         let saving = format!(
-            " Batched, it would save {} round trips and about {saved_ms:.1} ms of the {total_ms:.1} ms measured.",
+            " Batched, it would save {} round trips and about {saved_ms:.1} ms of the {total_ms:.1} ms of database time \
+             measured.",
             count.saturating_sub(1)
         );
         let mut suggestion = match &batched {
