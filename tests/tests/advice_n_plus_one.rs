@@ -15,8 +15,9 @@ use pgvisor_tests::{shared_cluster, start_proxy, TestProxy};
 use serde_json::Value;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-const PARENT: &str = "SELECT id FROM users ORDER BY id";
-const CHILD: &str = "SELECT * FROM orders WHERE user_id = $1";
+// As the application wrote them (constants as $n): what a user greps their code for.
+const PARENT: &str = "select id from users order by id";
+const CHILD: &str = "select * from orders where user_id = $1";
 const LINK: &str = "users.id -> orders.user_id";
 
 /// A proxy and a session through it, in a fresh schema holding `users` and `orders`.
@@ -60,7 +61,7 @@ async fn confirmed_burst(proxy: &TestProxy, done: Instant) -> Value {
     assert!(e["total_child_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{a:#}");
     assert!(e.get("sample_parameters").is_none(), "parameter values only with --log-params: {a:#}");
     let suggestion = a["suggestion"].as_str().unwrap_or_default();
-    assert!(suggestion.contains("SELECT * FROM orders WHERE user_id = ANY($1)"), "suggestion: {suggestion}");
+    assert!(suggestion.contains("select * from orders where user_id = ANY($1)"), "suggestion: {suggestion}");
     assert!(a["title"].as_str().is_some_and(|t| t.contains(LINK)), "{a:#}");
     assert!(a["message"].as_str().is_some_and(|m| m.contains(PARENT) && m.contains(CHILD)), "{a:#}");
     assert_eq!(a["severity"], "warning", "20 quick children: {a:#}");

@@ -110,7 +110,8 @@ async fn assert_one_parallel_n_plus_one(proxy: &TestProxy, child: &str) -> Value
     );
     let suggestion = a["suggestion"].as_str().unwrap_or_default();
     assert!(suggestion.contains("one batched query beats concurrency"), "{suggestion}");
-    assert!(suggestion.contains("user_id = ANY($1)"), "{suggestion}");
+    // The child as written, batched: quoted where the ORM quoted it.
+    assert!(suggestion.contains("user_id = ANY($1)") || suggestion.contains("\"user_id\" = ANY($1)"), "{suggestion}");
     assert!(a["title"].as_str().is_some_and(|t| t.contains("in parallel") && t.contains(LINK)), "{a:#}");
     a
 }
@@ -156,7 +157,8 @@ async fn asyncpg_pool_gather_is_a_parallel_n_plus_one() {
 
 /// The statement as pgvisor normalises Sequelize's `SELECT "id", "total", "user_id" FROM "orders"
 /// AS "Order" WHERE "Order"."user_id" = 1`: the alias is dropped, its use is not.
-const SEQUELIZE_CHILD: &str = "SELECT id, total, user_id FROM orders WHERE \"Order\".user_id = $1";
+const SEQUELIZE_CHILD: &str =
+    "SELECT \"id\", \"total\", \"user_id\" FROM \"orders\" AS \"Order\" WHERE \"Order\".\"user_id\" = $1";
 
 /// Sequelize (over node-postgres, a warm pool of 8): `Promise.all(users.map(u => u.getOrders()))`.
 /// Sequelize writes the values into the SQL (simple queries with literals), quotes every
@@ -170,7 +172,6 @@ const SEQUELIZE_CHILD: &str = "SELECT id, total, user_id FROM orders WHERE \"Ord
 /// batched query it suggests does not run. And its ORM hint is Django's: the style detector takes
 /// any `"table"."column"` for Django.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "n_plus_one: Sequelize's SQL loses its aliases in the normalised text the suggestion is built from, and gets Django's hint"]
 async fn sequelize_lazy_loading_awaited_together_is_a_parallel_n_plus_one() {
     let Some(node) = Driver::node("sequelize") else { return };
     let (proxy, schema) = shop().await;

@@ -13,6 +13,8 @@ pub enum OrmStyle {
     Prisma,
     /// Hibernate: generated aliases such as `u1_0.id` or `product0_.id`.
     Hibernate,
+    /// Sequelize: tables aliased by their model, `FROM "orders" AS "Order"`.
+    Sequelize,
     /// Hand-written or unrecognised.
     #[default]
     Unknown,
@@ -31,6 +33,8 @@ impl OrmStyle {
             Self::SqlAlchemy
         } else if lower.contains("\".* from \"") || lower.contains("/*application:") {
             Self::Rails
+        } else if has_model_alias(&text) {
+            Self::Sequelize
         } else if lower.contains("\".\"") {
             Self::Django
         } else {
@@ -55,9 +59,18 @@ impl OrmStyle {
                 "Hibernate/JPA: select p from Parent p join fetch p.children (JOIN FETCH), an @EntityGraph, or \
                  @BatchSize on the association.",
             ),
+            Self::Sequelize => Some(
+                "Sequelize: Parent.findAll({ include: [{ model: Child }] }) loads the children with the parents \
+                 (add separate: true on a hasMany include for one extra query with IN).",
+            ),
             Self::Unknown => None,
         }
     }
+}
+
+/// `"table" AS "Model"`: a quoted table aliased by a capitalised quoted model name.
+fn has_model_alias(text: &str) -> bool {
+    text.match_indices("\" AS \"").any(|(at, m)| text[at + m.len()..].starts_with(|c: char| c.is_ascii_uppercase()))
 }
 
 /// `table.column AS table_column`, SQLAlchemy's label style.
@@ -95,6 +108,7 @@ mod tests {
             ("SELECT \"public\".\"Post\".\"id\" FROM \"public\".\"Post\" WHERE \"public\".\"Post\".\"authorId\" = $1", OrmStyle::Prisma),
             ("select o1_0.id,o1_0.total from orders o1_0 where o1_0.customer_id=$1", OrmStyle::Hibernate),
             ("select product0_.id as id1_4_ from products product0_ where product0_.sku=$1", OrmStyle::Hibernate),
+            ("SELECT \"id\", \"total\", \"user_id\" FROM \"orders\" AS \"Order\" WHERE \"Order\".\"user_id\" = $1;", OrmStyle::Sequelize),
             ("select * from orders where user_id = $1", OrmStyle::Unknown),
         ];
         for (sql, style) in cases {

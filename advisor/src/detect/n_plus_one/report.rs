@@ -80,12 +80,12 @@ impl Burst<'_> {
                 let how = if parallel {
                     format!(
                         "`{}` returned rows, and then `{}` ran {count} times in parallel on {who}, once per row of that result",
-                        parent.text, child.text
+                        parent.display, child.display
                     )
                 } else {
                     format!(
                         "{who} ran `{}` and then `{}` {count} times, once per row of that result",
-                        parent.text, child.text
+                        parent.display, child.display
                     )
                 };
                 let message = format!(
@@ -96,10 +96,10 @@ impl Burst<'_> {
                     severity,
                     title,
                     message,
-                    sql_shape::batched(&child.text, param + 1),
+                    batched(child, param + 1),
                     Some(join),
                     Some(link),
-                    Some(parent.text.to_string()),
+                    Some(parent.display.to_string()),
                 )
             }
             Proof::Unlinked => {
@@ -112,9 +112,9 @@ impl Burst<'_> {
                      then stopped. The parameters did not come from an earlier result that pgvisor saw, so \
                      they may come from the application's own loop (a request body, a cache, a list); either way one query \
                      could fetch them all.",
-                    child.text, self.distinct
+                    child.display, self.distinct
                 );
-                (Severity::Info, title, message, sql_shape::batched(&child.text, 1), None, None, None)
+                (Severity::Info, title, message, batched(child, 1), None, None, None)
             }
         };
         let saving = format!(
@@ -151,7 +151,7 @@ impl Burst<'_> {
             "confirmed": link.is_some(),
             "parallel": parallel,
             "parent_query": parent_text,
-            "child_query": child.text.to_string(),
+            "child_query": child.display.to_string(),
             "children": count,
             "distinct_parameters": self.distinct,
             "total_child_ms": round3(total_ms),
@@ -178,6 +178,12 @@ impl Burst<'_> {
             evidence,
         }
     }
+}
+
+/// The child rewritten to take all the values at once (`col = ANY($n)`): from the text as the
+/// application wrote it, so it runs as is (aliases kept), else from the normalised text.
+fn batched(child: &Statement, param: usize) -> Option<String> {
+    sql_shape::batched(&child.display, param).or_else(|| sql_shape::batched(&child.text, param))
 }
 
 fn round3(ms: f64) -> f64 {
