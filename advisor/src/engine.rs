@@ -139,12 +139,15 @@ pub struct Advisor {
     pub scopes: ScopeStats,
     /// Asks the engine to apply everything queued so far, and answers when it has.
     flushes: mpsc::Sender<oneshot::Sender<()>>,
+    /// Where the Inspector sends its answers (never dropped).
+    pub answers: events::AnswerSender,
 }
 
 /// What the engine task consumes: observer events and flush requests.
 pub struct EngineInputs {
     events: mpsc::Receiver<Event>,
     flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    answers: mpsc::Receiver<Event>,
 }
 
 /// Longest an API request waits for the engine to apply what is queued.
@@ -163,6 +166,7 @@ impl Advisor {
     pub fn new(config: AdvisorConfig) -> (Arc<Self>, EngineInputs) {
         let (events, rx) = events::channel(EVENT_CHANNEL_CAPACITY);
         let (flushes, flush_rx) = mpsc::channel(64);
+        let (answers, answer_rx) = mpsc::channel(256);
         let advisor = Self {
             stats: QueryStats::new(config.max_fingerprints),
             sessions: SessionRegistry::default(),
@@ -172,8 +176,9 @@ impl Advisor {
             health: AnalysisHealth::default(),
             scopes: ScopeStats::default(),
             flushes,
+            answers: events::AnswerSender(answers),
         };
-        (Arc::new(advisor), EngineInputs { events: rx, flushes: flush_rx })
+        (Arc::new(advisor), EngineInputs { events: rx, flushes: flush_rx, answers: answer_rx })
     }
 
     /// Read-your-writes for the API: returns once every statement whose result was forwarded
@@ -351,7 +356,13 @@ impl Engine {
                     self.record_from(f, Some(&caller));
                 }
                 let config = &self.advisor.config;
-                self.slow_queries.observe(&s, &config.slow_query);
+                if let Some(mut f) = self.slow_queries.observe(&s, &config.slow_query) {
+                    self.note_lock_waits(&mut f);
+                    let caller =
+                        Caller { tags: s.statement.tags.clone(), application_name: s.application_name.clone() };
+                    self.record_from(f, Some(&caller));
+                }
+                let config = &self.advisor.config;
                 let found = [
                     self.unparameterized.observe(&s, &config.unparameterized),
                     self.error_spikes.observe(&s, &config.error_spike),
@@ -462,17 +473,7 @@ impl Engine {
             self.record(f);
         }
         for mut f in self.slow_queries.check(&self.advisor.stats, &self.advisor.config.slow_query) {
-            // Time spent queued behind another session's locks is not a plan problem.
-            if f.evidence["query"].as_str().is_some_and(|q| self.lock_waited.contains(q)) {
-                f.message.push_str(
-                    " Some of its runs waited for locks held by other sessions (see the lock_contention advice).",
-                );
-                f.suggestion = format!(
-                    "First shorten the transactions that hold the locks it waits for (see lock_contention); then, if it is still slow, look at its plan. {}",
-                    f.suggestion
-                );
-                f.evidence["waited_for_locks"] = serde_json::Value::Bool(true);
-            }
+            self.note_lock_waits(&mut f);
             self.record(f);
         }
 
@@ -518,6 +519,21 @@ impl Engine {
         self.advisor.advice.flush();
     }
 
+    /// Time spent queued behind another session's locks is not a plan problem: a slow_query
+    /// finding about a statement seen waiting for a lock says so.
+    fn note_lock_waits(&self, f: &mut Finding) {
+        if f.evidence["query"].as_str().is_some_and(|q| self.lock_waited.contains(q)) {
+            f.message.push_str(
+                " Some of its runs waited for locks held by other sessions (see the lock_contention advice).",
+            );
+            f.suggestion = format!(
+                "First shorten the transactions that hold the locks it waits for (see lock_contention); then, if it is still slow, look at its plan. {}",
+                f.suggestion
+            );
+            f.evidence["waited_for_locks"] = serde_json::Value::Bool(true);
+        }
+    }
+
     /// Reports (or updates) every waiter known to be blocked (or just `only`), with its wait so far.
     fn report_waits(&mut self, only: Option<u64>, occurrence: Occurrence) {
         let now = SystemTime::now();
@@ -561,7 +577,7 @@ impl Engine {
     /// A panic while applying one event or running one check is contained: that event is lost,
     /// counted under `stage="engine"` and logged, and the engine goes on with the next.
     pub async fn run(mut self, inputs: EngineInputs) {
-        let EngineInputs { events: mut rx, flushes: mut flush_rx } = inputs;
+        let EngineInputs { events: mut rx, flushes: mut flush_rx, answers: mut answer_rx } = inputs;
         let mut drain = tokio::time::interval(DRAIN_EVERY);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_check = std::time::Instant::now();
@@ -570,6 +586,9 @@ impl Engine {
                 _ = drain.tick() => None,
                 Some(reply) = flush_rx.recv() => Some(reply),
             };
+            while let Ok(answer) = answer_rx.try_recv() {
+                self.contained(|engine| engine.apply(answer));
+            }
             if !self.drain(&mut rx) {
                 return;
             }

@@ -217,6 +217,19 @@ impl EventSender {
     }
 }
 
+/// The Inspector's answers to the engine (who blocks whom, plans, its own availability): their own
+/// channel, where the Inspector waits for room instead of dropping, so an answer is never lost
+/// with observer events.
+#[derive(Debug, Clone)]
+pub struct AnswerSender(pub(crate) mpsc::Sender<Event>);
+
+impl AnswerSender {
+    /// Sends `answer`, waiting for room; only a stopped engine loses it.
+    pub async fn send(&self, answer: Event) {
+        let _ = self.0.send(answer).await;
+    }
+}
+
 /// A bounded event channel holding up to `capacity` events.
 pub fn channel(capacity: usize) -> (EventSender, mpsc::Receiver<Event>) {
     let (tx, rx) = mpsc::channel(capacity);

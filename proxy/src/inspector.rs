@@ -12,7 +12,7 @@ use std::time::Duration;
 use advisor::detect::lock_contention::BlockingReport;
 use advisor::detect::missing_index::{IndexCandidate, MissingIndexConfig};
 use advisor::engine::InspectRequest;
-use advisor::events::{Event, EventSender, ExplainSample, PlanOutcome, SkipReason};
+use advisor::events::{AnswerSender, Event, ExplainSample, PlanOutcome, SkipReason};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 use tracing::{debug, warn};
@@ -92,7 +92,7 @@ impl Side {
         Ok(&connection.client)
     }
 
-    async fn client(&mut self, events: &EventSender) -> Option<&Client> {
+    async fn client(&mut self, events: &AnswerSender) -> Option<&Client> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             if self.last_failure.is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
                 return None;
@@ -108,7 +108,7 @@ impl Side {
                     if !self.reported_down {
                         self.reported_down = true;
                         warn!(error = %e, "the Inspector cannot connect to PostgreSQL; lock advice falls back to the wire");
-                        events.send(Event::InspectorUnavailable { reason: error_chain(&e) });
+                        events.send(Event::InspectorUnavailable { reason: error_chain(&e) }).await;
                     }
                     return None;
                 }
@@ -124,7 +124,7 @@ pub async fn run(
     mut requests: mpsc::Receiver<InspectRequest>,
     mut explains: mpsc::Receiver<ExplainSample>,
     config: MissingIndexConfig,
-    events: EventSender,
+    events: AnswerSender,
     stats: Arc<ProxyStats>,
 ) {
     let mut side = Side { dsn, client: None, reported_down: false, last_failure: None, by_database: HashMap::new() };
@@ -154,11 +154,13 @@ pub async fn run(
                     },
                     None => None,
                 };
-                events.send(Event::Blocking {
-                    session: request.session,
-                    statement_started: request.statement_started,
-                    report,
-                });
+                events
+                    .send(Event::Blocking {
+                        session: request.session,
+                        statement_started: request.statement_started,
+                        report,
+                    })
+                    .await;
             }
             Job::Explain(sample) => {
                 next_explain = tokio::time::Instant::now() + EXPLAIN_EVERY;
@@ -170,11 +172,13 @@ pub async fn run(
                     }
                 };
                 stats.inspector_explains.count(&outcome);
-                events.send(Event::Plan {
-                    fingerprint: sample.statement.fingerprint,
-                    statement: sample.statement.text.to_string(),
-                    outcome,
-                });
+                events
+                    .send(Event::Plan {
+                        fingerprint: sample.statement.fingerprint,
+                        statement: sample.statement.text.to_string(),
+                        outcome,
+                    })
+                    .await;
             }
         }
     }
@@ -184,7 +188,7 @@ pub async fn run(
 /// afterwards is closed.
 async fn explain(
     side: &mut Side,
-    events: &EventSender,
+    events: &AnswerSender,
     sample: &ExplainSample,
     config: &MissingIndexConfig,
 ) -> Result<Vec<IndexCandidate>, ExplainError> {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use advisor::detect::error_spike::ErrorSpikeConfig;
+use advisor::detect::missing_index::MissingIndexConfig;
 use advisor::detect::n_plus_one::NPlusOneConfig;
 use advisor::detect::repeated_query::RepeatedQueryConfig;
 use advisor::detect::select_star::SelectStarConfig;
@@ -91,7 +92,11 @@ impl ProxySettings {
                 },
                 lock_wait: args.lock_wait,
                 filter: crate::config_file::advice_filter(args),
-                slow_query: SlowQueryConfig { threshold: args.slow, min_calls: args.slow_min_calls },
+                slow_query: SlowQueryConfig {
+                    threshold: args.slow,
+                    min_calls: args.slow_min_calls,
+                    once: args.slow_once,
+                },
                 session_checks: SessionChecksConfig {
                     repeated_query: RepeatedQueryConfig {
                         min_repeats: args.repeated_query_min as usize,
@@ -112,6 +117,7 @@ impl ProxySettings {
                     window: args.error_spike_window,
                     ratio: args.error_spike_ratio,
                 },
+                missing_index: MissingIndexConfig { explain_min: args.explain_min, ..MissingIndexConfig::default() },
                 ..AdvisorConfig::default()
             },
             inspector_dsn: args.inspector_dsn.clone(),
@@ -300,7 +306,7 @@ impl Proxy {
         let (explain_tx, explain_rx) = mpsc::channel(16);
         let inspector = self.inspector_dsn.clone().map(|dsn| {
             let config = self.shared.advisor.config.missing_index.clone();
-            let events = self.shared.advisor.events.clone();
+            let events = self.shared.advisor.answers.clone();
             let advisor = self.shared.advisor.clone();
             let stats = self.shared.stats.clone();
             let inspector = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(crate::inspector::run(
