@@ -24,8 +24,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the proxy (the default).
-    Run,
+    /// Run the proxy (the default); with `-- CMD`, run CMD through it and write a report.
+    Run(crate::check::RunArgs),
+    /// Run a test command through pgvisor and fail on new advice or query counts past a baseline.
+    Check(crate::check::CheckArgs),
+    /// Compare two pgvisor-report.json files: new and gone queries, calls, p95, advice.
+    Diff(crate::check::DiffArgs),
     /// Print the top queries of a running pgvisor as a table.
     Report(ReportArgs),
     /// Follow a running pgvisor's live advice: one block per finding (reconnects on restart).
@@ -421,6 +425,16 @@ pub struct ProxyArgs {
     /// slow_query needs at least this many calls of the shape.
     #[arg(long, env = "PGVISOR_SLOW_MIN_CALLS", default_value_t = 5, value_parser = count::<u64>(1, u64::MAX, ""), global = true, allow_negative_numbers = true)]
     pub slow_min_calls: u64,
+
+    /// slow_query also fires for a single call at least this long, however few calls its shape
+    /// has (0 turns it off).
+    #[arg(long, env = "PGVISOR_SLOW_ONCE", default_value = "1s", value_parser = parse_duration, global = true, allow_hyphen_values = true)]
+    pub slow_once: Duration,
+
+    /// missing_index: a statement at least this slow gets its plan looked at (EXPLAIN by the
+    /// Inspector, once per query shape every 10 minutes; 0: every statement).
+    #[arg(long, env = "PGVISOR_EXPLAIN_MIN", default_value = "2ms", value_parser = parse_duration, global = true, allow_hyphen_values = true)]
+    pub explain_min: Duration,
 
     /// repeated_query: how many runs of one query with the same parameters, in one session, within
     /// --repeated-query-window.

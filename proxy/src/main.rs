@@ -30,9 +30,11 @@ fn run_command() -> anyhow::Result<()> {
     let matches = pgvisor::config_file::matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| pgvisor::config::exit_on_clap_error(e));
     // The demo and watch print advice on stdout themselves; their log shows only problems.
-    let quiet = match cli.command {
+    let quiet = match &cli.command {
         Some(Command::Demo(_)) => Some(pgvisor::demo::LOG_FILTER),
         Some(Command::Watch(_)) => Some("warn"),
+        Some(Command::Check(_) | Command::Diff(_)) => Some(pgvisor::check::LOG_FILTER),
+        Some(Command::Run(run)) if !run.command.is_empty() => Some(pgvisor::check::LOG_FILTER),
         _ => None,
     };
     if let (Some(filter), None) = (quiet, std::env::var_os("RUST_LOG")) {
@@ -40,8 +42,11 @@ fn run_command() -> anyhow::Result<()> {
         std::env::set_var("RUST_LOG", filter);
     }
     pgvisor::logging::init(cli.proxy.log_format);
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(cli.proxy),
+    match cli.command.unwrap_or(Command::Run(Default::default())) {
+        Command::Run(args) if args.command.is_empty() => run(cli.proxy),
+        Command::Run(args) => std::process::exit(pgvisor::check::run_and_report(cli.proxy, args, &matches)?),
+        Command::Check(args) => std::process::exit(pgvisor::check::run_check(cli.proxy, args, &matches)?),
+        Command::Diff(args) => std::process::exit(pgvisor::check::run_diff(args)?),
         Command::Demo(demo) => pgvisor::demo::run(cli.proxy, demo, &matches, shutdown_signal),
         Command::Watch(watch) => watch_advice(cli.proxy, watch),
         Command::Fingerprint(args) => pgvisor::fingerprint_cli::run(&args),
