@@ -23,7 +23,13 @@ pub enum OrmStyle {
 impl OrmStyle {
     /// Recognises the style of a raw statement text.
     pub fn detect(sql: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(&sql[..sql.len().min(2048)]);
+        let head = &sql[..sql.len().min(2048)];
+        // Every style below needs a quote, a qualified name or a comment: hand-written and
+        // load-test SQL (pgbench) has none, and is told apart without allocating.
+        if !head.iter().any(|b| matches!(b, b'"' | b'.' | b'/')) {
+            return Self::Unknown;
+        }
+        let text = String::from_utf8_lossy(head);
         let lower = text.to_ascii_lowercase();
         if lower.contains("\"public\".\"") {
             Self::Prisma
