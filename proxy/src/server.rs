@@ -331,7 +331,7 @@ impl Proxy {
         if inspector.is_some() {
             engine = engine.with_explainer(explain_tx);
         }
-        let engine = tokio::spawn(engine.run(self.events));
+        let engine = EngineThread::start(engine, self.events);
         let admin_stopper = self.admin.as_ref().map(|a| a.stopper());
         let admin = self.admin.map(|a| tokio::spawn(a.serve()));
         let summary = (!self.summary_interval.is_zero())
@@ -379,7 +379,8 @@ impl Proxy {
             })
             .await;
         }
-        for task in [Some(engine), admin, summary, inspector].into_iter().flatten() {
+        engine.stop();
+        for task in [admin, summary, inspector].into_iter().flatten() {
             task.abort();
         }
         info!("proxy stopped");
@@ -396,6 +397,57 @@ impl Proxy {
         let stopped = stop.clone();
         let task = tokio::spawn(self.run(async move { stopped.cancelled().await }));
         ProxyHandle { addr, admin_addr, stats, advisor, stop, task }
+    }
+}
+
+/// The engine on a thread of its own: its batches (statistics, detectors, advice) never hold up a
+/// forwarding task on the proxy's workers, whatever they cost.
+struct EngineThread {
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineThread {
+    fn start(engine: Engine, inputs: EngineInputs) -> Self {
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("pgvisor-engine".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        error!(error = %e, "cannot start the analysis engine; forwarding goes on without analysis");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    tokio::select! {
+                        _ = engine.run(inputs) => {}
+                        _ = stopped.cancelled() => {}
+                    }
+                });
+            })
+            .map_err(
+                |e| error!(error = %e, "cannot start the analysis engine thread; forwarding goes on without analysis"),
+            )
+            .ok();
+        Self { stop, thread }
+    }
+
+    /// Stops the engine and waits for its thread (a few milliseconds).
+    fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for EngineThread {
+    /// A proxy dropped without a shutdown (a test's runtime ending) still ends its engine thread.
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
