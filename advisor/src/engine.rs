@@ -118,7 +118,9 @@ pub struct InspectRequest {
     pub statement_started: SystemTime,
 }
 
-/// Called with each advice's first occurrence (the log sink).
+/// Called with each advice's first occurrence, then with its updates as the book streams them
+/// (at most one per advice every [`crate::advice::UPDATE_INTERVAL`]): the log sink, which
+/// chooses the updates worth a line.
 pub type AdviceSink = Box<dyn Fn(&Advice) + Send + Sync>;
 
 /// Shared advisor state: what the admin API reads.
@@ -270,6 +272,8 @@ impl ExplainBudget {
 pub struct Engine {
     advisor: Arc<Advisor>,
     sink: AdviceSink,
+    /// The book's stream, for the updates the sink is shown.
+    updates: tokio::sync::broadcast::Receiver<Arc<Advice>>,
     inspector: Option<mpsc::Sender<InspectRequest>>,
     inspector_down: bool,
     callers: CallerLinks,
@@ -294,6 +298,7 @@ impl Engine {
         Self {
             explain: ExplainBudget::default(),
             lock_waited: std::collections::HashSet::new(),
+            updates: advisor.advice.subscribe(),
             advisor,
             sink,
             inspector,
@@ -517,6 +522,20 @@ impl Engine {
         self.report_waits(None, Occurrence::Update);
         self.ddl.retain_sessions(|id| sessions.iter().any(|(i, _)| i.id == id));
         self.advisor.advice.flush();
+        self.show_updates();
+    }
+
+    /// Shows the sink the updates streamed since the last check (first occurrences reached it
+    /// when they were recorded).
+    fn show_updates(&mut self) {
+        use tokio::sync::broadcast::error::TryRecvError;
+        loop {
+            match self.updates.try_recv() {
+                Ok(advice) if advice.last_seen > advice.first_seen => (self.sink)(&advice),
+                Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            }
+        }
     }
 
     /// Time spent queued behind another session's locks is not a plan problem: a slow_query

@@ -464,6 +464,11 @@ fn slow_query() {
             "very slow and returning thousands of rows per call (critical)",
             slow("SELECT * FROM events ORDER BY created_at", &[1500, 1600, 1700, 1800, 2100], 40_000),
         ),
+        ("one call over --slow-once (1 s), its shape's first", {
+            let mut e = event(3, "SELECT sum(total) FROM orders WHERE created_at > $1", &[], ms(1520), t0());
+            e.rows = 1;
+            SlowQueryWatch::default().observe(&e, &SlowQueryConfig::default()).expect("one call of 1.52 s")
+        }),
     ];
     insta::assert_snapshot!("slow_query", render(Kind::SlowQuery, &cases));
 }

@@ -640,6 +640,26 @@ mod tests {
     }
 
     #[test]
+    fn slow_once_and_explain_min_reach_the_advisor() {
+        let settings = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let upstream = cli.proxy.upstream.clone().unwrap();
+            crate::server::ProxySettings::from_args(&cli.proxy, upstream).advisor
+        };
+        let defaults = settings(&["pgvisor", "--upstream", "h:1"]);
+        assert_eq!(defaults.slow_query.once, advisor::detect::slow_query::SlowQueryConfig::default().once);
+        assert_eq!(defaults.slow_query.once, Duration::from_secs(1));
+        assert_eq!(defaults.missing_index.explain_min, advisor::detect::missing_index::DEFAULT_EXPLAIN_MIN);
+        let set = settings(&["pgvisor", "--upstream", "h:1", "--slow-once", "300ms", "--explain-min", "5ms"]);
+        assert_eq!(
+            (set.slow_query.once, set.missing_index.explain_min),
+            (Duration::from_millis(300), Duration::from_millis(5))
+        );
+        let off = settings(&["pgvisor", "--upstream", "h:1", "--slow-once", "0"]);
+        assert!(off.slow_query.once.is_zero(), "0 turns the one-call rule off");
+    }
+
+    #[test]
     fn refused_values_are_one_line_naming_the_flag() {
         let line = |args: &[&str]| {
             let argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();

@@ -188,6 +188,7 @@ fn observe(
     let checks = shared.advisor.config.session_checks.clone();
     let observer = SessionObserver::new(id, entry.clone(), shared.advisor.events.clone(), config)
         .with_checks(checks)
+        .with_explain_min(shared.advisor.config.missing_index.explain_min)
         .with_injected_panic(shared.advisor.config.injected_panics.observer.clone());
     (SessionTap::observing(id, observer, shared.advisor.clone()), Some(entry))
 }

@@ -24,7 +24,8 @@ const executablePath = process.env.PGVISOR_CHROMIUM || "/usr/bin/chromium";
 mkdirSync(artifacts, { recursive: true });
 
 const PGBENCH_SELECT = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
-const N_PLUS_ONE_CHILD = "SELECT * FROM orders WHERE user_id = $1";
+// As the test's client wrote it: pgvisor shows statements as written (docs/fingerprints.md).
+const N_PLUS_ONE_CHILD = "select * from orders where user_id = $1";
 
 // ---------------------------------------------------------------------------------------------
 // Talking to the Rust side
@@ -70,6 +71,8 @@ const browser = await chromium.launch({
   ],
 });
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: "light" });
+// The Copy buttons write to the clipboard; the check reads it back.
+await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(url).origin });
 const page = await context.newPage();
 
 const consoleErrors = [];
@@ -185,9 +188,56 @@ async function live() {
   check(await page.evaluate(() => window.__noReload === true), "the page was not reloaded");
   ok("the card shows title, message, suggestion and evidence");
 
+  // Collapsed at first: title and message show, the fix and the evidence open on a click.
+  check(await card.isVisible(), "the card shows");
+  check(!(await card.$eval("details.more", (d) => d.open)), "the card starts collapsed");
+  check(!(await (await card.$(".suggestion")).isVisible()) && !(await (await card.$(".evidence")).isVisible()),
+    "the suggestion and the evidence are hidden until asked for");
+  const closedHeight = (await card.boundingBox()).height;
+  await (await card.$("details.more > summary")).click();
+  await page.waitForFunction((li) => li.querySelector("details.more").open && li.classList.contains("open"), card, { timeout: 2000 });
+  check(await (await card.$(".suggestion")).isVisible() && await (await card.$(".evidence")).isVisible(), "a click opens the fix and the evidence");
+  const openHeight = (await card.boundingBox()).height;
+  check(openHeight > closedHeight + 80, `the card grows when opened (${closedHeight} -> ${openHeight} px)`);
+  ok(`the card is collapsed (${Math.round(closedHeight)} px) and opens on a click (${Math.round(openHeight)} px)`);
+
+  // The suggested SQL is a code block of its own, with a Copy button that fills the clipboard.
+  const block = await card.$(".suggestion .sql-block");
+  check(block, "the suggestion's SQL is a code block");
+  const sql = await block.getAttribute("data-sql");
+  check(/= ANY\(\$1\)$/i.test(sql) && /^select /i.test(sql), `the block holds the batched query alone: ${sql}`);
+  check(norm(await text(block, "pre")) === norm(sql), "the block shows that SQL");
+  const prose = norm(await card.$eval(".suggestion", (s) => [...s.querySelectorAll("p")].map((p) => p.textContent).join(" | ")));
+  check(/fetch all rows at once/i.test(prose) && !prose.includes("= ANY($1)"), `the prose is apart from the SQL: ${prose}`);
+  const copy = await block.$("button.copy");
+  check(copy && await copy.isVisible() && norm(await copy.textContent()) === "Copy", "a Copy button next to the SQL");
+  await copy.click();
+  await page.waitForFunction((b) => b.textContent === "Copied", copy, { timeout: 2000 });
+  const clipboard = await page.evaluate(() => navigator.clipboard.readText());
+  check(clipboard === sql, `the clipboard holds the SQL: ${clipboard}`);
+  ok("the suggested SQL is a code block with a working Copy button");
+
+  // Setup statements (DDL, COPY, ANALYZE, INSERT ... SELECT) are hidden from Top queries by
+  // default, and shown on request.
+  await rust("setup");
+  const setupRows = () => page.$$eval("#queries-body tr .sql", (cells) =>
+    cells.map((c) => c.textContent.replace(/\s+/g, " ").trim()).filter((q) => /^(alter|copy|create|analyze|insert into setup_scratch select)\b/i.test(q)));
+  await page.waitForFunction(() => /^[4-9] hidden|^\d\d+ hidden/.test(document.getElementById("setup-hidden").textContent), null, { timeout: 5000 });
+  check(await page.isChecked("#hide-setup"), "the toggle is on by default");
+  check((await setupRows()).length === 0, `no setup statement in the table: ${await setupRows()}`);
+  await page.click("#hide-setup");
+  await page.waitForFunction(() => [...document.querySelectorAll("#queries-body tr .sql")].some((c) => /^alter /i.test(c.textContent.trim())), null, { timeout: 3000 });
+  const shownSetup = await setupRows();
+  check(shownSetup.some((q) => /^copy /i.test(q)) && shownSetup.some((q) => /^alter /i.test(q)), `COPY and ALTER show when asked: ${shownSetup}`);
+  check(await page.textContent("#setup-hidden") === "", "nothing is said hidden then");
+  await page.click("#hide-setup");
+  await page.waitForFunction(() => ![...document.querySelectorAll("#queries-body tr .sql")].some((c) => /^(alter|copy) /i.test(c.textContent.trim())), null, { timeout: 3000 });
+  ok(`the DDL toggle hides setup statements from Top queries and shows them again: ${shownSetup.map((q) => q.split(" ").slice(0, 2).join(" ")).join(", ")}`);
+
   // pgbench's query with its calls in the table, and sorting by calls.
   await rust("pgbench");
   t = Date.now();
+  const pgbenchEnded = Date.now();
   const calls = await page.waitForFunction((sql) => {
     for (const tr of document.querySelectorAll("#queries-body tr")) {
       if (tr.querySelector(".sql").textContent.replace(/\s+/g, " ").trim() === sql) return tr.querySelector(".calls").textContent;
@@ -208,6 +258,27 @@ async function live() {
   ok("sorted by calls, pgbench's query first, with labelled latency bars");
   await page.click('#queries-table th[data-sort="total"] button');
 
+  // The traffic chart: statements per second (pgbench's 200 transactions make a peak), a p95 line,
+  // and a mark for the N+1 advice.
+  await page.waitForFunction(() => {
+    const svg = document.querySelector("#chart svg");
+    return svg && Number(svg.dataset.points) >= 5 && Number(svg.dataset.p95Points) >= 1;
+  }, null, { timeout: 8000 });
+  const chart = await page.$eval("#chart svg", (svg) => ({
+    points: Number(svg.dataset.points),
+    rate: svg.querySelector("path.line.rate").getAttribute("d"),
+    p95: svg.querySelector("path.line.p95").getAttribute("d"),
+    marks: [...svg.querySelectorAll(".mark title")].map((t) => t.textContent),
+    label: svg.getAttribute("aria-label"),
+    peak: Math.min(...[...svg.querySelector("path.line.rate").getAttribute("d").matchAll(/[ML][\d.]+ ([\d.]+)/g)].map((m) => Number(m[1]))),
+    bottom: svg.querySelector("line.grid").getAttribute("y1"),
+  }));
+  check((chart.rate.match(/[ML]/g) || []).length >= 5 && /^M/.test(chart.p95), `the chart has lines: ${JSON.stringify(chart)}`);
+  check(chart.peak < Number(chart.bottom) - 20, `pgbench's statements rise above the baseline: ${JSON.stringify(chart)}`);
+  check(chart.marks.some((m) => m.includes("n_plus_one")), `the N+1 advice is marked: ${chart.marks}`);
+  check(/statements\/s/.test(chart.label), `the chart is labelled: ${chart.label}`);
+  ok(`the traffic chart has ${chart.points} points ${Date.now() - pgbenchEnded} ms after pgbench, a peak and an advice mark`);
+
   // A session left idle in its transaction: its row, then its advice.
   await rust("idle_in_transaction");
   const row = await page.waitForSelector("#sessions-body tr:has(.state.idle_in_transaction)", { timeout: 3000 });
@@ -215,9 +286,30 @@ async function live() {
   check(/\d/.test(await text(row, ".txn")), "the transaction age is shown");
   ok("the idle-in-transaction session is listed with its transaction age");
   await page.waitForSelector('#advice-list li[data-kind="idle_in_transaction"]', { timeout: 5000 });
-  const order = await page.$$eval("#advice-list li", (lis) => lis.map((li) => li.dataset.kind));
+  const order = await page.$$eval("#advice-list > li", (lis) => lis.map((li) => li.dataset.kind));
   check(order[0] === "idle_in_transaction", `newest first: ${order}`);
   ok("idle_in_transaction advice on top of the feed");
+
+  // Filters: by kind, then by severity; hidden cards are counted, "Show all" brings them back.
+  const visibleKinds = () => page.$$eval("#advice-list > li:not([hidden])", (lis) => lis.map((li) => li.dataset.kind));
+  const total = (await page.$$("#advice-list > li")).length;
+  await page.selectOption("#kind-filter", "n_plus_one");
+  let kinds = await visibleKinds();
+  check(kinds.length === 1 && kinds[0] === "n_plus_one", `the kind filter shows only n_plus_one: ${kinds}`);
+  check(await page.isVisible("#advice-filtered"), "the hidden cards are counted");
+  await page.selectOption("#kind-filter", "");
+  check((await visibleKinds()).length === total, "all kinds again");
+  const warnings = await page.$$eval("#advice-list > li.warning", (lis) => lis.length);
+  check(warnings >= 2, `the N+1 and the idle transaction are warnings: ${warnings}`);
+  await page.click('.sev-filter[data-severity="warning"]');
+  kinds = await visibleKinds();
+  const shownWarnings = await page.$$eval("#advice-list > li.warning:not([hidden])", (lis) => lis.length);
+  check(shownWarnings === 0 && kinds.length === total - warnings, `the severity filter hides the warnings: ${kinds}`);
+  check(await page.getAttribute('.sev-filter[data-severity="warning"]', "aria-pressed") === "false", "the button says it is off");
+  check(norm(await page.textContent("#advice-count")) === `${total - warnings} of ${total}`, "the count says how many show");
+  await page.click("#advice-show-all");
+  check((await visibleKinds()).length === total && !(await page.isVisible("#advice-filtered")), "Show all brings every card back");
+  ok(`the kind and severity filters hide and show cards (${total} cards, ${warnings} warnings)`);
   await page.waitForTimeout(1200); // one more poll, so the transaction age in the picture is fresh
 
   // Pictures, light, dark and narrow, and the same checks in each.
@@ -239,11 +331,11 @@ async function live() {
   await rust("commit");
   await page.click("#reset");
   await page.waitForFunction(() =>
-    document.querySelectorAll("#advice-list li").length === 0 && document.querySelectorAll("#queries-body tr").length === 0,
+    document.querySelectorAll("#advice-list > li").length === 0 && document.querySelectorAll("#queries-body tr").length === 0,
   null, { timeout: 2000 });
   await page.waitForTimeout(2200);
   const after = await page.evaluate(() => ({
-    advice: document.querySelectorAll("#advice-list li").length,
+    advice: document.querySelectorAll("#advice-list > li").length,
     queries: document.querySelectorAll("#queries-body tr").length,
     emptyShown: !document.getElementById("advice-empty").hidden && !document.getElementById("queries-empty").hidden,
   }));

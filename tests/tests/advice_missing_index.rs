@@ -56,6 +56,75 @@ async fn unindexed_filter_on_a_large_table_gets_an_index() {
     );
 }
 
+/// 50,000 rows, `val` unindexed with 500 distinct values: a development-sized table, whose
+/// filtered scan takes a few milliseconds, well under the 10 ms statements once needed.
+const DEV_SIZED: &str = "
+    create table dev (id int primary key, val int not null, note text not null);
+    insert into dev select g, g % 500, md5(g::text) || md5((g + 1)::text) from generate_series(1, 50000) g;
+    analyze dev;
+";
+
+/// The query statistics of `proxy` for statements on `dev`, for failure messages.
+async fn dev_timings(proxy: &pgvisor_tests::TestProxy) -> String {
+    let queries = proxy.admin_get("/api/queries?sort=calls&limit=1000").await;
+    let on_dev: Vec<&serde_json::Value> = queries["queries"]
+        .as_array()
+        .map(|all| all.iter().filter(|q| q["query"].as_str().is_some_and(|t| t.contains("dev"))).collect())
+        .unwrap_or_default();
+    format!("{on_dev:#?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_of_a_few_milliseconds_on_a_dev_sized_table_gets_an_index() {
+    let cluster = shared_cluster();
+    let db = database_with(cluster, DEV_SIZED).await;
+    let dsn = inspector_dsn(cluster, cluster.password());
+    // The default --explain-min: nothing to tune for a development database.
+    let proxy = pgvisor_tests::start_proxy_with(cluster, |s| s.inspector_dsn = Some(dsn)).await;
+    let client = connect(&proxy.endpoint().with_dbname(&db)).await.unwrap();
+    // Warm the session's backend (its catalog caches and the table's pages), so the lookups
+    // below take what they take on a dev database in use: a few milliseconds each. A scan
+    // without a filter wants no index.
+    client.query_one("select count(*) from dev", &[]).await.unwrap();
+    let stmt = client.prepare("select note from dev where val = $1").await.unwrap();
+    for v in 1..=10 {
+        assert_eq!(client.query(&stmt, &[&v]).await.unwrap().len(), 100);
+    }
+    let Ok(advice) =
+        wait_for_advice(&proxy, "missing_index", Duration::from_secs(5), |a| a["evidence"]["table"] == "dev").await
+    else {
+        panic!("no missing_index for dev; its statements took:\n{}", dev_timings(&proxy).await);
+    };
+    let e = &advice["evidence"];
+    assert_eq!(e["columns"], serde_json::json!(["val"]), "{advice:#}");
+    assert!(e["table_rows"].as_f64().is_some_and(|r| (40_000.0..60_000.0).contains(&r)), "{advice:#}");
+    assert_eq!(e["statement"], "SELECT note FROM dev WHERE val = $1", "{advice:#}");
+    assert!(advice["suggestion"].as_str().unwrap().starts_with("CREATE INDEX CONCURRENTLY ON dev (val);"));
+    assert!(advice["message"].as_str().unwrap().contains("keeps about 100 of them (0.20%)"), "{advice:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_quicker_than_explain_min_are_not_explained() {
+    let cluster = shared_cluster();
+    let db = database_with(cluster, DEV_SIZED).await;
+    let dsn = inspector_dsn(cluster, cluster.password());
+    let proxy = pgvisor_tests::start_proxy_with(cluster, |s| {
+        s.inspector_dsn = Some(dsn);
+        s.advisor.missing_index.explain_min = Duration::from_secs(1);
+    })
+    .await;
+    let client = connect(&proxy.endpoint().with_dbname(&db)).await.unwrap();
+    let stmt = client.prepare("select note from dev where val = $1").await.unwrap();
+    for v in 1..=10 {
+        client.query(&stmt, &[&v]).await.unwrap();
+    }
+    // Time for the Inspector's one EXPLAIN a second, had it been asked.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drained(&proxy, &client).await;
+    let found = advice_of(&proxy, "missing_index").await;
+    assert!(found.is_empty(), "--explain-min 1s: nothing was slow enough to explain: {found:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexed_lookups_and_small_tables_get_no_index_advice() {
     let cluster = shared_cluster();

@@ -1,6 +1,7 @@
 //! The everyday smells through pgvisor against real PostgreSQL, judged on `GET /api/advice`:
-//! `slow_query`, `repeated_query`, `unbounded_result`, `select_star`, `unparameterized` and
-//! `error_spike` each fire for the pattern they name, and stay quiet for its look-alikes.
+//! `slow_query` (over many calls, or one very slow call), `repeated_query`, `unbounded_result`,
+//! `select_star`, `unparameterized` and `error_spike` each fire for the pattern they name, and
+//! stay quiet for its look-alikes (pgbench's own interpolated texts among them).
 
 mod advice_common;
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use advice_common::{advice_of, connect_in, create_schema, drained, pretty, setup, wait_for_advice};
 use pgvisor::ProxySettings;
+use pgvisor_tests::cli::pgbench;
 use pgvisor_tests::{shared_cluster, start_proxy_with, TestProxy};
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -84,6 +86,43 @@ async fn fast_queries_and_a_single_slow_call_are_not_slow() {
     }
     client.query("select pg_sleep(0.15)::text", &[]).await.unwrap();
     expect_none(&proxy, &client, "slow_query", "50 fast lookups and one slow call").await;
+}
+
+/// One statement over `--slow-once` (lowered to 300 ms to keep the test quick) is slow on its
+/// own, two calls short of anything a p95 could say; a second such call is a second occurrence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_query_for_one_very_slow_call() {
+    let (proxy, client) = session(|s| s.advisor.slow_query.once = Duration::from_millis(300)).await;
+    client.query("select pg_sleep(0.35)::text", &[]).await.unwrap();
+    let a = expect(&proxy, "slow_query", |_| true).await;
+    let e = &a["evidence"];
+    assert_eq!(shape_of(&a), "SELECT pg_sleep($1)::text", "{a:#}");
+    assert!(e["duration_ms"].as_f64().is_some_and(|ms| ms >= 350.0), "{a:#}");
+    assert_eq!((&e["rows"], &e["threshold_ms"]), (&serde_json::json!(1), &serde_json::json!(300.0)), "{a:#}");
+    let title = a["title"].as_str().unwrap_or_default();
+    assert!(
+        title.starts_with("Slow query: 3") && title.ends_with(" in one call of `SELECT pg_sleep($1)::text`"),
+        "{a:#}"
+    );
+    assert!(
+        a["message"].as_str().is_some_and(|m| m.starts_with("One call of ") && m.contains("returned 1 row")),
+        "{a:#}"
+    );
+    assert_eq!((&a["severity"], &a["count"]), (&serde_json::json!("warning"), &serde_json::json!(1)), "{a:#}");
+    client.query("select pg_sleep(0.31)::text", &[]).await.unwrap();
+    let again = expect(&proxy, "slow_query", |a| a["count"] == 2).await;
+    assert_eq!(again["id"], a["id"], "merged per fingerprint: {again:#}");
+    assert_eq!(advice_of(&proxy, "slow_query").await.len(), 1, "two calls: no p95 advice yet");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_under_slow_once_or_with_it_off_are_not_slow() {
+    let (proxy, client) = session(|s| s.advisor.slow_query.once = Duration::from_millis(300)).await;
+    client.query("select pg_sleep(0.12)::text", &[]).await.unwrap();
+    expect_none(&proxy, &client, "slow_query", "one call of 120 ms under a --slow-once of 300 ms").await;
+    let (proxy, client) = session(|s| s.advisor.slow_query.once = Duration::ZERO).await;
+    client.query("select pg_sleep(0.35)::text", &[]).await.unwrap();
+    expect_none(&proxy, &client, "slow_query", "one call of 350 ms with --slow-once 0").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,6 +255,38 @@ async fn bind_parameters_or_few_texts_are_not_unparameterized() {
         client.simple_query(&format!("select id from users where name = 'user {}'", i % 5)).await.unwrap();
     }
     expect_none(&proxy, &client, "unparameterized", "60 bound parameters, and 5 literal texts again and again").await;
+}
+
+/// `pgbench -S -M simple` writes its random account ids into the SQL by design: hundreds of
+/// texts of one shape, and no application code to fix. The same shape interpolated by another
+/// client (the positive control, through the same proxy) is counted from zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_in_simple_mode_is_not_unparameterized() {
+    let cluster = shared_cluster();
+    let db = pgvisor_tests::unique_name("bench");
+    let admin = pgvisor_tests::connect(&cluster.endpoint()).await.unwrap();
+    admin.batch_execute(&format!("create database {db}")).await.unwrap();
+    let init = pgbench(&cluster.endpoint().with_dbname(&db), &["-i", "-s", "1", "-q"]).await;
+    assert_eq!(init.code(), 0, "pgbench -i:\n{}{}", init.stdout, init.stderr);
+    let proxy = start_proxy_with(cluster, |_| {}).await;
+    let run =
+        pgbench(&proxy.endpoint().with_dbname(&db), &["-S", "-M", "simple", "-c", "2", "-j", "1", "-t", "200", "-n"])
+            .await;
+    assert_eq!(run.code(), 0, "pgbench -S -M simple:\n{}{}", run.stdout, run.stderr);
+    let client = pgvisor_tests::connect(&proxy.endpoint().with_dbname(&db)).await.unwrap();
+    expect_none(&proxy, &client, "unparameterized", "pgbench -M simple (400 transactions)").await;
+    let pgbench_query = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+    let calls = proxy.admin_get("/api/queries?sort=calls&limit=1000").await["queries"]
+        .as_array()
+        .and_then(|all| all.iter().find(|q| q["query"] == pgbench_query).map(|q| q["calls"].clone()));
+    assert_eq!(calls, Some(serde_json::json!(400)), "pgbench's statements went through pgvisor");
+
+    for i in 1..=60 {
+        client.simple_query(&format!("select abalance from pgbench_accounts where aid = {i}")).await.unwrap();
+    }
+    let a = expect(&proxy, "unparameterized", |_| true).await;
+    assert_eq!(shape_of(&a), pgbench_query, "{a:#}");
+    assert_eq!(a["evidence"]["distinct_texts"], 50, "only this client's texts count: {a:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -210,3 +210,27 @@ async fn a_300_kb_statement_is_counted() {
     assert!(row["query"].as_str().unwrap().len() < 70_000, "its text is bounded: {}", row["query"]);
     assert!(row["total_ms"].as_f64().unwrap() > 0.0, "{row:#}");
 }
+
+/// tokio-postgres pipelines a Sync behind a COPY's Execute, and PostgreSQL ignores Sync in
+/// copy-in mode: the statements after the COPY are still paired with their own results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_after_copy_from_stdin_are_counted() {
+    use futures_util::SinkExt;
+    let cluster = shared_cluster();
+    let schema = create_schema(cluster).await;
+    setup(cluster, &schema, "create table copied (id int);").await;
+    let proxy = start_proxy(cluster).await;
+    let client = connect_in(&proxy.endpoint(), &schema).await;
+    let sink = client.copy_in("copy copied from stdin").await.unwrap();
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n2\n3\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 3);
+    let after = "select c.n from (select 42 as n) c where c.n > $1";
+    for i in 0..3 {
+        client.query_one(after, &[&i]).await.unwrap();
+    }
+    let queries = proxy.admin_get("/api/queries?sort=calls&limit=1000").await;
+    assert_eq!(calls_of(&queries, after), 3, "{queries:#}");
+    let sessions = proxy.admin_get("/api/sessions").await;
+    assert_eq!(sessions["sessions"][0]["state"], "idle", "{sessions:#}");
+}

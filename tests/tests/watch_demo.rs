@@ -1,6 +1,8 @@
 //! `pgvisor demo` and `pgvisor watch` as a user runs them: the demo's output names every kind of
 //! advice it promises; `watch --json` prints an N+1 burst within 2 s, says clearly when the token
-//! or the address is wrong, waits for a pgvisor that is not up yet, and follows it across a restart.
+//! or the address is wrong, waits for a pgvisor that is not up yet, and follows it across a restart;
+//! `watch` prints a finding found again after a restart in full, and a transaction left open for a
+//! minute as two blocks, two `now critical:` lines and a few `updated:` lines, not one every 3 s.
 //!
 //! Needs the binary built (`cargo test --workspace` does; else `cargo build -p pgvisor`).
 
@@ -225,13 +227,15 @@ fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-/// The `pgvisor` binary in front of the shared cluster with its admin port on `admin`; returns
-/// it once it forwards, with the endpoint that reaches the cluster through it.
-async fn pgvisor_at(admin: SocketAddr) -> (PgvisorProcess, Endpoint) {
+/// The `pgvisor` binary in front of the shared cluster with its admin port on `admin` (and the
+/// `extra` flags); returns it once it forwards, with the endpoint that reaches the cluster through it.
+async fn pgvisor_at(admin: SocketAddr, extra: &[&str]) -> (PgvisorProcess, Endpoint) {
     let cluster = shared_cluster();
     let upstream = cluster.upstream().to_string();
     let admin = admin.to_string();
-    let mut pgvisor = PgvisorProcess::spawn(&["--upstream", &upstream, "--listen", "127.0.0.1:0", "--admin", &admin]);
+    let mut args = vec!["--upstream", &upstream, "--listen", "127.0.0.1:0", "--admin", &admin];
+    args.extend_from_slice(extra);
+    let mut pgvisor = PgvisorProcess::spawn(&args);
     let listen: SocketAddr =
         pgvisor.wait_for_log(Duration::from_secs(30), |e| e["listen"].as_str().and_then(|a| a.parse().ok())).await;
     let endpoint = cluster.endpoint().at(&listen.ip().to_string(), listen.port());
@@ -248,7 +252,7 @@ async fn watch_waits_for_pgvisor_and_follows_it_across_a_restart() {
     let mut watch = Cli::spawn(&["watch", "--json", "--admin", &admin_text]);
     watch.stderr_line(Duration::from_secs(10), |l| l.contains("not answering") && l.contains("retrying")).await;
 
-    let (mut first, endpoint) = pgvisor_at(admin).await;
+    let (mut first, endpoint) = pgvisor_at(admin, &[]).await;
     watch.stderr_line(Duration::from_secs(10), |l| l.starts_with("watching pgvisor at")).await;
     n_plus_one_burst(&endpoint, &table).await;
     watch.stdout_line(Duration::from_secs(2), |l| is_n_plus_one_on(l, &table)).await;
@@ -257,8 +261,72 @@ async fn watch_waits_for_pgvisor_and_follows_it_across_a_restart() {
     assert!(first.wait_exit(Duration::from_secs(15)).await.is_some_and(|s| s.success()));
     watch.stderr_line(Duration::from_secs(5), |l| l.starts_with("pgvisor went away, retrying...")).await;
 
-    let (_second, endpoint) = pgvisor_at(admin).await;
+    let (_second, endpoint) = pgvisor_at(admin, &[]).await;
     watch.stderr_line(Duration::from_secs(10), |l| l.starts_with("reconnected to pgvisor at")).await;
     n_plus_one_burst(&endpoint, &table).await;
     watch.stdout_line(Duration::from_secs(2), |l| is_n_plus_one_on(l, &table)).await;
+}
+
+/// The second line of a full block: `<kind> · seen Nx · HH:MM:SS UTC`.
+fn is_block_of(line: &str, kind: &str) -> bool {
+    line.trim_start().starts_with(&format!("{kind} · seen "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_a_finding_in_full_again_after_pgvisor_restarts() {
+    let cluster = shared_cluster();
+    let table = unique_name("watch_again");
+    create_table(&cluster.endpoint(), &table).await;
+    let admin = free_port();
+    let (mut first, endpoint) = pgvisor_at(admin, &[]).await;
+    let mut watch = Cli::spawn(&["watch", "--admin", &admin.to_string()]);
+    watch.stderr_line(Duration::from_secs(10), |l| l.starts_with("watching pgvisor at")).await;
+    n_plus_one_burst(&endpoint, &table).await;
+    watch.stdout_line(Duration::from_secs(3), |l| is_block_of(l, "n_plus_one")).await;
+
+    first.signal(Signal::SIGTERM);
+    assert!(first.wait_exit(Duration::from_secs(15)).await.is_some_and(|s| s.success()));
+    watch.stderr_line(Duration::from_secs(5), |l| l.starts_with("pgvisor went away, retrying...")).await;
+    let (_second, endpoint) = pgvisor_at(admin, &[]).await;
+    watch.stderr_line(Duration::from_secs(10), |l| l.starts_with("reconnected to pgvisor at")).await;
+    // The same burst has the same advice id, but the new pgvisor found it for the first time.
+    n_plus_one_burst(&endpoint, &table).await;
+    let line =
+        watch.stdout_line(Duration::from_secs(3), |l| is_block_of(l, "n_plus_one") || l.starts_with("updated:")).await;
+    assert!(is_block_of(&line, "n_plus_one"), "a full block, not an update line:\n{}", watch.transcript.join("\n"));
+}
+
+/// A transaction left open, idle, for a minute: pgvisor sends an update of each finding every
+/// 3 s (about 40 in all); watch prints each finding once in full, each escalation to critical
+/// (idle for 30 s, open for 60 s: fixed in the detector, not flags), and only a few updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_throttles_updates_of_a_transaction_left_open_and_shows_it_turn_critical() {
+    let admin = free_port();
+    let flags = ["--idle-in-transaction", "1s", "--long-transaction", "2s"];
+    let (_pgvisor, endpoint) = pgvisor_at(admin, &flags).await;
+    let mut watch = Cli::spawn(&["watch", "--admin", &admin.to_string()]);
+    watch.stderr_line(Duration::from_secs(10), |l| l.starts_with("watching pgvisor at")).await;
+
+    let client = connect(&endpoint).await.expect("connect through pgvisor");
+    client.batch_execute("BEGIN").await.unwrap();
+    client.batch_execute("SELECT 1").await.unwrap();
+    let opened = Instant::now();
+    let idle =
+        watch.stdout_line(Duration::from_secs(45), |l| l.starts_with("now critical: Transaction idle for")).await;
+    eprintln!("{idle:?} after {:?}", opened.elapsed());
+    let open =
+        watch.stdout_line(Duration::from_secs(45), |l| l.starts_with("now critical: Transaction open for")).await;
+    eprintln!("{open:?} after {:?}", opened.elapsed());
+    client.batch_execute("COMMIT").await.unwrap();
+
+    let transcript = watch.transcript.join("\n");
+    let count = |pick: &dyn Fn(&str) -> bool| watch.transcript.iter().filter(|l| pick(l)).count();
+    assert_eq!(count(&|l| is_block_of(l, "idle_in_transaction")), 1, "{transcript}");
+    assert_eq!(count(&|l| is_block_of(l, "long_transaction")), 1, "{transcript}");
+    // 10 s, then 30 s after the previous line, per finding, and again after each escalation.
+    let updates = count(&|l| l.starts_with("updated:"));
+    let printed: Vec<&String> =
+        watch.transcript.iter().filter(|l| l.starts_with("updated:") || l.starts_with("now ")).collect();
+    eprintln!("short lines in {:?}: {printed:#?}", opened.elapsed());
+    assert!((1..=6).contains(&updates), "{updates} updated: lines in about 62 s:\n{transcript}");
 }

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::SinkExt;
 use pgvisor::{Proxy, ProxyHandle, ProxySettings};
 use pgvisor_tests::cli::pgbench;
 use pgvisor_tests::{
@@ -204,8 +206,24 @@ async fn n_plus_one_burst(client: &Client) {
     }
 }
 
-/// Live advice, queries, sessions, reset and a pgvisor that goes away and comes back, as a user
-/// sees them in the browser.
+/// What a migration or a fixture runs before the application does: DDL, a bulk INSERT ... SELECT,
+/// COPY and ANALYZE. The page hides these from Top queries unless asked.
+async fn setup_statements(client: &Client) {
+    client.batch_execute("create table setup_scratch (id int primary key, note text)").await.unwrap();
+    client
+        .batch_execute("insert into setup_scratch select i, 'row ' || i from generate_series(1, 1000) i")
+        .await
+        .unwrap();
+    client.batch_execute("alter table setup_scratch add column created timestamptz").await.unwrap();
+    let sink = client.copy_in("copy setup_scratch (id, note) from stdin").await.unwrap();
+    futures_util::pin_mut!(sink);
+    sink.send(Bytes::from_static(b"1001\tcopied\n1002\tcopied\n")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    client.batch_execute("analyze setup_scratch").await.unwrap();
+}
+
+/// Live advice, queries, sessions, the traffic chart, reset and a pgvisor that goes away and
+/// comes back, as a user sees them in the browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_shows_live_advice_queries_and_sessions() {
     if !browser_available() {
@@ -237,6 +255,7 @@ async fn page_shows_live_advice_queries_and_sessions() {
         while let Some(action) = browser.next_action().await {
             match action.as_str() {
                 "n_plus_one" => n_plus_one_burst(&app).await,
+                "setup" => setup_statements(&app).await,
                 "pgbench" => {
                     let run = pgbench(&target, &["-S", "-t", "200"]).await;
                     assert_eq!(run.code(), 0, "{}{}", run.stdout, run.stderr);
@@ -286,7 +305,20 @@ async fn page_asks_for_the_admin_token_and_keeps_it() {
     let admin = proxy.admin_addr();
 
     // The page and its files are open; the API is not.
-    for path in ["/", "/page.css", "/page.js", "/http.js", "/feed.js", "/tables.js", "/format.js", "/favicon.svg"] {
+    let files = [
+        "/",
+        "/page.css",
+        "/page.js",
+        "/http.js",
+        "/feed.js",
+        "/tables.js",
+        "/format.js",
+        "/suggestion.js",
+        "/setup.js",
+        "/chart.js",
+        "/favicon.svg",
+    ];
+    for path in files {
         pgvisor::report::http_get(admin, path, None)
             .await
             .unwrap_or_else(|e| panic!("GET {path} without a token: {e}"));

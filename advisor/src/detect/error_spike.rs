@@ -169,7 +169,12 @@ impl ErrorSpikeWatch {
             .and_then(|(fp, _)| self.shapes.get(fp))
             .is_some_and(|s| s.calls.len() >= config.min_errors && s.calls.iter().all(|(_, e)| e.is_some()));
         let window_s = config.window.as_secs_f64();
-        let (name, advice) = explain(state);
+        let (name, advice) = (condition_name(state), explain(state));
+        let title_state = named(state);
+        let state_text = match name {
+            Some(name) => format!("SQLSTATE {} ({name})", state.as_str()),
+            None => format!("SQLSTATE {}", state.as_str()),
+        };
         let severity =
             if recent.len() >= config.min_errors * 10 || all_failed { Severity::Critical } else { Severity::Warning };
         let query = top.as_deref().unwrap_or("?");
@@ -178,13 +183,12 @@ impl ErrorSpikeWatch {
             key: state.as_str().to_string(),
             occurrence,
             severity,
-            title: format!("{} errors {} ({name}) in {window_s:.0} s", recent.len(), state.as_str()),
+            title: format!("{} errors {title_state} in {window_s:.0} s", recent.len()),
             message: format!(
-                "{} statements failed with SQLSTATE {} ({name}) in the last {window_s:.0} s ({total} since this started), \
+                "{} statements failed with {state_text} in the last {window_s:.0} s ({total} since this started), \
                  most of them `{query}`. Errors in a loop cost a round trip each, abort the transaction they happen in, \
                  and fill the server log.",
                 recent.len(),
-                state.as_str()
             ),
             suggestion: advice.to_string(),
             fingerprints: shapes.iter().map(|(fp, _)| *fp).collect(),
@@ -209,81 +213,133 @@ fn dominant(calls: &VecDeque<(SystemTime, Option<SqlState>)>) -> Option<SqlState
     counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|(s, _)| s)
 }
 
-/// The condition name (PostgreSQL's, Appendix A "Error Codes") and what to do about it.
-pub fn explain(state: SqlState) -> (&'static str, &'static str) {
+/// Condition names of the SQLSTATEs an application most often meets (PostgreSQL, Appendix A
+/// "Error Codes"), sorted by code.
+const CONDITIONS: &[(&str, &str)] = &[
+    ("08006", "connection_failure"),
+    ("0A000", "feature_not_supported"),
+    ("21000", "cardinality_violation"),
+    ("22001", "string_data_right_truncation"),
+    ("22003", "numeric_value_out_of_range"),
+    ("22004", "null_value_not_allowed"),
+    ("22007", "invalid_datetime_format"),
+    ("22008", "datetime_field_overflow"),
+    ("22012", "division_by_zero"),
+    ("22021", "character_not_in_repertoire"),
+    ("22023", "invalid_parameter_value"),
+    ("22P02", "invalid_text_representation"),
+    ("23502", "not_null_violation"),
+    ("23503", "foreign_key_violation"),
+    ("23505", "unique_violation"),
+    ("23514", "check_violation"),
+    ("23P01", "exclusion_violation"),
+    ("25001", "active_sql_transaction"),
+    ("25006", "read_only_sql_transaction"),
+    ("25P02", "in_failed_sql_transaction"),
+    ("26000", "invalid_sql_statement_name"),
+    ("28000", "invalid_authorization_specification"),
+    ("28P01", "invalid_password"),
+    ("2BP01", "dependent_objects_still_exist"),
+    ("34000", "invalid_cursor_name"),
+    ("3D000", "invalid_catalog_name"),
+    ("3F000", "invalid_schema_name"),
+    ("40001", "serialization_failure"),
+    ("40P01", "deadlock_detected"),
+    ("42501", "insufficient_privilege"),
+    ("42601", "syntax_error"),
+    ("42702", "ambiguous_column"),
+    ("42703", "undefined_column"),
+    ("42710", "duplicate_object"),
+    ("42804", "datatype_mismatch"),
+    ("42883", "undefined_function"),
+    ("42P01", "undefined_table"),
+    ("42P07", "duplicate_table"),
+    ("42P18", "indeterminate_datatype"),
+    ("53100", "disk_full"),
+    ("53200", "out_of_memory"),
+    ("53300", "too_many_connections"),
+    ("54000", "program_limit_exceeded"),
+    ("55000", "object_not_in_prerequisite_state"),
+    ("55006", "object_in_use"),
+    ("55P03", "lock_not_available"),
+    ("57014", "query_canceled"),
+    ("57P01", "admin_shutdown"),
+    ("57P03", "cannot_connect_now"),
+    ("P0001", "raise_exception"),
+    ("XX000", "internal_error"),
+];
+
+/// The condition name of `state` (`division_by_zero` for 22012), when it is a common one.
+pub fn condition_name(state: SqlState) -> Option<&'static str> {
+    CONDITIONS.binary_search_by(|(code, _)| code.cmp(&state.as_str())).ok().map(|i| CONDITIONS[i].1)
+}
+
+/// How the SQLSTATE reads in a title: `22012 (division_by_zero)`, or `SQLSTATE 22Z99` when its
+/// name is not known here.
+fn named(state: SqlState) -> String {
+    match condition_name(state) {
+        Some(name) => format!("{} ({name})", state.as_str()),
+        None => format!("SQLSTATE {}", state.as_str()),
+    }
+}
+
+/// What to do about errors of `state`.
+pub fn explain(state: SqlState) -> &'static str {
     match state.as_str() {
-        "23505" => (
-            "unique_violation",
+        "23505" => {
             "Let the database resolve duplicates instead of inserting and catching the error: INSERT ... ON CONFLICT \
              (key columns) DO NOTHING, or DO UPDATE SET ... to upsert. Checking with a SELECT first does not help: \
-             two sessions can both see no row and both insert.",
-        ),
-        "23503" => (
-            "foreign_key_violation",
+             two sessions can both see no row and both insert."
+        }
+        "23503" => {
             "Rows reference rows that do not exist (yet): insert parents before children in the same transaction, \
-             or delete children first (or use ON DELETE CASCADE where that is the intent).",
-        ),
-        "23502" => (
-            "not_null_violation",
-            "A required column gets NULL: validate input before sending it, or give the column a DEFAULT.",
-        ),
-        "40001" => (
-            "serialization_failure",
+             or delete children first (or use ON DELETE CASCADE where that is the intent)."
+        }
+        "23502" => "A required column gets NULL: validate input before sending it, or give the column a DEFAULT.",
+        "40001" => {
             "Expected under SERIALIZABLE or REPEATABLE READ when transactions conflict: retry the whole transaction \
              in a loop (with a small random backoff and a retry limit). To make it rarer, keep those transactions \
-             short and touch rows in a consistent order.",
-        ),
-        "40P01" => (
-            "deadlock_detected",
+             short and touch rows in a consistent order."
+        }
+        "40P01" => {
             "Two transactions lock the same rows in opposite orders: lock in a consistent order (e.g. by primary \
-             key) and retry the victim transaction. See the deadlock advice for the statements on both sides.",
-        ),
-        "57014" => (
-            "query_canceled",
+             key) and retry the victim transaction. See the deadlock advice for the statements on both sides."
+        }
+        "57014" => {
             "statement_timeout (or a client-side cancel) is stopping these statements: make the query faster (see \
              slow_query advice) or, for a job that legitimately runs long, raise the limit for it alone with SET \
-             LOCAL statement_timeout inside its transaction.",
-        ),
-        "55P03" => (
-            "lock_not_available",
+             LOCAL statement_timeout inside its transaction."
+        }
+        "55P03" => {
             "lock_timeout or NOWAIT gave up waiting for a lock: find what holds it (lock_contention advice), or \
-             use SKIP LOCKED for queue-style work.",
-        ),
-        "53300" => (
-            "too_many_connections",
+             use SKIP LOCKED for queue-style work."
+        }
+        "53300" => {
             "The server ran out of connection slots: use a connection pool with a bounded size below \
-             max_connections, and make sure connections are returned and closed.",
-        ),
-        "25P02" => (
-            "in_failed_sql_transaction",
+             max_connections, and make sure connections are returned and closed."
+        }
+        "25P02" => {
             "The application keeps sending statements after an error inside a transaction, and PostgreSQL \
              ignores them all until the end of the transaction block: ROLLBACK (or ROLLBACK TO SAVEPOINT) as soon \
-             as a statement fails, and look for the first error of the transaction.",
-        ),
-        "42P01" | "42703" | "42883" => (
-            match state.as_str() {
-                "42P01" => "undefined_table",
-                "42703" => "undefined_column",
-                _ => "undefined_function",
-            },
+             as a statement fails, and look for the first error of the transaction."
+        }
+        "42P01" | "42703" | "42883" => {
             "The SQL names an object the database does not have: the code and the schema are out of step (a \
-             migration not run, or run against another database or search_path).",
-        ),
-        "22P02" | "22001" | "22003" => (
-            match state.as_str() {
-                "22P02" => "invalid_text_representation",
-                "22001" => "string_data_right_truncation",
-                _ => "numeric_value_out_of_range",
-            },
+             migration not run, or run against another database or search_path)."
+        }
+        "22P02" | "22001" | "22003" => {
             "Input values do not fit their columns: validate and convert them in the application before sending \
-             them, and send them as typed bind parameters.",
-        ),
-        _ => (
-            "error",
+             them, and send them as typed bind parameters."
+        }
+        "22012" => {
+            "A division by zero: guard the divisor in the SQL (NULLIF(divisor, 0) gives NULL instead of an error) \
+             or check the value in the application before sending it."
+        }
+        _ => {
             "Look up the error message in the application's log (or the PostgreSQL log) for one of these \
              statements: the same failure repeating points to a bug or a missing check in the code path that \
-             sends it.",
-        ),
+             sends it."
+        }
     }
 }
 
@@ -356,5 +412,30 @@ mod tests {
             event("insert into u(id) values (1)", error, t0 + Duration::from_millis(i * 10))
         });
         assert!(feed(&mut w, mostly_fine).is_empty());
+    }
+
+    #[test]
+    fn sqlstates_are_named_where_known() {
+        assert!(CONDITIONS.windows(2).all(|w| w[0].0 < w[1].0), "sorted by code, for the binary search");
+        let name = |s: &str| condition_name(SqlState::parse(s).unwrap());
+        assert_eq!(name("22012"), Some("division_by_zero"));
+        assert_eq!(name("42703"), Some("undefined_column"));
+        assert_eq!(name("08006"), Some("connection_failure"));
+        assert_eq!(name("XX000"), Some("internal_error"));
+        assert_eq!(name("22Z99"), None);
+
+        let t0 = SystemTime::now();
+        let burst = |state: &'static str| {
+            let mut w = ErrorSpikeWatch::default();
+            feed(&mut w, (0..10).map(|i| event("select 1 / 0", Some(state), t0 + Duration::from_millis(i)))).remove(0)
+        };
+        let zero = burst("22012");
+        assert_eq!(zero.title, "10 errors 22012 (division_by_zero) in 10 s");
+        assert!(zero.message.contains("with SQLSTATE 22012 (division_by_zero) in the last"), "{}", zero.message);
+        assert!(zero.suggestion.contains("NULLIF"), "{}", zero.suggestion);
+        let unknown = burst("22Z99");
+        assert_eq!(unknown.title, "10 errors SQLSTATE 22Z99 in 10 s");
+        assert!(unknown.message.contains("with SQLSTATE 22Z99 in the last"), "{}", unknown.message);
+        assert_eq!(unknown.evidence["condition"], serde_json::Value::Null);
     }
 }

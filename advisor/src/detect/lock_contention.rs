@@ -75,10 +75,12 @@ pub fn finding(
             )
         }
         None => match report {
-            Some(r) => format!(
-                "backend(s) {:?}, not connected through pgvisor",
-                if r.roots.is_empty() { &r.blockers } else { &r.roots }
-            ),
+            Some(r) => {
+                format!(
+                    "{}, not connected through pgvisor",
+                    backends(if r.roots.is_empty() { &r.blockers } else { &r.roots })
+                )
+            }
             None => "a session pgvisor could not identify".into(),
         },
     };
@@ -125,6 +127,19 @@ pub fn finding(
     }
 }
 
+/// Backends as a sentence names them: `backend pid 9999`, `backend pids 9999 and 10001`,
+/// `backend pids 1, 2 and 3`.
+fn backends(pids: &[u32]) -> String {
+    match pids {
+        [] => "a backend pgvisor could not identify".into(),
+        [one] => format!("backend pid {one}"),
+        [rest @ .., last] => {
+            let rest: Vec<String> = rest.iter().map(u32::to_string).collect();
+            format!("backend pids {} and {last}", rest.join(", "))
+        }
+    }
+}
+
 /// Without the Inspector: sessions with an open transaction that wrote to a table the waiter's
 /// statement touches.
 pub fn suspects(
@@ -147,8 +162,8 @@ pub fn suspects(
         .collect()
 }
 
-/// `s` cut to about `max` characters at a space, so no token is cut in half.
-fn truncate(s: &str, max: usize) -> String {
+/// `s` cut to about `max` characters at a space, so no token is cut in half (for titles).
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => {
             let cut = s[..i].rfind(' ').filter(|&at| at > max / 2).unwrap_or(i);
@@ -251,5 +266,24 @@ mod tests {
         assert_eq!(f.evidence["confirmed"], false);
         let unavailable = inspector_unavailable("password authentication failed");
         assert!(unavailable.suggestion.contains("--inspector-dsn"));
+    }
+
+    #[test]
+    fn blockers_outside_pgvisor_are_named_by_pid_in_words() {
+        assert_eq!(backends(&[9999]), "backend pid 9999");
+        assert_eq!(backends(&[9999, 10001]), "backend pids 9999 and 10001");
+        assert_eq!(backends(&[1, 2, 3]), "backend pids 1, 2 and 3");
+        let sessions = vec![session(2, 200, SessionState::Active, &["UPDATE accounts SET v = $1 WHERE id = $2"])];
+        let report = BlockingReport { waiter_pid: 200, blockers: vec![9999], roots: vec![9999], wait_event: None };
+        let f = finding(
+            (&sessions[0].0, &sessions[0].1),
+            "UPDATE accounts SET v = $1 WHERE id = $2",
+            Some(&report),
+            &sessions,
+            Duration::from_millis(900),
+            Occurrence::New,
+            SystemTime::now(),
+        );
+        assert!(f.message.ends_with("blocked by backend pid 9999, not connected through pgvisor."), "{}", f.message);
     }
 }

@@ -2,6 +2,8 @@
 //! never ANALYZE) scans a large table sequentially and filters away most of its rows; the
 //! advice is the index on the filter's columns, confirmed with HypoPG when it is installed.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -11,15 +13,24 @@ use crate::fingerprint::Fingerprint;
 /// Thresholds, in the spirit of PgHero's index suggestions.
 #[derive(Debug, Clone)]
 pub struct MissingIndexConfig {
+    /// A statement at least this slow is offered for an EXPLAIN (`--explain-min`).
+    pub explain_min: Duration,
     /// A sequential scan matters on a table with at least this many rows (PgHero: 10,000).
     pub min_table_rows: f64,
     /// ... when the filter keeps at most this share of them (most rows removed).
     pub max_selectivity: f64,
 }
 
+/// The default `--explain-min`. A sequential scan of a 50,000-row table takes 2 to 8 ms, and of
+/// the smallest table worth an index (10,000 rows) about 0.5 ms, where an indexed lookup takes
+/// 0.1 to 0.5 ms through pgvisor: 2 ms lets the scans of dev-sized tables through and keeps an
+/// application's everyday indexed statements out. Each fingerprint is explained at most once
+/// every ten minutes, so a lower cut-off costs EXPLAINs per query shape, not per statement.
+pub const DEFAULT_EXPLAIN_MIN: Duration = Duration::from_millis(2);
+
 impl Default for MissingIndexConfig {
     fn default() -> Self {
-        Self { min_table_rows: 10_000.0, max_selectivity: 0.1 }
+        Self { explain_min: DEFAULT_EXPLAIN_MIN, min_table_rows: 10_000.0, max_selectivity: 0.1 }
     }
 }
 
@@ -147,6 +158,17 @@ fn quote(ident: &str) -> String {
     }
 }
 
+/// A share of a table as a reader wants it: `less than 0.01%`, `0.08%`, `2.5%`, `40%`.
+fn percent(p: f64) -> String {
+    match p {
+        p if p <= 0.0 => "0%".into(),
+        p if p < 0.01 => "less than 0.01%".into(),
+        p if p < 1.0 => format!("{p:.2}%"),
+        p if p < 10.0 => format!("{p:.1}%"),
+        p => format!("{p:.0}%"),
+    }
+}
+
 /// The finding for a statement and its best candidate.
 pub fn finding(fingerprint: Fingerprint, statement: &str, c: &IndexCandidate, mean_ms: Option<f64>) -> Finding {
     let ddl = create_index(c);
@@ -161,7 +183,7 @@ pub fn finding(fingerprint: Fingerprint, statement: &str, c: &IndexCandidate, me
         )),
         None => (None, " The gain is an estimate: install HypoPG (CREATE EXTENSION hypopg) to let pgvisor confirm it with a hypothetical index.".to_string()),
     };
-    let share = if c.table_rows > 0.0 { c.scan.plan_rows / c.table_rows * 100.0 } else { 0.0 };
+    let share = percent(if c.table_rows > 0.0 { c.scan.plan_rows / c.table_rows * 100.0 } else { 0.0 });
     // A plan of a statement sent with literals shows them in its filter: normalise it like the
     // statement, so no value reaches the log or the API.
     let filter = crate::fingerprint(c.scan.filter.as_bytes()).text;
@@ -173,7 +195,7 @@ pub fn finding(fingerprint: Fingerprint, statement: &str, c: &IndexCandidate, me
         severity: if c.table_rows >= 1_000_000.0 { Severity::Critical } else { Severity::Warning },
         title: format!("Missing index on {} ({})", c.scan.table, c.columns.join(", ")),
         message: format!(
-            "`{statement}` reads all of {} (about {:.0} rows) and keeps about {:.0} of them ({share:.2}%) with the filter \
+            "`{statement}` reads all of {} (about {:.0} rows) and keeps about {:.0} of them ({share}) with the filter \
              {filter}: PostgreSQL has no index to find them directly.{timing}",
             c.scan.table, c.table_rows, c.scan.plan_rows
         ),
@@ -252,6 +274,15 @@ mod tests {
         assert_eq!(f.evidence["filter"], "(user_id = $1)", "no literal value in the evidence");
         assert!(!f.message.contains("42"));
         assert!(f.suggestion.starts_with("CREATE INDEX CONCURRENTLY ON orders (user_id);"));
+        assert!(f.message.contains("keeps about 5 of them (0.01%)"), "{}", f.message);
+        let needle =
+            IndexCandidate { table_rows: 250_000.0, scan: SeqScan { plan_rows: 12.0, ..c.scan.clone() }, ..c.clone() };
+        let m = finding(Fingerprint(1), "q", &needle, None).message;
+        assert!(m.contains("keeps about 12 of them (less than 0.01%)"), "{m}");
+        assert_eq!(
+            (percent(0.0), percent(0.1), percent(2.54), percent(40.0)),
+            ("0%".into(), "0.10%".into(), "2.5%".into(), "40%".into())
+        );
         let unconfirmed = IndexCandidate { cost_with_index: None, ..c };
         assert_eq!(finding(Fingerprint(1), "q", &unconfirmed, None).evidence["confirmed"], Value::Null);
     }

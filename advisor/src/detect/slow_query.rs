@@ -1,9 +1,14 @@
 //! `slow_query`: a query shape whose 95th percentile latency exceeds `--slow` over at least
-//! `--slow-min-calls` calls.
+//! `--slow-min-calls` calls, or a single call that took `--slow-once` or more.
 //!
-//! Checked periodically from the per-fingerprint statistics, so it fires while the condition
-//! holds. Only shapes that ran since the last check and have had at least one call over the
-//! threshold are looked at: a shape that never took `--slow` cannot have its p95 above it.
+//! The p95 rule is checked periodically from the per-fingerprint statistics, so it fires while the
+//! condition holds. Only shapes that ran since the last check and have had at least one call over
+//! the threshold are looked at: a shape that never took `--slow` cannot have its p95 above it.
+//!
+//! The one-call rule is checked per statement: on a development database a statement that takes
+//! seconds often runs once (a report, a page opened once), never reaching `--slow-min-calls`. Its
+//! findings merge per fingerprint under their own key; a shape whose p95 finding is in progress
+//! gets no one-call findings, which would only repeat it.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -11,22 +16,26 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
+use crate::detect::lock_contention::truncate;
+use crate::detect::sql_shape;
 use crate::events::StatementEvent;
 use crate::fingerprint::Fingerprint;
 use crate::stats::{FingerprintStats, QueryStats};
 
-/// Thresholds (`--slow`, `--slow-min-calls`).
+/// Thresholds (`--slow`, `--slow-min-calls`, `--slow-once`).
 #[derive(Debug, Clone)]
 pub struct SlowQueryConfig {
     /// A shape whose p95 is at least this is slow.
     pub threshold: Duration,
     /// Calls needed before the p95 means anything.
     pub min_calls: u64,
+    /// One call at least this long is slow on its own; zero turns the one-call rule off.
+    pub once: Duration,
 }
 
 impl Default for SlowQueryConfig {
     fn default() -> Self {
-        Self { threshold: Duration::from_millis(100), min_calls: 5 }
+        Self { threshold: Duration::from_millis(100), min_calls: 5, once: Duration::from_secs(1) }
     }
 }
 
@@ -42,8 +51,9 @@ pub struct SlowQueryWatch {
 }
 
 impl SlowQueryWatch {
-    /// Notes one finished statement.
-    pub fn observe(&mut self, e: &StatementEvent, config: &SlowQueryConfig) {
+    /// Notes one finished statement; returns the one-call finding when it took `--slow-once` or
+    /// more.
+    pub fn observe(&mut self, e: &StatementEvent, config: &SlowQueryConfig) -> Option<Finding> {
         let fp = e.statement.fingerprint;
         if e.duration >= config.threshold {
             if self.candidates.len() >= MAX_CANDIDATES && !self.candidates.contains(&fp) {
@@ -54,6 +64,11 @@ impl SlowQueryWatch {
         if self.candidates.contains(&fp) {
             self.dirty.insert(fp);
         }
+        let once = !config.once.is_zero()
+            && e.duration >= config.once
+            && !self.firing.contains(&fp)
+            && plannable(&e.statement.text);
+        once.then(|| one_call(e, config))
     }
 
     /// Findings for the shapes that ran since the last check and are slow now.
@@ -82,18 +97,35 @@ fn ms(us: u64) -> f64 {
     (us as f64 / 10.0).round() / 100.0
 }
 
+/// True for a statement EXPLAIN can show the plan of: a slow migration (CREATE INDEX, ALTER
+/// TABLE), VACUUM or COPY has no plan to improve (lock_hazard_ddl covers DDL).
+fn plannable(text: &str) -> bool {
+    matches!(sql_shape::verb(text), "SELECT" | "VALUES" | "TABLE" | "WITH" | "INSERT" | "UPDATE" | "DELETE" | "MERGE")
+}
+
+/// A duration as a sentence reads it: `1.5 s`, `1 s`, or `350.2 ms` under a second.
+fn spoken(d: Duration) -> String {
+    let (n, unit) = if d >= Duration::from_secs(1) { (d.as_secs_f64(), "s") } else { (d.as_secs_f64() * 1000.0, "ms") };
+    let n = format!("{n:.1}");
+    format!("{} {unit}", n.strip_suffix(".0").unwrap_or(&n))
+}
+
+/// Where the suggestion of either rule starts: how to find where the time goes.
+const EXPLAIN_FIRST: &str = "Run EXPLAIN (ANALYZE, BUFFERS) on it with real parameter values to see where the time \
+     goes. A sequential scan of a large table that keeps few rows wants an index on the columns of its WHERE clause; \
+     a large sort wants an index matching its ORDER BY; a join that loops over many rows wants an index on the inner \
+     side's join column.";
+
+/// Longest query text in a title, in characters (cut at a word).
+const TITLE_QUERY: usize = 60;
+
 /// The advice for slow shape `fp`.
 pub fn finding(fp: Fingerprint, s: &FingerprintStats, config: &SlowQueryConfig, occurrence: Occurrence) -> Finding {
     let (p50, p95, max) = (s.quantile_us(0.5), s.quantile_us(0.95), s.max_us);
     let threshold_ms = config.threshold.as_secs_f64() * 1000.0;
     let rows_per_call = if s.calls == 0 { 0.0 } else { s.rows as f64 / s.calls as f64 };
     let severity = if ms(p95) >= threshold_ms * 10.0 { Severity::Critical } else { Severity::Warning };
-    let mut suggestion = String::from(
-        "Run EXPLAIN (ANALYZE, BUFFERS) on it with real parameter values to see where the time goes. A sequential \
-         scan of a large table that keeps few rows wants an index on the columns of its WHERE clause; a large sort \
-         wants an index matching its ORDER BY; a join that loops over many rows wants an index on the inner side's \
-         join column.",
-    );
+    let mut suggestion = String::from(EXPLAIN_FIRST);
     if rows_per_call >= 1000.0 {
         suggestion.push_str(&format!(
             " It returns {rows_per_call:.0} rows per call: fetch only what is shown (LIMIT with keyset pagination) or \
@@ -111,7 +143,12 @@ pub fn finding(fp: Fingerprint, s: &FingerprintStats, config: &SlowQueryConfig, 
         key: fp.to_string(),
         occurrence,
         severity,
-        title: format!("Slow query: p95 {:.1} ms over {} calls", ms(p95), s.calls),
+        title: format!(
+            "Slow query: p95 {:.1} ms over {} calls of `{}`",
+            ms(p95),
+            s.calls,
+            truncate(&s.text, TITLE_QUERY)
+        ),
         message: format!(
             "`{}` has a 95th percentile latency of {:.1} ms over its {} calls (median {:.1} ms, slowest {:.1} ms), over the \
              {threshold_ms:.0} ms threshold. Times are measured at pgvisor, from forwarding the query to its completion, so they include the \
@@ -139,6 +176,59 @@ pub fn finding(fp: Fingerprint, s: &FingerprintStats, config: &SlowQueryConfig, 
     }
 }
 
+/// The advice for one call of `e` that took `--slow-once` or more.
+pub fn one_call(e: &StatementEvent, config: &SlowQueryConfig) -> Finding {
+    let fp = e.statement.fingerprint;
+    let text = &e.statement.text;
+    let duration_ms = (e.duration.as_secs_f64() * 1e5).round() / 100.0;
+    let severity = if e.duration >= config.once.saturating_mul(10) { Severity::Critical } else { Severity::Warning };
+    let rows = if e.rows == 1 { "1 row".to_string() } else { format!("{} rows", e.rows) };
+    let outcome = match e.error {
+        Some(state) => format!(" and then failed with SQLSTATE {}", state.as_str()),
+        None if sql_shape::is_read(text) => format!(" and returned {rows}"),
+        None if matches!(sql_shape::verb(text), "INSERT" | "UPDATE" | "DELETE" | "MERGE") => {
+            format!(" and changed {rows}")
+        }
+        None => String::new(),
+    };
+    let mut suggestion = String::from(EXPLAIN_FIRST);
+    if e.rows >= 1000 && sql_shape::is_read(text) {
+        suggestion.push_str(&format!(
+            " It returned {} rows: fetch only what is shown (LIMIT with keyset pagination) or aggregate in SQL.",
+            e.rows
+        ));
+    }
+    suggestion.push_str(
+        " A one-off (a migration, a backfill, a report) may be allowed to take its time: if so, ignore this \
+         fingerprint (--ignore-fingerprints).",
+    );
+    Finding {
+        kind: Kind::SlowQuery,
+        key: format!("once:{fp}"),
+        occurrence: Occurrence::New,
+        severity,
+        title: format!("Slow query: {} in one call of `{}`", spoken(e.duration), truncate(text, TITLE_QUERY)),
+        message: format!(
+            "One call of `{text}` in {} took {}{outcome}, over the {} threshold for a single statement. Times \
+             are measured at pgvisor, from forwarding the query to its completion, so they include the network to \
+             PostgreSQL and the time to send the rows.",
+            e.origin.label,
+            spoken(e.duration),
+            spoken(config.once)
+        ),
+        suggestion,
+        fingerprints: vec![fp],
+        evidence: json!({
+            "query": text.to_string(),
+            "duration_ms": duration_ms,
+            "rows": e.rows,
+            "error": e.error.map(|s| s.as_str().to_string()),
+            "session": e.origin.label.to_string(),
+            "threshold_ms": config.once.as_secs_f64() * 1000.0,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -148,10 +238,10 @@ mod tests {
         StatementEvent { duration: Duration::from_millis(ms), rows: 3, ..StatementEvent::sample(sql) }
     }
 
-    fn run(watch: &mut SlowQueryWatch, stats: &QueryStats, sql: &str, ms: u64) {
+    fn run(watch: &mut SlowQueryWatch, stats: &QueryStats, sql: &str, ms: u64) -> Option<Finding> {
         let e = event(sql, ms);
-        watch.observe(&e, &SlowQueryConfig::default());
         stats.record(&e);
+        watch.observe(&e, &SlowQueryConfig::default())
     }
 
     #[test]
@@ -170,7 +260,7 @@ mod tests {
         assert_eq!(f.evidence["query"], "SELECT * FROM big WHERE x = $1");
         assert!(f.evidence["p95_ms"].as_f64().unwrap() >= 150.0, "{}", f.evidence);
         assert!(watch.check(&stats, &config).is_empty(), "no new calls, nothing new to say");
-        run(&mut watch, &stats, "select * from big where x = 3", 2000);
+        assert!(run(&mut watch, &stats, "select * from big where x = 3", 2000).is_none(), "the p95 advice covers it");
         let again = watch.check(&stats, &config);
         assert_eq!(again[0].occurrence, Occurrence::Update, "still the same episode");
         assert_eq!(again[0].evidence["calls"], 6);
@@ -182,11 +272,50 @@ mod tests {
         for _ in 0..100 {
             run(&mut watch, &stats, "select * from small where id = 1", 2);
         }
-        run(&mut watch, &stats, "select * from small where id = 1", 900);
-        run(&mut watch, &stats, "select * from once", 900);
+        assert!(run(&mut watch, &stats, "select * from small where id = 1", 900).is_none());
+        assert!(run(&mut watch, &stats, "select * from once", 900).is_none(), "under --slow-once");
         assert!(watch.check(&stats, &config).is_empty());
         stats.reset();
         run(&mut watch, &stats, "select * from small where id = 1", 900);
         assert!(watch.check(&stats, &config).is_empty(), "after a reset the calls start over");
+    }
+
+    #[test]
+    fn one_very_slow_call_is_slow_on_its_own() {
+        let (mut watch, stats) = (SlowQueryWatch::default(), QueryStats::new(100));
+        let f =
+            run(&mut watch, &stats, "select * from report where day = '2024-05-01'", 1500).expect("one call of 1.5 s");
+        assert_eq!((f.kind, f.occurrence, f.severity), (Kind::SlowQuery, Occurrence::New, Severity::Warning));
+        assert_eq!(f.key, format!("once:{}", f.fingerprints[0]), "its own key, per fingerprint");
+        assert_eq!(f.evidence["duration_ms"], 1500.0);
+        assert_eq!(f.evidence["rows"], 3);
+        assert_eq!(f.evidence["threshold_ms"], 1000.0);
+        assert_eq!(f.title, "Slow query: 1.5 s in one call of `SELECT * FROM report WHERE day = $1`");
+        assert!(f.message.starts_with("One call of `SELECT * FROM report WHERE day = $1`"), "{}", f.message);
+        assert!(f.message.contains("took 1.5 s and returned 3 rows"), "{}", f.message);
+        let again = run(&mut watch, &stats, "select * from report where day = '2024-05-02'", 12_000).unwrap();
+        assert_eq!((again.key, again.severity), (f.key, Severity::Critical), "ten times the threshold");
+
+        let migration = event("create index on orders (created_at)", 4000);
+        assert!(watch.observe(&migration, &SlowQueryConfig::default()).is_none(), "no plan to look at");
+        let off = SlowQueryConfig { once: Duration::ZERO, ..SlowQueryConfig::default() };
+        assert!(watch.observe(&event("select * from other", 5000), &off).is_none(), "0 turns it off");
+        let lower = SlowQueryConfig { once: Duration::from_millis(300), ..SlowQueryConfig::default() };
+        let f = watch.observe(&event("update t set a = 1", 350), &lower).unwrap();
+        assert!(f.message.contains("took 350 ms and changed 3 rows, over the 300 ms threshold"), "{}", f.message);
+    }
+
+    #[test]
+    fn titles_name_the_query_cut_at_a_word() {
+        let (mut watch, stats, config) = (SlowQueryWatch::default(), QueryStats::new(100), SlowQueryConfig::default());
+        let sql = "select id, customer_id, status, total, created_at, updated_at from orders where status = 'open'";
+        for _ in 0..5 {
+            run(&mut watch, &stats, sql, 150);
+        }
+        let f = &watch.check(&stats, &config)[0];
+        assert_eq!(
+            f.title,
+            "Slow query: p95 150.0 ms over 5 calls of `SELECT id, customer_id, status, total, created_at, ...`"
+        );
     }
 }

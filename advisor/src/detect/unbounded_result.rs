@@ -94,7 +94,8 @@ pub fn check(s: &FinishedStatement, config: &UnboundedResultConfig, session: &st
         suggestion: "Fetch only what is used: add LIMIT with keyset pagination (WHERE id > $last ORDER BY id LIMIT 100), or \
              aggregate in SQL. If every row is really needed, stream it instead of loading it at once: a server-side \
              cursor (DECLARE ... CURSOR / FETCH 1000, psycopg's named cursors, JDBC setFetchSize, SQLAlchemy \
-             yield_per / stream_results), or, for exports, COPY (the query, with its values written in: COPY takes              no parameters) TO STDOUT."
+             yield_per / stream_results), or, for exports, COPY (the query, with its values written in: COPY takes \
+             no parameters) TO STDOUT."
             .into(),
         fingerprints: vec![s.statement.fingerprint],
         evidence: json!({
@@ -157,5 +158,13 @@ mod tests {
         assert!(check(&finished("select id from events limit 50000", 50_000, 1_000_000), &config, "s").is_none());
         assert!(check(&finished("select id from events", 9_999, 100_000), &config, "s").is_none());
         assert!(check(&finished("update events set seen = true", 50_000, 0), &config, "s").is_none());
+    }
+
+    #[test]
+    fn the_wording_has_no_runs_of_spaces() {
+        let f = check(&finished("select id from events", 20_000, 0), &UnboundedResultConfig::default(), "s").unwrap();
+        for text in [&f.title, &f.message, &f.suggestion] {
+            assert!(!text.contains("  "), "{text}");
+        }
     }
 }

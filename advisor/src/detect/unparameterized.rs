@@ -5,6 +5,9 @@
 //! shape, the distinct literal sets seen within `--unparameterized-window` (default 60 s); at
 //! `--unparameterized-min` (default 50) the advice fires, and it is updated each time the count
 //! doubles. Literal sets are kept as 64-bit hashes, never as values.
+//!
+//! Sessions of pgbench (application_name `pgbench`) are not counted: `pgbench -M simple` writes
+//! its `\set` variables into the SQL by design, and whoever runs a load test has no code to fix.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +62,9 @@ impl UnparameterizedWatch {
     /// doubles.
     pub fn observe(&mut self, e: &StatementEvent, config: &UnparameterizedConfig) -> Option<Finding> {
         let literals = e.literals?;
+        if is_pgbench(&e.application_name) {
+            return None;
+        }
         let (now, fp) = (e.finished_at, e.statement.fingerprint);
         if !self.shapes.contains_key(&fp) && self.shapes.len() >= MAX_SHAPES {
             self.shapes.retain(|_, s| now.duration_since(s.last_seen).unwrap_or_default() <= config.window);
@@ -93,6 +99,11 @@ impl UnparameterizedWatch {
         shape.reported_at = distinct;
         Some(finding(&shape.statement, distinct, config, occurrence))
     }
+}
+
+/// True for pgbench's sessions: it names itself `pgbench` unless told otherwise.
+fn is_pgbench(application_name: &str) -> bool {
+    application_name.eq_ignore_ascii_case("pgbench")
 }
 
 fn finding(statement: &Statement, distinct: usize, config: &UnparameterizedConfig, occurrence: Occurrence) -> Finding {
@@ -166,5 +177,16 @@ mod tests {
             let at = t0 + Duration::from_secs(i * 2);
             assert!(w.observe(&event("select * from items where id = 1", Some(i), at), &config).is_none());
         }
+    }
+
+    #[test]
+    fn pgbench_interpolating_its_variables_is_not_counted() {
+        let (t0, config) = (SystemTime::now(), UnparameterizedConfig::default());
+        let mut w = UnparameterizedWatch::default();
+        let sql = "SELECT abalance FROM pgbench_accounts WHERE aid = 4242";
+        let pgbench = |i: u64| StatementEvent { application_name: "pgbench".into(), ..event(sql, Some(i), t0) };
+        assert!((0..500u64).all(|i| w.observe(&pgbench(i), &config).is_none()));
+        let app = (0..50u64).filter_map(|i| w.observe(&event(sql, Some(i), t0), &config)).count();
+        assert_eq!(app, 1, "the same texts from an application are");
     }
 }

@@ -40,8 +40,12 @@ const MAX_NAMED: usize = 10_000;
 const MAX_CACHED_TEXTS: usize = 512;
 /// Most statement descriptions (result column names) remembered per session.
 const MAX_DESCRIPTIONS: usize = 1_000;
-/// A statement at least this slow is offered to the engine for an EXPLAIN (missing_index).
-const EXPLAIN_MIN: Duration = Duration::from_millis(10);
+/// How long a session waits before offering the same fingerprint for an EXPLAIN again: the
+/// engine explains each at most once every ten minutes, so offering it on every slow run would
+/// only cost events.
+const EXPLAIN_OFFER_EVERY: Duration = Duration::from_secs(60);
+/// Most fingerprints a session remembers having offered.
+const MAX_EXPLAIN_OFFERS: usize = 256;
 /// Most bytes of raw texts kept for EXPLAIN per session (an idle session must stay small).
 const MAX_RAW_TEXT_BYTES: usize = 64 * 1024;
 /// Longest raw text kept for EXPLAIN.
@@ -169,6 +173,12 @@ pub struct SessionObserver {
     origin: Arc<SessionOrigin>,
     /// Keep parameter values as text for evidence (`--log-params`).
     log_params: bool,
+    /// A statement at least this slow is offered for an EXPLAIN (`--explain-min`, missing_index).
+    explain_min: Duration,
+    /// When each fingerprint was last offered for an EXPLAIN.
+    explain_offered: HashMap<Fingerprint, Instant>,
+    /// The server is in copy-in mode (CopyInResponse seen, CopyDone/CopyFail not yet sent).
+    copy_in: bool,
 }
 
 impl SessionObserver {
@@ -200,7 +210,17 @@ impl SessionObserver {
             application_name,
             origin,
             log_params,
+            explain_min: crate::detect::missing_index::DEFAULT_EXPLAIN_MIN,
+            explain_offered: HashMap::new(),
+            copy_in: false,
         }
+    }
+
+    /// The same observer offering statements of at least `explain_min` for an EXPLAIN
+    /// (`--explain-min`).
+    pub fn with_explain_min(mut self, explain_min: Duration) -> Self {
+        self.explain_min = explain_min;
+        self
     }
 
     /// The same observer with these thresholds for `repeated_query`, `unbounded_result` and
@@ -225,16 +245,16 @@ impl SessionObserver {
             return known.clone();
         }
         let fingerprint = self.fingerprinter.fingerprint(sql);
-        if sql.len() <= MAX_RAW_TEXT {
+        // One raw text per fingerprint is enough to EXPLAIN it: texts that differ only in their
+        // literals (a load test in simple mode) are not copied again and again.
+        if sql.len() <= MAX_RAW_TEXT && !self.raw_texts.contains_key(&fingerprint) {
             if self.raw_text_bytes + sql.len() > MAX_RAW_TEXT_BYTES {
                 self.raw_texts.clear();
                 self.raw_text_bytes = 0;
             }
             let text: Arc<str> = String::from_utf8_lossy(sql).into();
             self.raw_text_bytes += text.len();
-            if let Some(old) = self.raw_texts.insert(fingerprint, text) {
-                self.raw_text_bytes -= old.len();
-            }
+            self.raw_texts.insert(fingerprint, text);
         }
         let text: Arc<str> = self.fingerprinter.text().into();
         let tags = Some(crate::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
@@ -326,7 +346,11 @@ impl SessionObserver {
                 }
                 self.expect(Pending::Close);
             }
+            // PostgreSQL ignores Sync during copy-in mode (protocol document, "COPY Operations"):
+            // a Sync a client pipelined behind its COPY's Execute is never answered.
+            FrontendTag::Sync if self.copy_in => {}
             FrontendTag::Sync => self.expect(Pending::Sync),
+            FrontendTag::CopyDone | FrontendTag::CopyFail => self.copy_in = false,
             FrontendTag::FunctionCall => self.expect(Pending::FunctionCall),
             _ => {}
         }
@@ -357,6 +381,7 @@ impl SessionObserver {
                 }
             }
             BackendTag::RowDescription => self.row_description(m.body),
+            BackendTag::CopyInResponse => self.copy_in_started(),
             BackendTag::NoData => {
                 if matches!(self.pending.front(), Some(Pending::Describe(_))) {
                     self.pending.pop_front();
@@ -534,7 +559,7 @@ impl SessionObserver {
                 self.events.send(Event::Finding(finding, self.caller(statement.tags.as_ref())));
             }
         }
-        if error.is_none() && duration >= EXPLAIN_MIN {
+        if error.is_none() && duration >= self.explain_min && self.explain_due(statement.fingerprint, now) {
             if let Some(sql) = self.raw_texts.get(&statement.fingerprint) {
                 let (database, user) = {
                     let identity = lock(&self.entry.identity);
@@ -557,6 +582,31 @@ impl SessionObserver {
             result: digest.filter(|d| !d.is_empty() && rows > 0),
             origin: self.origin.clone(),
         }));
+    }
+
+    /// True (and noted) when `fp` was not offered for an EXPLAIN in the last minute.
+    fn explain_due(&mut self, fp: Fingerprint, now: Instant) -> bool {
+        if self.explain_offered.get(&fp).is_some_and(|t| now.saturating_duration_since(*t) < EXPLAIN_OFFER_EVERY) {
+            return false;
+        }
+        if self.explain_offered.len() >= MAX_EXPLAIN_OFFERS {
+            self.explain_offered.clear();
+        }
+        self.explain_offered.insert(fp, now);
+        true
+    }
+
+    /// The server entered copy-in mode: Syncs the client already sent behind the COPY's Execute
+    /// are ignored by the server, so no ReadyForQuery answers them.
+    fn copy_in_started(&mut self) {
+        self.copy_in = true;
+        if matches!(self.pending.front(), Some(Pending::Execute(_))) {
+            let mut index = 0;
+            self.pending.retain(|p| {
+                index += 1;
+                index == 1 || !matches!(p, Pending::Sync)
+            });
+        }
     }
 
     fn caller(&self, tags: Option<&Arc<Tags>>) -> Caller {

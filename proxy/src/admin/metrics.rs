@@ -1,14 +1,16 @@
 //! `GET /metrics`: Prometheus text from the `metrics` crate's exporter, with a recorder owned by
-//! this admin server (no global recorder, so several proxies can live in one process).
+//! this admin server (no global recorder, so several proxies can live in one process). Every
+//! series is described once, so each has its `# HELP` line next to its `# TYPE`.
 
 use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use metrics::{counter, gauge, with_local_recorder};
+use metrics::{counter, describe_counter, describe_gauge, gauge, with_local_recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use advisor::advice::{Kind, Severity};
 use advisor::stats::SortBy;
 
 use super::AdminState;
@@ -16,6 +18,49 @@ use crate::stats::ProxyStats;
 
 /// Fingerprints that get per-query latency series (by total time).
 const TOP_FINGERPRINTS: usize = 20;
+
+/// Counters and their `# HELP` text (docs/admin-api.md has the same table).
+const COUNTERS: [(&str, &str); 15] = [
+    ("pgvisor_connections_total", "Client connections accepted."),
+    ("pgvisor_bytes_to_upstream_total", "Bytes forwarded from clients to PostgreSQL."),
+    ("pgvisor_bytes_to_client_total", "Bytes forwarded from PostgreSQL to clients."),
+    ("pgvisor_frontend_messages_total", "Protocol messages framed from clients."),
+    ("pgvisor_backend_messages_total", "Protocol messages framed from PostgreSQL."),
+    ("pgvisor_client_protocol_errors_total", "Sessions closed for malformed client input."),
+    ("pgvisor_upstream_connect_errors_total", "Failed connections to PostgreSQL."),
+    ("pgvisor_cancel_requests_total", "CancelRequests forwarded."),
+    ("pgvisor_inspector_explains_total", "The Inspector's EXPLAINs for missing_index, by outcome."),
+    ("pgvisor_statements_total", "Statement executions recorded."),
+    ("pgvisor_events_dropped_total", "Observations dropped because the analysis fell behind (forwarding never waits)."),
+    ("pgvisor_analysis_failures_total", "Failures contained in analysis, by stage; forwarding never stops."),
+    ("pgvisor_fingerprints_evicted_total", "Fingerprints evicted to stay under --max-fingerprints."),
+    ("pgvisor_query_calls_total", "Calls of each of the top 20 fingerprints by total time."),
+    ("pgvisor_query_errors_total", "Errors of each of the top 20 fingerprints by total time."),
+];
+
+/// Gauges and their `# HELP` text.
+const GAUGES: [(&str, &str); 6] = [
+    ("pgvisor_connections_active", "Client connections open now."),
+    ("pgvisor_fingerprints_tracked", "Fingerprints tracked now."),
+    ("pgvisor_sessions_observed", "Sessions observed now."),
+    (
+        "pgvisor_query_latency_ms",
+        "Latency quantiles (0.5, 0.95, 0.99) of the top 20 fingerprints by total time, in ms.",
+    ),
+    ("pgvisor_query_time_ms_total", "Total time of each of the top 20 fingerprints by total time, in ms."),
+    (
+        ADVICE,
+        "Findings listed by /api/advice now (dismissed ones excluded), by kind and severity; \
+         a gauge: it falls on reset and eviction.",
+    ),
+];
+
+/// Findings by kind and severity: every pair of the fixed enums is a series, zeros included.
+const ADVICE: &str = "pgvisor_advice_total";
+
+/// The label values of `severity`, as the API spells them.
+const SEVERITIES: [(Severity, &str); 3] =
+    [(Severity::Info, "info"), (Severity::Warning, "warning"), (Severity::Critical, "critical")];
 
 /// A recorder and the handle that renders it.
 pub(crate) struct Exporter {
@@ -29,6 +74,14 @@ impl Exporter {
         let recorder = PrometheusBuilder::new()
             .idle_timeout(metrics_util::MetricKindMask::ALL, Some(std::time::Duration::from_secs(2)))
             .build_recorder();
+        with_local_recorder(&recorder, || {
+            for (name, help) in COUNTERS {
+                describe_counter!(name, help);
+            }
+            for (name, help) in GAUGES {
+                describe_gauge!(name, help);
+            }
+        });
         let handle = recorder.handle();
         Self { recorder, handle }
     }
@@ -63,6 +116,19 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
         counter!("pgvisor_fingerprints_evicted_total").absolute(advisor.stats.evicted());
         gauge!("pgvisor_fingerprints_tracked").set(advisor.stats.len() as f64);
         gauge!("pgvisor_sessions_observed").set(advisor.sessions.len() as f64);
+        let mut advice = [[0u64; SEVERITIES.len()]; Kind::ALL.len()];
+        for a in advisor.advice.list() {
+            let kind = Kind::ALL.iter().position(|k| *k == a.kind);
+            let severity = SEVERITIES.iter().position(|(s, _)| *s == a.severity);
+            if let (Some(k), Some(s)) = (kind, severity) {
+                advice[k][s] += 1;
+            }
+        }
+        for (kind, counts) in Kind::ALL.iter().zip(advice) {
+            for ((_, severity), n) in SEVERITIES.iter().zip(counts) {
+                gauge!(ADVICE, "kind" => kind.as_str(), "severity" => *severity).set(n as f64);
+            }
+        }
         for (fp, q) in advisor.stats.top(SortBy::Total, TOP_FINGERPRINTS) {
             let fp = fp.to_string();
             for (label, us) in [("0.5", q.p50_us), ("0.95", q.p95_us), ("0.99", q.p99_us)] {

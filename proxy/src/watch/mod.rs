@@ -2,6 +2,7 @@
 //! and prints one readable block per finding, or one JSON line with `--json`. It waits for a
 //! pgvisor that is not up yet and reconnects when pgvisor restarts.
 
+mod printer;
 mod render;
 mod sse;
 
@@ -12,7 +13,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub use render::{block, AdviceView, Printer, Style};
+pub use printer::Printer;
+pub use render::{block, AdviceView, Style};
 pub use sse::{Dechunker, SseError, SseEvent, SseParser};
 
 /// First pause before reconnecting; it doubles up to [`MAX_BACKOFF`].

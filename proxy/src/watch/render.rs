@@ -1,9 +1,9 @@
 //! Advice for a terminal: one block per finding (severity, title, what happened, the fix, the
-//! evidence that matters for its kind), or one JSON line; a short line for updates.
+//! evidence that matters for its kind), or one JSON line. Which events are printed, and how
+//! updates look, is `printer.rs`.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -35,6 +35,10 @@ pub struct AdviceView {
     /// Occurrences merged.
     #[serde(default)]
     pub count: u64,
+    /// First occurrence (RFC 3339): a finding pgvisor forgot (restart, reset) and found again
+    /// has a new one.
+    #[serde(default)]
+    pub first_seen: String,
     /// Latest occurrence (RFC 3339).
     #[serde(default)]
     pub last_seen: String,
@@ -64,7 +68,7 @@ impl Style {
         Self { color: !no_color, width: Some(width) }
     }
 
-    fn paint(&self, codes: &str, text: &str) -> String {
+    pub(super) fn paint(&self, codes: &str, text: &str) -> String {
         if self.color && !text.is_empty() {
             format!("\x1b[{codes}m{text}\x1b[0m")
         } else {
@@ -73,54 +77,10 @@ impl Style {
     }
 }
 
-/// Most findings remembered to tell a new finding from an update.
-const MAX_REMEMBERED: usize = 10_000;
-
-/// Prints each finding once in full, and updates of it as one short line.
-#[derive(Debug)]
-pub struct Printer {
-    style: Style,
-    json: bool,
-    /// Per advice id: a digest of what was last printed.
-    printed: HashMap<String, u64>,
-}
-
-impl Printer {
-    /// A printer writing blocks in `style`, or JSON lines when `json`.
-    pub fn new(style: Style, json: bool) -> Self {
-        Self { style, json, printed: HashMap::new() }
-    }
-
-    /// Writes `advice` (whose JSON text is `raw`, if it came as text): in full the first time,
-    /// as an update line when it changed since, and not at all when the stream repeats it (as it
-    /// does after a reconnect). Returns whether anything was written.
-    pub fn print(&mut self, advice: &AdviceView, raw: Option<&str>, out: &mut dyn Write) -> std::io::Result<bool> {
-        let state = advice.digest();
-        let text = match self.printed.get(&advice.id) {
-            Some(previous) if *previous == state => return Ok(false),
-            _ if self.json => format!("{}\n", one_line_json(advice, raw)),
-            Some(_) => self.update_line(advice),
-            None => block(advice, self.style),
-        };
-        if self.printed.len() >= MAX_REMEMBERED && !self.printed.contains_key(&advice.id) {
-            self.printed.clear();
-        }
-        self.printed.insert(advice.id.clone(), state);
-        out.write_all(text.as_bytes())?;
-        out.flush()?;
-        Ok(true)
-    }
-
-    fn update_line(&self, advice: &AdviceView) -> String {
-        let label = self.style.paint(severity_color(&advice.severity), "updated:");
-        format!("{label} {} (seen {}x)\n", advice.title, advice.count)
-    }
-}
-
 impl AdviceView {
     /// Tells an update from a repeat. Not (count, last_seen) alone: last_seen has millisecond
     /// precision, and an update can follow the first occurrence within the same millisecond.
-    fn digest(&self) -> u64 {
+    pub(super) fn digest(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (self.count, &self.last_seen, &self.severity, &self.title, &self.message).hash(&mut h);
@@ -130,7 +90,7 @@ impl AdviceView {
 }
 
 /// The advice as one JSON line: the text as received when it is one line already.
-fn one_line_json(advice: &AdviceView, raw: Option<&str>) -> String {
+pub(super) fn one_line_json(advice: &AdviceView, raw: Option<&str>) -> String {
     if let Some(raw) = raw.filter(|r| !r.contains('\n')) {
         return raw.to_string();
     }
@@ -144,7 +104,7 @@ fn one_line_json(advice: &AdviceView, raw: Option<&str>) -> String {
     value.to_string()
 }
 
-fn severity_color(severity: &str) -> &'static str {
+pub(super) fn severity_color(severity: &str) -> &'static str {
     match severity {
         "critical" => "1;31",
         "warning" => "1;33",
@@ -454,35 +414,5 @@ mod tests {
             "{plain}"
         );
         assert!(!block(&a, Style::PLAIN).contains('\x1b'));
-    }
-
-    #[test]
-    fn first_in_full_then_updates_then_repeats_skipped() {
-        let mut printer = Printer::new(Style::PLAIN, false);
-        let mut out = Vec::new();
-        let mut a = advice("n_plus_one", serde_json::json!({}));
-        assert!(printer.print(&a, None, &mut out).unwrap());
-        assert!(!printer.print(&a, None, &mut out).unwrap(), "a replay after reconnect is not printed again");
-        a.count = 3;
-        a.last_seen = "2025-01-02T03:04:09.000Z".into();
-        out.clear();
-        assert!(printer.print(&a, None, &mut out).unwrap());
-        assert_eq!(
-            String::from_utf8(std::mem::take(&mut out)).unwrap(),
-            "updated: N+1 queries: 20 queries, one per row (users.id -> orders.user_id) (seen 3x)\n"
-        );
-        // Same count and millisecond, fresher evidence: still an update.
-        a.title = "N+1 queries: 40 queries, one per row (users.id -> orders.user_id)".into();
-        assert!(printer.print(&a, None, &mut out).unwrap());
-    }
-
-    #[test]
-    fn json_lines_are_the_raw_advice() {
-        let mut printer = Printer::new(Style::PLAIN, true);
-        let mut out = Vec::new();
-        let raw = r#"{"id":"00000000000000aa","kind":"n_plus_one","count":1,"last_seen":"x"}"#;
-        let a: AdviceView = serde_json::from_str(raw).unwrap();
-        printer.print(&a, Some(raw), &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), format!("{raw}\n"));
     }
 }

@@ -1,10 +1,14 @@
 // The advice feed: one card per finding, newest first, changed in place when the finding is
-// updated (count, last seen, evidence).
+// updated (count, last seen, evidence). A card shows its severity, kind, title and message; the
+// fix and the evidence open with a click. Filters by severity and by kind hide cards.
 
-import { ago, el, fmtMs, fmtNumber, setRich, setText } from "./format.js";
+import { ago, el, fmtDuration, fmtNumber, setRich, setText } from "./format.js";
+import { renderSuggestion } from "./suggestion.js";
 
 const $ = (id) => document.getElementById(id);
 const cards = new Map(); // id -> { data, el, receivedAt }
+const SEVERITIES = ["critical", "warning", "info"];
+const filter = { severities: new Set(SEVERITIES), kind: "" };
 
 // `source` (stream or list) is kept on the card as data-source: where the finding first came
 // from, which the browser test reads to tell the live stream from the periodic check.
@@ -54,12 +58,73 @@ export function clearAdvice() {
   for (const id of [...cards.keys()]) removeAdvice(id);
 }
 
+/** Shows or hides each card by the filters, and says how many are shown and hidden. */
 export function updateAdviceCount() {
   const n = cards.size;
+  const bySeverity = new Map(SEVERITIES.map((s) => [s, 0]));
+  const byKind = new Map();
+  let shown = 0;
+  for (const { data, el: li } of cards.values()) {
+    const severity = SEVERITIES.includes(data.severity) ? data.severity : "info";
+    bySeverity.set(severity, bySeverity.get(severity) + 1);
+    byKind.set(data.kind, (byKind.get(data.kind) || 0) + 1);
+    const visible = filter.severities.has(severity) && (!filter.kind || filter.kind === data.kind);
+    li.hidden = !visible;
+    if (visible) shown += 1;
+  }
   $("advice-empty").hidden = n > 0;
+  $("advice-filters").hidden = n === 0;
   const pill = $("advice-count");
   pill.hidden = n === 0;
-  pill.textContent = String(n);
+  setText(pill, shown === n ? String(n) : `${shown} of ${n}`);
+  for (const button of document.querySelectorAll(".sev-filter")) {
+    setText(button.querySelector(".n"), String(bySeverity.get(button.dataset.severity)));
+  }
+  kindOptions(byKind, n);
+  $("advice-filtered").hidden = shown === n;
+  setText($("advice-filtered-text"), `${n - shown} of ${n} ${n === 1 ? "finding is" : "findings are"} hidden by the filters.`);
+}
+
+// "All kinds (6)", then each kind present with its count; a chosen kind stays listed at 0.
+function kindOptions(byKind, total) {
+  const select = $("kind-filter");
+  if (filter.kind && !byKind.has(filter.kind)) byKind.set(filter.kind, 0);
+  const wanted = [["", `All kinds (${total})`], ...[...byKind].sort().map(([k, c]) => [k, `${k} (${c})`])];
+  const now = [...select.options].map((o) => [o.value, o.textContent]);
+  if (JSON.stringify(now) === JSON.stringify(wanted)) return;
+  select.replaceChildren(...wanted.map(([value, label]) => el("option", { value, text: label })));
+  select.value = filter.kind;
+}
+
+for (const button of document.querySelectorAll(".sev-filter")) {
+  button.addEventListener("click", () => {
+    const severity = button.dataset.severity;
+    if (filter.severities.has(severity)) filter.severities.delete(severity);
+    else filter.severities.add(severity);
+    button.setAttribute("aria-pressed", String(filter.severities.has(severity)));
+    updateAdviceCount();
+  });
+}
+
+$("kind-filter").addEventListener("change", (ev) => {
+  filter.kind = ev.target.value;
+  updateAdviceCount();
+});
+
+$("advice-show-all").addEventListener("click", () => {
+  filter.severities = new Set(SEVERITIES);
+  filter.kind = "";
+  for (const button of document.querySelectorAll(".sev-filter")) button.setAttribute("aria-pressed", "true");
+  updateAdviceCount();
+});
+
+/** When each finding was first seen, for the chart's markers: `{ at (ms), severity, label }`. */
+export function adviceMarks() {
+  return [...cards.values()].map(({ data }) => ({
+    at: Date.parse(data.first_seen),
+    severity: data.severity,
+    label: `${data.severity} ${data.kind}: ${data.title}`,
+  }));
 }
 
 /**
@@ -95,18 +160,26 @@ function buildAdviceCard(a) {
     el("span", { class: "kind" }),
     el("span", { class: "seen" }, "seen ", el("b", { class: "count" }), "× · last ", el("time", { class: "last-seen" })),
   );
-  const fix = el("div", { class: "fix" }, el("h4", { text: "Suggestion" }), el("p", { class: "suggestion" }));
-  const evidence = el("details", { class: "evidence", open: true }, el("summary", { text: "Evidence" }), el("dl"));
-  art.append(head, el("h3", { id: titleId, class: "title" }), el("p", { class: "msg" }), fix, evidence);
+  // Closed at first: a feed of open cards is thousands of pixels tall. Updates keep it as the
+  // user left it.
+  const fix = el("div", { class: "fix" }, el("h4", { text: "Suggestion" }), el("div", { class: "suggestion" }));
+  const evidence = el("div", { class: "evidence" }, el("h4", { text: "Evidence" }), el("dl"));
+  const more = el("details", { class: "more" }, el("summary", { class: "more-label" }), fix, evidence);
+  more.addEventListener("toggle", () => li.classList.toggle("open", more.open));
+  art.append(head, el("h3", { id: titleId, class: "title" }), el("p", { class: "msg" }), more);
   li.append(art);
   return li;
 }
 
 function fillAdviceCard(li, a) {
   const sev = a.severity || "info";
-  li.className = `card ${sev}`;
+  li.classList.remove(...SEVERITIES.filter((s) => s !== sev));
+  li.classList.add(sev);
+  li.dataset.severity = sev;
   const q = (sel) => li.querySelector(sel);
-  setText(q(".sev"), sev);
+  const badge = q(".sev");
+  badge.className = `sev ${sev}`;
+  setText(badge, sev);
   setText(q(".kind"), a.kind);
   setText(q(".count"), String(a.count));
   const time = q(".last-seen");
@@ -115,12 +188,15 @@ function fillAdviceCard(li, a) {
   setText(time, ago(a.last_seen));
   setRich(q(".title"), a.title);
   setRich(q(".msg"), a.message);
-  setRich(q(".suggestion"), a.suggestion || "");
+  renderSuggestion(q(".suggestion"), a.suggestion || "");
   q(".fix").hidden = !a.suggestion;
   const dl = q(".evidence dl");
   const fresh = evidenceList(a.evidence || {}, 0);
   dl.replaceWith(fresh);
   q(".evidence").hidden = fresh.childElementCount === 0;
+  const parts = [a.suggestion ? "fix" : "", fresh.childElementCount ? "evidence" : ""].filter(Boolean);
+  setText(q(".more-label"), parts.length ? `Show ${parts.join(" and ")}` : "No fix or evidence");
+  q(".more").hidden = parts.length === 0;
 }
 
 const SQL_KEY = /(query|statement)s?$/;
@@ -132,7 +208,7 @@ function evidenceList(obj, depth) {
     if (value === null || value === undefined) continue;
     const shown = evidenceValue(key, value, depth);
     const wide = typeof shown !== "string" || shown.length > 40;
-    const label = key.endsWith("_ms") && typeof value === "number" ? key.slice(0, -3) : key;
+    const label = typeof value === "number" && DURATION_KEY.test(key) ? key.replace(DURATION_KEY, "") : key;
     dl.append(el("div", { class: wide ? "kv wide" : "kv" }, el("dt", { text: label.replace(/_/g, " ") }), el("dd", {}, shown)));
   }
   return dl;
@@ -140,6 +216,8 @@ function evidenceList(obj, depth) {
 
 // Identifiers are numbers too, but not quantities: no thousands separators for them.
 const ID_KEY = /(^|_)(pid|pids|session|id)$/;
+// Durations in milliseconds or seconds: shown in one unit style (format.js, fmtDuration).
+const DURATION_KEY = /_(ms|s)$/;
 
 function evidenceValue(key, value, depth) {
   if (Array.isArray(value)) {
@@ -154,7 +232,8 @@ function evidenceValue(key, value, depth) {
   }
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value === "number") {
-    if (key.endsWith("_ms")) return `${fmtMs(value)} ms`;
+    if (key.endsWith("_ms")) return fmtDuration(value);
+    if (key.endsWith("_s")) return fmtDuration(value * 1000);
     return ID_KEY.test(key) ? String(value) : fmtNumber(value);
   }
   if (SQL_KEY.test(key)) return el("code", { text: String(value) });

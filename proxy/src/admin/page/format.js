@@ -79,12 +79,15 @@ export function fmtMs(v) {
   return intFormat.format(Math.round(v));
 }
 
+const secondsFormat = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+// One unit style for durations everywhere on the page: milliseconds below a second ("0.412 ms",
+// "3.25 ms", "120 ms"), seconds with one decimal from there on ("14.2 s", "1,250.0 s"), as
+// pgvisor's own advice titles write them.
 export function fmtDuration(ms) {
-  const s = ms / 1000;
-  if (s < 1) return `${Math.round(ms)} ms`;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.floor(s % 60)} s`;
-  return `${(s / 3600).toFixed(1)} h`;
+  if (ms == null || Number.isNaN(ms)) return "–";
+  if (ms < 1000) return `${fmtMs(ms)} ms`;
+  return `${secondsFormat.format(ms / 1000)} s`;
 }
 
 export function ago(iso) {

@@ -16,7 +16,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
 /// Path, content type and body of each file of the page (plain ES modules, no bundler).
-const FILES: [(&str, &str, &str); 8] = [
+const FILES: [(&str, &str, &str); 11] = [
     ("/", HTML, include_str!("index.html")),
     ("/page.css", CSS, include_str!("page.css")),
     ("/page.js", JS, include_str!("page.js")),
@@ -24,6 +24,9 @@ const FILES: [(&str, &str, &str); 8] = [
     ("/feed.js", JS, include_str!("feed.js")),
     ("/tables.js", JS, include_str!("tables.js")),
     ("/format.js", JS, include_str!("format.js")),
+    ("/suggestion.js", JS, include_str!("suggestion.js")),
+    ("/setup.js", JS, include_str!("setup.js")),
+    ("/chart.js", JS, include_str!("chart.js")),
     ("/favicon.svg", SVG, include_str!("favicon.svg")),
 ];
 

@@ -2,19 +2,25 @@
 //
 // - Advice arrives on GET /api/advice/stream (Server-Sent Events, read with fetch() so the
 //   token can go in a header) and changes the feed in place.
-// - /api/queries and /api/sessions are polled once a second at most, and not while the tab is
-//   hidden, so the page never costs pgvisor more than one small request pair per second.
+// - /api/queries, /api/sessions and /metrics are polled once a second at most, and not while the
+//   tab is hidden, so the page never costs pgvisor more than three small requests per second.
+//   The queries table and the traffic chart share the same answer (the top 100 queries).
 // - One connection state for the whole page: live, offline (pgvisor gone: retry every second),
 //   token (the API answered 401), error.
 
 import { Offline, Unauthorized, api, getJson, hasToken, readEvents, setToken, storageGet, storageSet } from "./http.js";
-import { clearAdvice, reconcileAdvice, tickTimes, updateAdviceCount, upsertAdvice } from "./feed.js";
+import { adviceMarks, clearAdvice, reconcileAdvice, tickTimes, updateAdviceCount, upsertAdvice } from "./feed.js";
 import { renderQueries, renderSessions } from "./tables.js";
+import { isSetupStatement } from "./setup.js";
+import { recordGap, recordSample, renderChart } from "./chart.js";
 
 const POLL_MS = 1000;
 const RECONCILE_EVERY = 5; // polls between checks that the feed still matches /api/advice
 const QUERY_LIMITS = [10, 50]; // rows in the queries table: the top ones, or more on request
 const SORTS = ["total", "calls", "mean", "p99"];
+// Rows asked of /api/queries: enough to fill the table after hiding setup statements, and the
+// queries whose p95 the chart compares.
+const QUERY_FETCH = 100;
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,6 +33,8 @@ const page = {
   stream: null, // AbortController of the open stream
   wake: [], // resolvers waiting for the page to be live again
   lastUpdate: null,
+  hideSetup: storageGet("pgvisor.hideSetup") !== "false",
+  queries: [], // the last answer of /api/queries, for redrawing without asking again
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -102,18 +110,23 @@ async function poll() {
   // Polls go on while the token form shows: pgvisor restarted without a token recovers alone.
   if (!document.hidden) {
     try {
-      const [queries, sessions] = await Promise.all([
-        getJson(`/api/queries?sort=${page.sort}&limit=${page.limit}`),
+      const [queries, sessions, metrics] = await Promise.all([
+        getJson(`/api/queries?sort=${page.sort}&limit=${QUERY_FETCH}`),
         getJson("/api/sessions"),
+        api("/metrics").then((r) => r.text()),
       ]);
-      showQueries(queries.queries || []);
+      page.queries = queries.queries || [];
+      showQueries();
       renderSessions(sessions.sessions || []);
+      recordSample(Date.now(), statementsTotal(metrics), page.queries);
+      showChart();
       $("token-form").hidden = true;
       setState("live");
       page.lastUpdate = new Date();
       $("updated").textContent = `Updated ${page.lastUpdate.toLocaleTimeString()}`;
       if (page.polls % RECONCILE_EVERY === 0) await checkAdvice();
     } catch (e) {
+      recordGap(Date.now());
       failed(e);
     }
     page.polls += 1;
@@ -129,9 +142,28 @@ function pollNow() {
 
 document.addEventListener("visibilitychange", () => { if (!document.hidden) pollNow(); });
 
-function showQueries(rows) {
-  renderQueries(rows);
-  $("more-queries").hidden = rows.length < QUERY_LIMITS[0] && page.limit === QUERY_LIMITS[0];
+// The top `page.limit` queries, without the setup statements when they are hidden (setup.js).
+function showQueries() {
+  const rows = page.queries;
+  const setup = rows.filter((q) => isSetupStatement(q.query)).length;
+  const kept = page.hideSetup ? rows.filter((q) => !isSetupStatement(q.query)) : rows;
+  renderQueries(kept.slice(0, page.limit));
+  $("more-queries").hidden = kept.length <= QUERY_LIMITS[0] && page.limit === QUERY_LIMITS[0];
+  const hidden = page.hideSetup ? setup : 0;
+  $("setup-hidden").textContent = hidden ? `${hidden} hidden` : "";
+  $("queries-empty").textContent = hidden
+    ? "Only DDL and maintenance statements so far: clear \u201cHide DDL and maintenance\u201d to see them."
+    : "No queries recorded yet.";
+}
+
+function showChart() {
+  renderChart($("chart"), $("chart-empty"), adviceMarks());
+}
+
+// `pgvisor_statements_total N` of the Prometheus text, or null.
+function statementsTotal(text) {
+  const m = /^pgvisor_statements_total (\d+)/m.exec(text);
+  return m ? Number(m[1]) : null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -202,13 +234,23 @@ $("more-queries").addEventListener("click", () => {
   pollNow();
 });
 
+$("hide-setup").checked = page.hideSetup;
+$("hide-setup").addEventListener("change", (ev) => {
+  page.hideSetup = ev.target.checked;
+  storageSet("pgvisor.hideSetup", String(page.hideSetup));
+  showQueries();
+});
+
+addEventListener("resize", showChart);
+
 $("reset").addEventListener("click", async () => {
   const button = $("reset");
   button.disabled = true;
   try {
     await api("/api/reset", { method: "POST" });
     clearAdvice();
-    showQueries([]);
+    page.queries = [];
+    showQueries();
     $("updated").textContent = `Reset at ${new Date().toLocaleTimeString()}`;
     pollNow();
   } catch (e) {
