@@ -22,7 +22,7 @@ as_root() {
 }
 
 # Prints a directory that holds both `initdb` and `postgres`, searched in the order pgvisor uses
-# (proxy/src/embedded.rs: find_bindir): PATH, `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin.
+# (proxy/src/embedded/mod.rs: find_bindir): PATH, `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin.
 find_pg_bindir() {
     local dir path_dirs versioned candidates=()
     IFS=: read -ra path_dirs <<<"$PATH"

@@ -104,11 +104,11 @@ impl AnalysisHealth {
                 context()
             );
         }
-        *crate::sessions::lock(&self.last) = Some(failure);
+        *crate::sync::lock(&self.last) = Some(failure);
     }
 
     fn should_log(&self, site: &str) -> bool {
-        let mut logged = crate::sessions::lock(&self.logged);
+        let mut logged = crate::sync::lock(&self.logged);
         let now = Instant::now();
         if let Some((_, at)) = logged.iter_mut().find(|(s, _)| s == site) {
             if at.elapsed() < LOG_AGAIN_AFTER {
@@ -133,7 +133,7 @@ impl AnalysisHealth {
 
     /// The last failure contained, if any.
     pub fn last_failure(&self) -> Option<Failure> {
-        crate::sessions::lock(&self.last).clone()
+        crate::sync::lock(&self.last).clone()
     }
 }
 

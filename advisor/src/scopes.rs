@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::advice::{Finding, Severity};
 use crate::events::StatementEvent;
 use crate::fingerprint::Fingerprint;
-use crate::sessions::lock;
+use crate::sync::lock;
 use crate::tags::Tags;
 
 /// The scope of statements that name none and whose session has no application_name.

@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 use dashmap::DashMap;
 use serde::Serialize;
 
+use crate::sync::lock;
+
 /// Cap on statements remembered for the current transaction of one session.
 pub const MAX_TRANSACTION_STATEMENTS: usize = 50;
 
@@ -189,11 +191,6 @@ impl SessionRegistry {
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 
 use crate::events::{SqlState, StatementEvent};
 use crate::fingerprint::Fingerprint;
-use crate::sessions::lock;
+use crate::sync::lock;
 use crate::tags::TagCounts;
 
 /// Longest normalised text stored per fingerprint, in bytes.

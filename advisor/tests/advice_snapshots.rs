@@ -22,7 +22,6 @@ use advisor::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
 use advisor::detect::lock_contention::{self, BlockingReport};
 use advisor::detect::missing_index::{self, IndexCandidate, SeqScan};
 use advisor::detect::n_plus_one::{BurstWatch, Execution, NPlusOneConfig, NPlusOneDetector, ResultDigest};
-use advisor::detect::orm::OrmStyle;
 use advisor::detect::repeated_query::{RepeatedQueryConfig, RepeatedQueryDetector};
 use advisor::detect::select_star::{self, SelectStarConfig};
 use advisor::detect::session_checks::FinishedStatement;
@@ -32,6 +31,7 @@ use advisor::detect::unbounded_result::{self, UnboundedResultConfig};
 use advisor::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use advisor::events::{Caller, SessionOrigin, SqlState, Statement, StatementEvent};
 use advisor::observer::capture::{text_key, Params};
+use advisor::orm::OrmStyle;
 use advisor::sessions::{SessionActivity, SessionIdentity, SessionState};
 use advisor::stats::QueryStats;
 

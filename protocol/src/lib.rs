@@ -5,6 +5,9 @@
 //! with byte slices and fuzzable. Every length read off the wire is checked against a maximum and
 //! against the bytes present, with checked arithmetic.
 
+// Every public item has a one-line doc comment (STYLE.md); `./dev test` denies warnings.
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod cursor;
 pub mod error;

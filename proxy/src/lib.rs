@@ -1,29 +1,18 @@
 //! pgvisor: a transparent PostgreSQL wire-protocol proxy with live advice.
 //!
 //! The binary is a thin shell over this library so tests can run many proxies in one process.
+//! Folders by role: `net` (clients to PostgreSQL and back), `inspector` (the side connection),
+//! `admin` (the HTTP port), `cli` (the subcommands), `config`, `embedded` (a throwaway PostgreSQL).
 
 pub mod admin;
 pub mod advice_log;
-pub mod check;
+pub mod cli;
 pub mod config;
-pub mod config_file;
-pub mod demo;
+pub mod counters;
 pub mod embedded;
-pub mod error;
-pub mod explain;
-pub mod fingerprint_cli;
 pub mod inspector;
+pub mod log_summary;
 pub mod logging;
-pub mod relay;
-pub mod report;
-pub mod server;
-pub mod session;
-pub mod stats;
-pub mod stream;
-pub mod summary;
-pub mod tap;
-pub mod tls;
-pub mod upstream;
-pub mod watch;
+pub mod net;
 
-pub use server::{Proxy, ProxyHandle, ProxySettings};
+pub use net::listener::{Proxy, ProxyHandle, ProxySettings};

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context;
 use clap::FromArgMatches;
-use pgvisor::config::{Cli, ClientTls, Command, ProxyArgs, UpstreamAddr};
+use pgvisor::cli::{Cli, Command};
+use pgvisor::config::{ClientTls, ProxyArgs, UpstreamAddr};
 use pgvisor::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use pgvisor::{Proxy, ProxySettings};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -27,32 +28,33 @@ fn main() -> ExitCode {
 }
 
 fn run_command() -> anyhow::Result<()> {
-    let matches = pgvisor::config_file::matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| pgvisor::config::exit_on_clap_error(e));
+    let matches = pgvisor::cli::matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| pgvisor::cli::exit_on_clap_error(e));
     // The demo and watch print advice on stdout themselves; their log shows only problems.
     let quiet = match &cli.command {
-        Some(Command::Demo(_)) => Some(pgvisor::demo::LOG_FILTER),
+        Some(Command::Demo(_)) => Some(pgvisor::cli::demo::LOG_FILTER),
         Some(Command::Watch(_)) => Some("warn"),
-        Some(Command::Check(_) | Command::Diff(_)) => Some(pgvisor::check::LOG_FILTER),
-        Some(Command::Run(run)) if !run.command.is_empty() => Some(pgvisor::check::LOG_FILTER),
+        Some(Command::Check(_) | Command::Diff(_)) => Some(pgvisor::cli::check::LOG_FILTER),
+        Some(Command::Run(run)) if !run.command.is_empty() => Some(pgvisor::cli::check::LOG_FILTER),
         _ => None,
     };
     if let (Some(filter), None) = (quiet, std::env::var_os("RUST_LOG")) {
         // Still single-threaded: nothing else reads the environment yet.
+        #[allow(clippy::disallowed_methods)]
         std::env::set_var("RUST_LOG", filter);
     }
     pgvisor::logging::init(cli.proxy.log_format);
     match cli.command.unwrap_or(Command::Run(Default::default())) {
         Command::Run(args) if args.command.is_empty() => run(cli.proxy),
-        Command::Run(args) => std::process::exit(pgvisor::check::run_and_report(cli.proxy, args, &matches)?),
-        Command::Check(args) => std::process::exit(pgvisor::check::run_check(cli.proxy, args, &matches)?),
-        Command::Diff(args) => std::process::exit(pgvisor::check::run_diff(args)?),
-        Command::Demo(demo) => pgvisor::demo::run(cli.proxy, demo, &matches, shutdown_signal),
+        Command::Run(args) => std::process::exit(pgvisor::cli::check::run_and_report(cli.proxy, args, &matches)?),
+        Command::Check(args) => std::process::exit(pgvisor::cli::check::run_check(cli.proxy, args, &matches)?),
+        Command::Diff(args) => std::process::exit(pgvisor::cli::check::run_diff(args)?),
+        Command::Demo(demo) => pgvisor::cli::demo::run(cli.proxy, demo, &matches, shutdown_signal),
         Command::Watch(watch) => watch_advice(cli.proxy, watch),
-        Command::Fingerprint(args) => pgvisor::fingerprint_cli::run(&args),
+        Command::Fingerprint(args) => pgvisor::cli::fingerprint::run(&args),
         Command::Report(report) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let table = runtime.block_on(pgvisor::report::report(
+            let table = runtime.block_on(pgvisor::cli::report::report(
                 cli.proxy.admin,
                 cli.proxy.admin_token.as_deref(),
                 &report.sort,
@@ -103,14 +105,14 @@ fn without_os_error_number(text: &str) -> String {
 
 /// `pgvisor watch`: runs until Ctrl-C, a closed output pipe, or an error that retrying cannot fix.
 fn watch_advice(args: ProxyArgs, watch: pgvisor::config::WatchArgs) -> anyhow::Result<()> {
-    use pgvisor::watch::{Style, WatchOptions};
+    use pgvisor::cli::watch::{Style, WatchOptions};
     let options =
         WatchOptions { admin: args.admin, token: args.admin_token, json: watch.json, style: Style::for_stdout() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut stdout = std::io::stdout();
     let result = runtime.block_on(async {
         tokio::select! {
-            result = pgvisor::watch::watch(&options, &mut stdout) => result,
+            result = pgvisor::cli::watch::watch(&options, &mut stdout) => result,
             _ = shutdown_signal() => Ok(()),
         }
     });
@@ -141,7 +143,7 @@ fn run(args: ProxyArgs) -> anyhow::Result<()> {
     // which takes seconds and would only be torn down again.
     let reserved = reserve_ports(&args)?;
     if let tls @ ClientTls::Files { .. } = args.client_tls() {
-        pgvisor::tls::acceptor(&tls).context("cannot set up TLS for clients")?;
+        pgvisor::net::tls::acceptor(&tls).context("cannot set up TLS for clients")?;
     }
     let threads = args.threads.map(usize::from).unwrap_or_else(|| {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

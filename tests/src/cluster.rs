@@ -32,7 +32,10 @@ static SHARED: OnceLock<Cluster> = OnceLock::new();
 pub fn shared_cluster() -> &'static Cluster {
     SHARED.get_or_init(|| {
         let cluster = Cluster::start().unwrap_or_else(|e| panic!("cannot start the test cluster: {e}"));
+        // The one unsafe call in the workspace: the standard library has no atexit, and a static
+        // is never dropped, so without it every test binary would leave a postmaster running.
         // SAFETY: registers a plain `extern "C" fn()` that touches only the initialised static.
+        #[allow(unsafe_code)]
         let registered = unsafe { libc::atexit(stop_shared_cluster) };
         assert_eq!(registered, 0, "cannot register the cluster clean-up handler");
         cluster

@@ -1,7 +1,7 @@
 //! In-process pgvisor proxies on `127.0.0.1:0`, each in front of a cluster, running on the
 //! calling test's tokio runtime.
 
-use pgvisor::stats::ProxyStats;
+use pgvisor::counters::ProxyCounters;
 use pgvisor::{Proxy, ProxyHandle, ProxySettings};
 
 use crate::cluster::Cluster;
@@ -53,7 +53,7 @@ impl TestProxy {
 
     /// `method path` on the admin port, parsed as JSON; panics unless the answer is 200.
     pub async fn admin_json(&self, method: &str, path: &str) -> serde_json::Value {
-        let body = pgvisor::report::http_request(self.admin_addr(), method, path, None)
+        let body = pgvisor::cli::report::http_request(self.admin_addr(), method, path, None)
             .await
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
@@ -86,13 +86,13 @@ impl TestProxy {
     }
 
     /// The proxy's counters.
-    pub fn stats(&self) -> &ProxyStats {
+    pub fn stats(&self) -> &ProxyCounters {
         self.handle.stats()
     }
 
     /// Reads one counter, e.g. `proxy.counter(|s| &s.cancel_requests)`.
-    pub fn counter(&self, pick: impl FnOnce(&ProxyStats) -> &std::sync::atomic::AtomicU64) -> u64 {
-        ProxyStats::get(pick(self.stats()))
+    pub fn counter(&self, pick: impl FnOnce(&ProxyCounters) -> &std::sync::atomic::AtomicU64) -> u64 {
+        ProxyCounters::get(pick(self.stats()))
     }
 
     /// Stops accepting, lets sessions finish within the grace period, and waits for the stop.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use pgvisor::tls::EncryptOnly;
+use pgvisor::net::tls::EncryptOnly;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A tokio-postgres TLS connector that encrypts without verifying the server's certificate.

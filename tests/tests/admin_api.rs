@@ -69,9 +69,9 @@ async fn queries_agree_with_pgbench() {
         let queries = proxy.admin_get(&format!("/api/queries?sort={sort}&limit=2")).await;
         assert!(queries["queries"].as_array().unwrap().len() <= 2);
     }
-    let bad = pgvisor::report::http_get(proxy.admin_addr(), "/api/queries?sort=bogus", None).await;
+    let bad = pgvisor::cli::report::http_get(proxy.admin_addr(), "/api/queries?sort=bogus", None).await;
     assert!(
-        matches!(bad, Err(pgvisor::report::ReportError::Http { ref status, .. }) if status.contains("400")),
+        matches!(bad, Err(pgvisor::cli::report::ReportError::Http { ref status, .. }) if status.contains("400")),
         "{bad:?}"
     );
 
@@ -85,7 +85,7 @@ async fn queries_agree_with_pgbench() {
     assert!(out.status.success() && table.contains(PGBENCH_SELECT), "{table}{}", String::from_utf8_lossy(&out.stderr));
 
     // Metrics carry the proxy counters and the per-fingerprint latency of the top queries.
-    let metrics = pgvisor::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
+    let metrics = pgvisor::cli::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
     for series in ["pgvisor_connections_total", "pgvisor_events_dropped_total 0", "pgvisor_query_latency_ms{"] {
         assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
     }
@@ -150,14 +150,14 @@ async fn admin_token_is_required_off_loopback() {
     settings.admin_token = Some("s3cret".into());
     let handle = Proxy::bind(settings).await.unwrap().spawn();
     let addr = SocketAddr::from(([127, 0, 0, 1], handle.admin_addr().unwrap().port()));
-    let denied = pgvisor::report::http_get(addr, "/api/queries", None).await;
+    let denied = pgvisor::cli::report::http_get(addr, "/api/queries", None).await;
     assert!(
-        matches!(denied, Err(pgvisor::report::ReportError::Http { ref status, .. }) if status.contains("401")),
+        matches!(denied, Err(pgvisor::cli::report::ReportError::Http { ref status, .. }) if status.contains("401")),
         "{denied:?}"
     );
-    let wrong = pgvisor::report::http_get(addr, "/healthz", Some("nope")).await;
+    let wrong = pgvisor::cli::report::http_get(addr, "/healthz", Some("nope")).await;
     assert!(wrong.is_err());
-    let ok = pgvisor::report::http_get(addr, "/healthz", Some("s3cret")).await.unwrap();
+    let ok = pgvisor::cli::report::http_get(addr, "/healthz", Some("s3cret")).await.unwrap();
     assert!(ok.contains("ok"));
     handle.shutdown().await;
 }

@@ -81,7 +81,8 @@ async fn create_index_on_a_table_in_use() {
     assert_eq!(answer["dismissed"], id);
     assert!(advice_of(&proxy, "lock_hazard_ddl").await.is_empty(), "dismissed advice is hidden");
     let unknown =
-        pgvisor::report::http_request(proxy.admin_addr(), "POST", "/api/advice/0123456789abcdef/dismiss", None).await;
+        pgvisor::cli::report::http_request(proxy.admin_addr(), "POST", "/api/advice/0123456789abcdef/dismiss", None)
+            .await;
     assert!(unknown.as_ref().is_err_and(|e| e.to_string().contains("404")), "{unknown:?}");
     proxy.admin_json("POST", "/api/reset").await;
     migration.simple_query("drop index orders_total").await.unwrap();
@@ -152,7 +153,7 @@ async fn safe_forms_do_not_fire() {
 /// before the book; the query statistics still see the DDL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_kind_is_not_reported() {
-    let kind = pgvisor::config_file::parse_kind("lock_hazard_ddl").unwrap();
+    let kind = pgvisor::config::parse_kind("lock_hazard_ddl").unwrap();
     let (proxy, _app, migration) = app_and_migration_with(|s| {
         s.advisor.filter.disabled.insert(kind);
     })

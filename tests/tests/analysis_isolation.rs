@@ -54,7 +54,7 @@ fn metric(text: &str, line_start: &str) -> f64 {
 }
 
 async fn metrics(proxy: &TestProxy) -> String {
-    pgvisor::report::http_request(proxy.admin_addr(), "GET", "/metrics", None).await.unwrap()
+    pgvisor::cli::report::http_request(proxy.admin_addr(), "GET", "/metrics", None).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,7 +55,7 @@ async fn client_gone_mid_query_ends_its_upstream_backend() {
     assert!(proxied < Duration::from_secs(5), "took {proxied:?}");
 
     let idle = eventually(Duration::from_secs(5), || async {
-        (pgvisor::stats::ProxyStats::get(&proxy.stats().connections_active) == 0).then_some(())
+        (pgvisor::counters::ProxyCounters::get(&proxy.stats().connections_active) == 0).then_some(())
     })
     .await;
     assert!(idle.is_some(), "the proxy still counts the vanished session as open");

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use advice_common::{inspector_dsn, wait_for_advice};
-use pgvisor::explain::{plan_as, ExplainError};
-use pgvisor::stats::ExplainOutcomes;
+use pgvisor::counters::ExplainOutcomes;
+use pgvisor::inspector::explain::{plan_as, ExplainError};
 use pgvisor_tests::{connect, connect_config, eventually, shared_cluster, unique_name, Cluster, Endpoint, TestProxy};
 use tokio_postgres::Client;
 
@@ -258,7 +258,7 @@ async fn an_inspector_that_cannot_be_the_role_skips_and_counts() {
     let row = client.query_one("select count(*), pg_sleep(0.02) from t where val = 3", &[]).await;
     assert_eq!(row.unwrap().get::<_, i64>(0), 200, "the application's statement works as usual");
     assert_eq!(wait_for_explains(&proxy, 1).await, [0, 1, 0, 0], "skipped: cannot act as {}", role.name);
-    let metrics = pgvisor::report::http_request(proxy.admin_addr(), "GET", "/metrics", None).await.unwrap();
+    let metrics = pgvisor::cli::report::http_request(proxy.admin_addr(), "GET", "/metrics", None).await.unwrap();
     assert!(metrics.contains("pgvisor_inspector_explains_total{outcome=\"skipped_role\"} 1"), "{metrics}");
 
     // Granted the role, as docs/inspector.md says, the same Inspector explains it.

@@ -53,7 +53,7 @@ async fn two_hundred_concurrent_connections_each_run_a_query() {
 
     drop(sessions);
     let closed = eventually(Duration::from_secs(10), || async {
-        (pgvisor::stats::ProxyStats::get(&proxy.stats().connections_active) == 0).then_some(())
+        (pgvisor::counters::ProxyCounters::get(&proxy.stats().connections_active) == 0).then_some(())
     })
     .await;
     assert!(closed.is_some(), "sessions stay open after their clients left");

@@ -46,7 +46,7 @@ async fn every_series_has_help_and_advice_is_counted_by_kind_and_severity() {
     let proxy = start_proxy(cluster).await;
 
     // No advice yet: every pair of kind and severity is there, at 0.
-    let text = pgvisor::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
+    let text = pgvisor::cli::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
     let before = parse(&text);
     let advice = before.samples.get("pgvisor_advice_total").unwrap_or_else(|| panic!("no advice series:\n{text}"));
     assert_eq!(advice.len(), 14 * 3, "{advice:#?}");
@@ -67,7 +67,7 @@ async fn every_series_has_help_and_advice_is_counted_by_kind_and_severity() {
     .await
     .expect("the N+1 burst was reported");
 
-    let text = pgvisor::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
+    let text = pgvisor::cli::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
     let metrics = parse(&text);
     for (name, lines) in &metrics.samples {
         let help = metrics.help.get(name).unwrap_or_else(|| panic!("{name} has no # HELP line:\n{text}"));
@@ -107,7 +107,7 @@ async fn every_series_has_help_and_advice_is_counted_by_kind_and_severity() {
 
     // A reset empties the book, and the gauge follows.
     proxy.admin_json("POST", "/api/reset").await;
-    let text = pgvisor::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
+    let text = pgvisor::cli::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
     let after = parse(&text);
     assert!(after.samples["pgvisor_advice_total"].iter().all(|l| l.ends_with(" 0")), "{text}");
     proxy.shutdown().await;

@@ -319,14 +319,14 @@ async fn page_asks_for_the_admin_token_and_keeps_it() {
         "/favicon.svg",
     ];
     for path in files {
-        pgvisor::report::http_get(admin, path, None)
+        pgvisor::cli::report::http_get(admin, path, None)
             .await
             .unwrap_or_else(|e| panic!("GET {path} without a token: {e}"));
     }
     for path in ["/api/queries", "/api/advice", "/api/advice/stream", "/api/sessions", "/metrics", "/nope"] {
-        let refused = pgvisor::report::http_get(admin, path, None).await;
+        let refused = pgvisor::cli::report::http_get(admin, path, None).await;
         assert!(
-            matches!(refused, Err(pgvisor::report::ReportError::Http { ref status, .. }) if status.contains("401")),
+            matches!(refused, Err(pgvisor::cli::report::ReportError::Http { ref status, .. }) if status.contains("401")),
             "GET {path} without the token: {refused:?}"
         );
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
 use super::{advice_id, Advice, Finding, Kind, Occurrence, Severity};
-use crate::sessions::lock;
+use crate::sync::lock;
 
 /// A key's first occurrence is streamed at once; after that at most one update per key per
 /// this interval.

@@ -9,20 +9,8 @@ use serde_json::json;
 use crate::advice::{Finding, Kind, Occurrence, Severity};
 use crate::detect::sql_shape;
 use crate::detect::transactions::{session_evidence, session_label};
+pub use crate::model::BlockingReport;
 use crate::sessions::{SessionActivity, SessionIdentity, SessionState};
-
-/// What the Inspector learnt about one waiting backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockingReport {
-    /// The waiting backend.
-    pub waiter_pid: u32,
-    /// Its direct blockers (`pg_blocking_pids`).
-    pub blockers: Vec<u32>,
-    /// The roots of the blocking chains: blockers nobody blocks.
-    pub roots: Vec<u32>,
-    /// The lock it waits for (`wait_event_type`/`wait_event`), if known.
-    pub wait_event: Option<String>,
-}
 
 /// Builds the finding for a waiter. `waited` is the wait so far, or the final wait when the
 /// statement has finished.

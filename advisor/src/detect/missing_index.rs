@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
 use crate::fingerprint::Fingerprint;
+pub use crate::model::{IndexCandidate, SeqScan};
 
 /// Thresholds, in the spirit of PgHero's index suggestions.
 #[derive(Debug, Clone)]
@@ -32,34 +32,6 @@ impl Default for MissingIndexConfig {
     fn default() -> Self {
         Self { explain_min: DEFAULT_EXPLAIN_MIN, min_table_rows: 10_000.0, max_selectivity: 0.1 }
     }
-}
-
-/// A sequential scan with a filter, found in a plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeqScan {
-    /// Schema of the table (from EXPLAIN VERBOSE).
-    pub schema: Option<String>,
-    /// Table.
-    pub table: String,
-    /// The filter expression as EXPLAIN prints it.
-    pub filter: String,
-    /// Rows the planner expects the scan to return.
-    pub plan_rows: f64,
-}
-
-/// What the Inspector found for one statement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IndexCandidate {
-    /// The scan.
-    pub scan: SeqScan,
-    /// Rows in the table (`pg_class.reltuples`).
-    pub table_rows: f64,
-    /// Columns for the index, equality columns first, at most 3.
-    pub columns: Vec<String>,
-    /// Estimated total cost of the statement's plan.
-    pub cost_before: f64,
-    /// Estimated total cost with a hypothetical index (HypoPG), when it could be tried.
-    pub cost_with_index: Option<f64>,
 }
 
 /// Every sequential scan with a filter in an EXPLAIN (FORMAT JSON) plan.

@@ -6,7 +6,6 @@ pub mod error_spike;
 pub mod lock_contention;
 pub mod missing_index;
 pub mod n_plus_one;
-pub mod orm;
 pub mod repeated_query;
 pub mod select_star;
 pub mod session_checks;

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::session_checks::FinishedStatement;
 use crate::detect::sql_shape;
 use crate::fingerprint::Fingerprint;
+use crate::model::FinishedStatement;
 
 /// Thresholds (`--repeated-query-min`, `--repeated-query-window`).
 #[derive(Debug, Clone)]

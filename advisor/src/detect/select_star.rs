@@ -9,9 +9,9 @@
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::session_checks::FinishedStatement;
 use crate::detect::sql_shape;
 use crate::detect::unbounded_result::top_level;
+use crate::model::FinishedStatement;
 
 /// Thresholds (`--select-star-row-bytes`, `--select-star-columns`).
 #[derive(Debug, Clone)]

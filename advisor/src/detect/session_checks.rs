@@ -4,35 +4,13 @@
 //! execution, from the result's size and shape).
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::advice::Finding;
 use crate::detect::repeated_query::{RepeatedQueryConfig, RepeatedQueryDetector};
 use crate::detect::select_star::{self, SelectStarConfig};
 use crate::detect::unbounded_result::{self, UnboundedResultConfig};
-use crate::events::Statement;
 use crate::fingerprint::Fingerprint;
-
-/// A statement that finished without error, with the size and shape of its result.
-#[derive(Debug, Clone)]
-pub struct FinishedStatement {
-    /// What ran.
-    pub statement: Arc<Statement>,
-    /// Hash of all its parameter values (Bind values, or the literals of a simple query); `None`
-    /// when it had none.
-    pub params: Option<u64>,
-    /// Rows returned or affected.
-    pub rows: u64,
-    /// Bytes of the DataRow messages it returned (as sent, including each row's framing).
-    pub bytes: u64,
-    /// Columns per returned row (0 when no row came back).
-    pub columns: usize,
-    /// Duration.
-    pub duration: Duration,
-    /// When it finished.
-    pub at: Instant,
-}
+pub use crate::model::FinishedStatement;
 
 /// Thresholds of the per-session checks.
 #[derive(Debug, Clone, Default)]

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
+pub use crate::model::session_label;
 use crate::sessions::{SessionActivity, SessionIdentity, SessionState};
 
 /// Thresholds (`--idle-in-transaction`, `--long-transaction`).
@@ -29,17 +30,6 @@ impl Default for TransactionThresholds {
 #[derive(Debug, Default)]
 pub struct TransactionWatch {
     reported: HashSet<(Kind, u64, SystemTime)>,
-}
-
-/// How a session is named in messages: `session 12 (app "x", 127.0.0.1:5000, pid 4242)`.
-pub fn session_label(identity: &SessionIdentity, pid: Option<u32>) -> String {
-    let app = if identity.application_name.is_empty() {
-        String::new()
-    } else {
-        format!("app \"{}\", ", identity.application_name)
-    };
-    let pid = pid.map(|p| format!(", backend pid {p}")).unwrap_or_default();
-    format!("Session {} ({app}{}{pid})", identity.id, identity.client_addr)
 }
 
 /// The session's identity and transaction as evidence.

@@ -8,8 +8,8 @@
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::session_checks::FinishedStatement;
 use crate::detect::sql_shape;
+use crate::model::FinishedStatement;
 
 /// Thresholds (`--unbounded-rows`, `--unbounded-bytes`).
 #[derive(Debug, Clone)]

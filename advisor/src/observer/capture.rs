@@ -7,8 +7,6 @@ use std::sync::Arc;
 use protocol::backend::{DataRow, RowDescription};
 use protocol::frontend::{Bind, Format};
 
-use crate::detect::n_plus_one::ResultDigest;
-
 /// Most parameters captured per execution.
 pub const MAX_PARAMS: usize = 8;
 /// Longest value captured, in bytes; longer values are not useful as join keys.
@@ -219,6 +217,57 @@ pub fn result_formats(codes: &[u8], columns: usize) -> Vec<Format> {
     }
 }
 
+/// The sampled values of one result (capped by the observer), row after row as they came: a
+/// result is only searched when it turns out to be the parent of a burst, so it is not sorted
+/// or indexed up front (most results never are).
+#[derive(Debug, Clone, Default)]
+pub struct ResultDigest {
+    names: Arc<[Option<Arc<str>>]>,
+    columns: usize,
+    /// Row-major keys, `columns` per row; 0 where a cell had no usable value.
+    keys: Vec<ValueKey>,
+}
+
+impl ResultDigest {
+    /// A digest of row-major `keys`, `columns` per row (0 means no value).
+    pub fn from_rows(names: Arc<[Option<Arc<str>>]>, columns: usize, keys: Vec<ValueKey>) -> Self {
+        Self { names, columns, keys }
+    }
+
+    /// A digest of `columns` given column by column (tests).
+    pub fn new(names: Arc<[Option<Arc<str>>]>, columns: impl IntoIterator<Item = Vec<ValueKey>>) -> Self {
+        let columns: Vec<Vec<ValueKey>> = columns.into_iter().collect();
+        let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
+        let mut keys = Vec::with_capacity(rows * columns.len());
+        for r in 0..rows {
+            keys.extend(columns.iter().map(|c| c.get(r).copied().unwrap_or(0)));
+        }
+        Self { names, columns: columns.len(), keys }
+    }
+
+    /// Columns sampled.
+    pub fn columns(&self) -> usize {
+        self.columns
+    }
+
+    /// True when nothing was sampled.
+    pub fn is_empty(&self) -> bool {
+        self.keys.iter().all(|k| *k == 0)
+    }
+
+    /// Column `column`'s name from RowDescription, when known.
+    pub fn name(&self, column: usize) -> Option<&str> {
+        self.names.get(column).and_then(|n| n.as_deref())
+    }
+
+    /// True when column `column` held a value with this key.
+    pub fn contains(&self, column: usize, key: ValueKey) -> bool {
+        key != 0
+            && column < self.columns
+            && self.keys.get(column..).is_some_and(|from| from.iter().step_by(self.columns).any(|k| *k == key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +300,19 @@ mod tests {
         assert_eq!(literal_value(b"$t$x$t$").as_deref(), Some("x"));
         assert_eq!(literal_value(b"1_000").as_deref(), Some("1000"));
         assert_eq!(literal_value(b"-5").as_deref(), Some("-5"));
+    }
+
+    #[test]
+    fn a_digest_holds_each_columns_values() {
+        // Two columns, three rows, row-major; 0 is "no value".
+        let d = ResultDigest::from_rows(vec![Some(Arc::from("id")), None].into(), 2, vec![5, 9, 3, 0, 5, 9]);
+        assert_eq!(d.columns(), 2);
+        assert!(d.contains(0, 5) && d.contains(0, 3) && !d.contains(0, 9));
+        assert!(d.contains(1, 9) && !d.contains(1, 0) && !d.contains(1, 5));
+        assert!(!d.contains(2, 5), "no such column");
+        assert_eq!((d.name(0), d.name(1)), (Some("id"), None));
+        let same = ResultDigest::new(vec![Some(Arc::from("id")), None].into(), [vec![5, 3, 5], vec![9, 0, 9]]);
+        assert_eq!(same.keys, d.keys);
+        assert!(ResultDigest::from_rows(Arc::from([]), 0, Vec::new()).is_empty());
     }
 }

@@ -42,7 +42,7 @@ impl SessionObserver {
             }
             statement
         });
-        self.expect(Pending::Parse(statement));
+        self.await_response(Pending::Parse(statement));
     }
 
     pub(super) fn on_bind(&mut self, body: &[u8]) {
@@ -88,7 +88,7 @@ impl SessionObserver {
             // Unknown statement: the unnamed portal no longer runs the previous one.
             self.unnamed_portal = None;
         }
-        self.expect(Pending::Bind(statement));
+        self.await_response(Pending::Bind(statement));
     }
 
     pub(super) fn on_execute(&mut self, body: &[u8], now: Instant) {
@@ -108,7 +108,7 @@ impl SessionObserver {
             run.params_hash = p.params_hash;
         }
         self.set_active(run.statement.as_ref());
-        self.expect(Pending::Execute(run));
+        self.await_response(Pending::Execute(run));
     }
 
     pub(super) fn on_describe(&mut self, body: &[u8]) {
@@ -118,6 +118,6 @@ impl SessionObserver {
             Ok(Target::Portal(name)) => self.portals.get(name).map(|p| p.statement.clone()),
             Err(_) => None,
         };
-        self.expect(Pending::Describe(statement));
+        self.await_response(Pending::Describe(statement));
     }
 }

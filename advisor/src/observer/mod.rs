@@ -21,14 +21,15 @@ use protocol::frontend::{Query, Target};
 use protocol::{BackendTag, FrontendTag, ScannedMessage};
 
 use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
-use crate::detect::orm::OrmStyle;
 use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
 use crate::detect::sql_shape;
 use crate::detect::transactions::session_label;
 use crate::events::{Caller, Event, EventSender, ExplainSample, SessionOrigin, SqlState, Statement, StatementEvent};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::lexer::split_statements;
-use crate::sessions::{lock, SessionEntry, SessionState, MAX_TRANSACTION_STATEMENTS};
+use crate::orm::OrmStyle;
+use crate::sessions::{SessionEntry, SessionState, MAX_TRANSACTION_STATEMENTS};
+use crate::sync::lock;
 use crate::tags::Tags;
 use capture::{literal_value, result_formats, text_key, Params, ResultSample, MAX_PARAMS};
 
@@ -281,7 +282,8 @@ impl SessionObserver {
         parsed
     }
 
-    fn expect(&mut self, pending: Pending) {
+    /// Queues a request whose response is still to come (the oldest goes when the queue is full).
+    fn await_response(&mut self, pending: Pending) {
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
         }
@@ -328,7 +330,7 @@ impl SessionObserver {
                 } else {
                     self.set_active(runs.front().and_then(|r| r.statement.as_ref()));
                 }
-                self.expect(Pending::Query { runs, failed: false });
+                self.await_response(Pending::Query { runs, failed: false });
             }
             FrontendTag::Parse => self.on_parse(m.body),
             FrontendTag::Bind => self.on_bind(m.body),
@@ -344,14 +346,14 @@ impl SessionObserver {
                     }
                     Err(_) => {}
                 }
-                self.expect(Pending::Close);
+                self.await_response(Pending::Close);
             }
             // PostgreSQL ignores Sync during copy-in mode (protocol document, "COPY Operations"):
             // a Sync a client pipelined behind its COPY's Execute is never answered.
             FrontendTag::Sync if self.copy_in => {}
-            FrontendTag::Sync => self.expect(Pending::Sync),
+            FrontendTag::Sync => self.await_response(Pending::Sync),
             FrontendTag::CopyDone | FrontendTag::CopyFail => self.copy_in = false,
-            FrontendTag::FunctionCall => self.expect(Pending::FunctionCall),
+            FrontendTag::FunctionCall => self.await_response(Pending::FunctionCall),
             _ => {}
         }
     }

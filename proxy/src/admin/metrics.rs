@@ -14,7 +14,7 @@ use advisor::advice::{Kind, Severity};
 use advisor::stats::SortBy;
 
 use super::AdminState;
-use crate::stats::ProxyStats;
+use crate::counters::ProxyCounters;
 
 /// Fingerprints that get per-query latency series (by total time).
 const TOP_FINGERPRINTS: usize = 20;
@@ -88,7 +88,7 @@ impl Exporter {
 }
 
 fn total(name: &'static str, value: &AtomicU64) {
-    counter!(name).absolute(ProxyStats::get(value));
+    counter!(name).absolute(ProxyCounters::get(value));
 }
 
 pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse {
@@ -96,7 +96,7 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
     let advisor = &state.advisor;
     with_local_recorder(&state.metrics.recorder, || {
         total("pgvisor_connections_total", &s.connections_total);
-        gauge!("pgvisor_connections_active").set(ProxyStats::get(&s.connections_active) as f64);
+        gauge!("pgvisor_connections_active").set(ProxyCounters::get(&s.connections_active) as f64);
         total("pgvisor_bytes_to_upstream_total", &s.bytes_to_upstream);
         total("pgvisor_bytes_to_client_total", &s.bytes_to_client);
         total("pgvisor_frontend_messages_total", &s.frontend_messages);
@@ -105,7 +105,7 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
         total("pgvisor_upstream_connect_errors_total", &s.upstream_connect_errors);
         total("pgvisor_cancel_requests_total", &s.cancel_requests);
         for (outcome, value) in s.inspector_explains.by_label() {
-            counter!("pgvisor_inspector_explains_total", "outcome" => outcome).absolute(ProxyStats::get(value));
+            counter!("pgvisor_inspector_explains_total", "outcome" => outcome).absolute(ProxyCounters::get(value));
         }
         counter!("pgvisor_statements_total").absolute(advisor.stats.recorded());
         counter!("pgvisor_events_dropped_total").absolute(advisor.events.dropped());

@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{debug, error, info};
 
-use crate::stats::ProxyStats;
+use crate::counters::ProxyCounters;
 
 /// A problem setting up the admin port.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ pub enum AdminError {
 #[derive(Clone)]
 pub(crate) struct AdminState {
     pub advisor: Arc<Advisor>,
-    pub stats: Arc<ProxyStats>,
+    pub stats: Arc<ProxyCounters>,
     pub token: Option<Arc<str>>,
     pub metrics: Arc<metrics::Exporter>,
     /// Fires when pgvisor stops: live streams end so the server can shut down gracefully.
@@ -66,7 +66,7 @@ impl AdminServer {
         addr: SocketAddr,
         token: Option<String>,
         advisor: Arc<Advisor>,
-        stats: Arc<ProxyStats>,
+        stats: Arc<ProxyCounters>,
     ) -> Result<Self, AdminError> {
         let token = token.filter(|t| !t.is_empty());
         if !addr.ip().is_loopback() && token.is_none() {
@@ -399,13 +399,13 @@ mod tests {
         let app = Router::new().route("/boom", get(boom)).route("/fine", get(|| async { "fine" }));
         let router = guarded(app, addr, advisor.clone());
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let boom = crate::report::http_get(addr, "/boom", None).await;
+        let boom = crate::cli::report::http_get(addr, "/boom", None).await;
         assert!(
-            matches!(&boom, Err(crate::report::ReportError::Http { status, body }) if status.contains("500") && body.contains("internal error")),
+            matches!(&boom, Err(crate::cli::report::ReportError::Http { status, body }) if status.contains("500") && body.contains("internal error")),
             "{boom:?}"
         );
         assert_eq!(advisor.health.failures(Stage::Admin), 1);
-        assert_eq!(crate::report::http_get(addr, "/fine", None).await.unwrap(), "fine");
+        assert_eq!(crate::cli::report::http_get(addr, "/fine", None).await.unwrap(), "fine");
         server.abort();
     }
 }

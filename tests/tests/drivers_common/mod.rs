@@ -160,7 +160,7 @@ pub async fn drained(proxy: &TestProxy) {
 
 /// `GET /metrics` as text.
 pub async fn metrics(proxy: &TestProxy) -> String {
-    pgvisor::report::http_request(proxy.admin_addr(), "GET", "/metrics", None).await.expect("GET /metrics")
+    pgvisor::cli::report::http_request(proxy.admin_addr(), "GET", "/metrics", None).await.expect("GET /metrics")
 }
 
 /// Statistics sanity after a workload through `proxy`: every statement on `/api/queries` has

@@ -21,10 +21,10 @@ use std::time::{Duration, SystemTime};
 use super::report::{Burst as Described, Proof};
 use super::{NPlusOneConfig, ResultDigest, MAX_DISTINCT};
 use crate::advice::{Finding, Occurrence};
-use crate::detect::orm::OrmStyle;
 use crate::detect::sql_shape;
 use crate::events::{Caller, Statement, StatementEvent};
 use crate::fingerprint::Fingerprint;
+use crate::orm::OrmStyle;
 
 /// A consecutive run longer than this is a steady repetition, not a burst.
 pub const MAX_BURST: usize = 1_000;

@@ -236,7 +236,7 @@ impl EmbeddedPostgres {
             ("shared_buffers".into(), "32MB".into()),
         ];
         if self.options.tls {
-            let (cert, key) = crate::tls::CertifiedKey::self_signed_pem()
+            let (cert, key) = crate::net::tls::CertifiedKey::self_signed_pem()
                 .map_err(|e| EmbeddedError::Start { reason: e.to_string(), log: String::new() })?;
             let cert = self.write_private("server.crt", &cert)?;
             let key = self.write_private("server.key", &key)?;

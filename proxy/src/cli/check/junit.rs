@@ -4,8 +4,7 @@
 
 use std::fmt::Write;
 
-use super::judge::Verdict;
-use super::report::{AdviceReport, Report};
+use super::report::{AdviceReport, Report, Verdict};
 
 /// The JUnit XML of `report`.
 pub fn render(report: &Report) -> String {

@@ -24,7 +24,8 @@ use clap::ArgMatches;
 
 pub use baseline::{Baseline, BaselineError, BASELINE_FILE};
 pub use diff::{diff_reports, ReportDiff};
-pub use judge::{judge, FailOn, Tolerance, Verdict};
+pub use judge::{judge, FailOn, Tolerance};
+pub use report::Verdict;
 pub use report::{Report, REPORT_FILE};
 pub use run::CommandStatus;
 
@@ -140,7 +141,7 @@ pub enum CheckError {
     Embedded(#[from] crate::embedded::EmbeddedError),
     /// The proxy did not start.
     #[error("cannot start the proxy: {0}")]
-    Proxy(#[from] crate::server::StartError),
+    Proxy(#[from] crate::net::listener::StartError),
     /// A file could not be read or written.
     #[error("{what}: {source}")]
     Io {

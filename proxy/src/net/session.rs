@@ -14,13 +14,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::error::{fatal_error_response, SessionError};
+use crate::counters::ProxyCounters;
 use crate::logging::LogLimiter;
-use crate::relay::ChannelBinding;
-use crate::server::Shared;
-use crate::stats::ProxyStats;
-use crate::stream::Conn;
-use crate::tap::SessionTap;
+use crate::net::error::{fatal_error_response, SessionError};
+use crate::net::observation::SessionObservation;
+use crate::net::relay::ChannelBinding;
+use crate::net::shared::Shared;
+use crate::net::stream::Conn;
 
 /// How long a client may take to finish the startup-phase negotiation (as PostgreSQL's
 /// `authentication_timeout` default).
@@ -90,7 +90,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
         Ok(Ok(pair)) => pair,
         Ok(Err((client, e))) => {
             if matches!(e, SessionError::ClientStartup(_) | SessionError::DuplicateEncryptionRequest(_)) {
-                ProxyStats::add(&shared.stats.client_protocol_errors, 1);
+                ProxyCounters::add(&shared.stats.client_protocol_errors, 1);
             }
             if let Some(client) = client {
                 reply_error(client, &e).await;
@@ -105,7 +105,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
             let mut upstream = match shared.upstream.connect().await {
                 Ok(upstream) => upstream,
                 Err(e) => {
-                    ProxyStats::add(&shared.stats.upstream_connect_errors, 1);
+                    ProxyCounters::add(&shared.stats.upstream_connect_errors, 1);
                     reply_error(client, &e).await;
                     return Err(e);
                 }
@@ -135,7 +135,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
                 (Some(ours), Some(theirs)) if client_tls && ours.as_slice() == theirs => ChannelBinding::PassThrough,
                 _ => ChannelBinding::Strip,
             };
-            let (result, stripped) = crate::relay::relay(
+            let (result, stripped) = crate::net::relay::relay(
                 client,
                 upstream,
                 binding,
@@ -157,7 +157,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
                 );
             }
             if let Err(SessionError::ClientProtocol(_)) = &result {
-                ProxyStats::add(&shared.stats.client_protocol_errors, 1);
+                ProxyCounters::add(&shared.stats.client_protocol_errors, 1);
             }
             result
         }
@@ -171,9 +171,9 @@ fn observe(
     id: u64,
     tls: bool,
     shared: &Shared,
-) -> (SessionTap, Option<Arc<SessionEntry>>) {
+) -> (SessionObservation, Option<Arc<SessionEntry>>) {
     if identity.replication {
-        return (SessionTap::default(), None);
+        return (SessionObservation::default(), None);
     }
     let entry = shared.advisor.sessions.open(SessionIdentity {
         id,
@@ -190,7 +190,7 @@ fn observe(
         .with_checks(checks)
         .with_explain_min(shared.advisor.config.missing_index.explain_min)
         .with_injected_panic(shared.advisor.config.injected_panics.observer.clone());
-    (SessionTap::observing(id, observer, shared.advisor.clone()), Some(entry))
+    (SessionObservation::observing(id, observer, shared.advisor.clone()), Some(entry))
 }
 
 async fn reply_error(mut client: Conn, e: &SessionError) {
@@ -295,7 +295,7 @@ async fn read_startup_packet(client: &mut Conn) -> Result<Vec<u8>, SessionError>
 /// Sends the client's CancelRequest, key unchanged, to the upstream: the key the client holds is
 /// the upstream's own, because BackendKeyData passed through untouched.
 async fn forward_cancel(packet: &[u8], pid: u32, shared: &Shared) -> Result<(), SessionError> {
-    ProxyStats::add(&shared.stats.cancel_requests, 1);
+    ProxyCounters::add(&shared.stats.cancel_requests, 1);
     let mut upstream = shared.upstream.connect().await?;
     upstream.write_all(packet).await.map_err(SessionError::UpstreamIo)?;
     upstream.flush().await.map_err(SessionError::UpstreamIo)?;

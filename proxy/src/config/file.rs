@@ -9,11 +9,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use advisor::advice::{parse_fingerprint, AdviceFilter, Kind};
-use advisor::Fingerprint;
-use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory};
-
-use crate::config::{Cli, ProxyArgs};
+use clap::{Arg, ArgAction, Command};
 
 /// Keys of the `[advice]` table and the flags they stand for.
 const ADVICE_KEYS: [(&str, &str); 2] = [("disabled", "disable-advice"), ("ignore_fingerprints", "ignore-fingerprints")];
@@ -49,26 +45,6 @@ pub enum ConfigFileError {
     },
 }
 
-/// Parses the command line; with `--config` (or `PGVISOR_CONFIG`), reads the file first and
-/// parses again with its values as defaults. Exits with a message, as clap does, on a mistake.
-pub fn matches() -> ArgMatches {
-    let first = Cli::command().try_get_matches().unwrap_or_else(|e| crate::config::exit_on_clap_error(e));
-    let Some(path) = first.get_one::<PathBuf>("config") else { return first };
-    if let Err(e) = export(path, &Cli::command()) {
-        eprintln!("error: {e}");
-        std::process::exit(2);
-    }
-    Cli::command().try_get_matches().unwrap_or_else(|e| crate::config::exit_on_clap_error(e))
-}
-
-/// The advice switched off by `--disable-advice` and `--ignore-fingerprints`.
-pub fn advice_filter(args: &ProxyArgs) -> AdviceFilter {
-    AdviceFilter {
-        disabled: args.disable_advice.iter().copied().collect(),
-        ignored: args.ignore_fingerprints.iter().copied().collect(),
-    }
-}
-
 /// Reads `path` and sets `PGVISOR_*` for each key whose variable is not set yet.
 ///
 /// Call it while the process is still single-threaded (before any runtime starts): it changes
@@ -77,6 +53,8 @@ pub fn export(path: &Path, command: &Command) -> Result<(), ConfigFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read { path: path.into(), source })?;
     for (var, value) in variables(path, &text, command)? {
         if std::env::var_os(&var).is_none() {
+            // Allowed: callers run this before any thread starts (see above).
+            #[allow(clippy::disallowed_methods)]
             std::env::set_var(var, value);
         }
     }
@@ -217,23 +195,12 @@ fn clap_reason(e: &clap::Error) -> String {
     })
 }
 
-/// `--disable-advice` values: advice kinds as the API names them.
-pub fn parse_kind(s: &str) -> Result<Kind, String> {
-    Kind::parse(s.trim()).ok_or_else(|| {
-        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-        format!("expected an advice kind, one of {}, got {s:?}", known.join(", "))
-    })
-}
-
-/// `--ignore-fingerprints` values: 16 hex digits, as `/api/queries` and `/api/advice` show them.
-pub fn parse_fingerprint_arg(s: &str) -> Result<Fingerprint, String> {
-    parse_fingerprint(s)
-        .ok_or_else(|| format!("expected a fingerprint of 16 hex digits such as 52867f37ae911b51, got {s:?}"))
-}
-
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
+    use crate::cli::Cli;
 
     fn vars(text: &str) -> Result<Vec<(String, String)>, String> {
         variables(Path::new("pgvisor.toml"), text, &Cli::command()).map_err(|e| e.to_string())

@@ -8,8 +8,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::{UpstreamAddr, UpstreamTlsMode};
-use crate::error::SessionError;
-use crate::stream::Conn;
+use crate::net::error::SessionError;
+use crate::net::stream::Conn;
 
 /// SSLRequest packet: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
@@ -98,7 +98,7 @@ impl UpstreamConnector {
         };
         match (self.ask_for_tls(&mut tcp).await?, self.mode) {
             (true, _) => {
-                let name = crate::tls::server_name(&self.addr.host)
+                let name = crate::net::tls::server_name(&self.addr.host)
                     .map_err(|e| self.failure(format!("invalid TLS server name: {e}")))?;
                 let stream = tls
                     .connect(name, tcp)

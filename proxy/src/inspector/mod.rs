@@ -1,9 +1,11 @@
 //! The Inspector: a side connection to the upstream that asks PostgreSQL who blocks a waiting
 //! backend (`pg_blocking_pids`), following chains to the root blocker, and EXPLAINs slow
-//! statements as their session's role (`crate::explain`).
+//! statements as their session's role (`crate::inspector::explain`).
 //!
 //! It is asked only when a statement has waited longer than `--lock-wait`, at most a few times a
 //! second, with its own short `statement_timeout`, so it adds no load a developer would notice.
+
+pub mod explain;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls};
 use tracing::{debug, warn};
 
-use crate::explain::ExplainError;
-use crate::stats::ProxyStats;
+use crate::counters::ProxyCounters;
+use crate::inspector::explain::ExplainError;
 
 /// Most questions per second.
 const MAX_PER_SECOND: u32 = 10;
@@ -125,7 +127,7 @@ pub async fn run(
     mut explains: mpsc::Receiver<ExplainSample>,
     config: MissingIndexConfig,
     events: AnswerSender,
-    stats: Arc<ProxyStats>,
+    stats: Arc<ProxyCounters>,
 ) {
     let mut side = Side { dsn, client: None, reported_down: false, last_failure: None, by_database: HashMap::new() };
     let mut skips = SkipLog::default();
@@ -202,7 +204,7 @@ async fn explain(
         .await
         .map_err(|e| ExplainError::Transient(e.to_string()))?
         .map(|row| row.get(0));
-    let result = crate::explain::explain(c, sample, hypopg.as_deref(), config).await;
+    let result = crate::inspector::explain::explain(c, sample, hypopg.as_deref(), config).await;
     if let Err(ExplainError::Unclean(_)) = &result {
         side.by_database.remove(&*sample.database);
     }

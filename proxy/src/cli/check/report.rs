@@ -8,9 +8,8 @@ use advisor::advice::{advice_id, Kind};
 use advisor::scopes::UNSCOPED;
 use serde::{Deserialize, Serialize};
 
-use super::judge::Verdict;
 use super::run::RunOutcome;
-use super::CheckError;
+use super::{shorten, CheckError};
 
 /// The report's file name.
 pub const REPORT_FILE: &str = "pgvisor-report.json";
@@ -293,6 +292,161 @@ pub fn severity_rank(name: &str) -> u8 {
     }
 }
 
+/// A finding, by scope, kind and key, with what a reader needs to recognise it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingId {
+    /// The scope (test) it was seen in.
+    pub scope: String,
+    /// Kind.
+    pub kind: String,
+    /// Merge key within the kind.
+    pub key: String,
+    /// info, warning or critical.
+    pub severity: String,
+    /// One line.
+    pub title: String,
+}
+
+impl FindingId {
+    pub(super) fn of(scope: &str, advice: &AdviceReport) -> Self {
+        Self {
+            scope: scope.to_string(),
+            kind: advice.kind.clone(),
+            key: advice.key.clone(),
+            severity: advice.severity.clone(),
+            title: advice.title.clone(),
+        }
+    }
+}
+
+/// A query count past the baseline's tolerance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Regression {
+    /// The scope.
+    pub scope: String,
+    /// The query that grew; `None` when the scope's total grew (spread over new queries).
+    pub fingerprint: Option<String>,
+    /// Its display text.
+    pub query: Option<String>,
+    /// Calls in the baseline.
+    pub baseline_calls: u64,
+    /// Calls in this run.
+    pub calls: u64,
+    /// The most calls the tolerance allows.
+    pub allowed_calls: u64,
+    /// The query is the repeated query of an N+1: it may not grow at all.
+    pub n_plus_one_child: bool,
+}
+
+impl Regression {
+    /// One sentence: what grew, from what, to what.
+    pub fn describe(&self) -> String {
+        let (base, now, allowed) = (self.baseline_calls, self.calls, self.allowed_calls);
+        match &self.query {
+            Some(query) => format!(
+                "`{}` ran {now} times; the baseline has {base}{}",
+                shorten(query, 100),
+                if self.n_plus_one_child {
+                    " and the repeated query of an N+1 may not grow".to_string()
+                } else {
+                    format!(" and allows {allowed}")
+                }
+            ),
+            None => {
+                format!("{now} statements; the baseline has {base} and allows {allowed} (the new ones are new queries)")
+            }
+        }
+    }
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// No new finding at or above `fail_on` and no count past the tolerance.
+    pub passed: bool,
+    /// `--fail-on`.
+    pub fail_on: &'static str,
+    /// `--tolerance`.
+    pub tolerance: String,
+    /// The baseline file, when one was used.
+    pub baseline: Option<String>,
+    /// Findings at or above `fail_on` the baseline does not know: they fail the check.
+    pub new_findings: Vec<FindingId>,
+    /// Findings the baseline knows (same kind and key, in any scope).
+    pub known_findings: Vec<FindingId>,
+    /// New findings below `fail_on`: reported, not failing.
+    pub below_fail_on: Vec<FindingId>,
+    /// Query counts past the tolerance: they fail the check.
+    pub regressions: Vec<Regression>,
+    /// Findings of the baseline no longer seen in their scope (which did run).
+    pub fixed_findings: Vec<FindingId>,
+    /// Queries of the baseline that ran fewer times (or not at all) in their scope.
+    pub lower_counts: u64,
+    /// Scopes of the baseline that did not run (a partial run, or removed tests).
+    pub scopes_not_run: Vec<String>,
+}
+
+impl Verdict {
+    /// True when `--update-baseline` would make the baseline stricter.
+    pub fn can_tighten(&self) -> bool {
+        !self.fixed_findings.is_empty() || self.lower_counts > 0
+    }
+
+    /// A few lines for stderr: the verdict, and what failed.
+    pub fn console_lines(&self, report: &Report) -> Vec<String> {
+        const SHOWN: usize = 5;
+        let verdict = if self.passed { "passed" } else { "FAILED" };
+        let mut lines = vec![format!("{verdict}: {}", self.headline())];
+        for f in self.new_findings.iter().take(SHOWN) {
+            lines.push(format!("  [{}] {} in {}: {}", f.severity, f.kind, f.scope, f.title));
+            if let Some(fix) =
+                report.finding(&f.scope, &f.kind, &f.key).map(|a| &a.suggestion).filter(|s| !s.is_empty())
+            {
+                lines.push(format!("      fix: {}", shorten(fix, 300)));
+            }
+        }
+        for r in self.regressions.iter().take(SHOWN) {
+            lines.push(format!("  {}: {}", r.scope, r.describe()));
+        }
+        let more = self.new_findings.len().saturating_sub(SHOWN) + self.regressions.len().saturating_sub(SHOWN);
+        if more > 0 {
+            lines.push(format!("  ... and {more} more"));
+        }
+        if self.can_tighten() {
+            lines.push(format!(
+                "{} fixed findings and {} lower query counts: tighten the baseline with --update-baseline",
+                self.fixed_findings.len(),
+                self.lower_counts
+            ));
+        }
+        lines
+    }
+
+    /// What passed or failed, in one line.
+    pub fn headline(&self) -> String {
+        let findings = plural(self.new_findings.len(), "new finding", "new findings");
+        let counts = plural(self.regressions.len(), "query count past the baseline", "query counts past the baseline");
+        if self.passed {
+            let known = match self.known_findings.len() {
+                0 => String::new(),
+                n => format!(" ({} tolerated by the baseline)", plural(n, "known finding", "known findings")),
+            };
+            format!("no new findings at {} or above, no query count past the baseline{known}", self.fail_on)
+        } else {
+            format!("{findings}, {counts}")
+        }
+    }
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};
@@ -300,7 +454,7 @@ mod tests {
     use advisor::advice::{Advice, Severity};
 
     use super::*;
-    use crate::check::CommandStatus;
+    use crate::cli::check::CommandStatus;
 
     fn advice(kind: Kind, key: &str) -> Advice {
         Advice {

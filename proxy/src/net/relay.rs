@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use advisor::sessions::SessionEntry;
 
-use crate::error::{fatal_error_response, SessionError};
+use crate::counters::ProxyCounters;
 use crate::logging::LogLimiter;
-use crate::stats::ProxyStats;
-use crate::stream::Conn;
-use crate::tap::SessionTap;
+use crate::net::error::{fatal_error_response, SessionError};
+use crate::net::observation::SessionObservation;
+use crate::net::stream::Conn;
 
 /// Bytes read per system call in each direction.
 const READ_BUF: usize = 32 * 1024;
@@ -45,9 +45,9 @@ pub async fn relay(
     client: Conn,
     upstream: Conn,
     binding: ChannelBinding,
-    tap: &Mutex<SessionTap>,
+    tap: &Mutex<SessionObservation>,
     progress: Option<&SessionEntry>,
-    stats: &ProxyStats,
+    stats: &ProxyCounters,
     close: &CancellationToken,
 ) -> (Result<(), SessionError>, bool) {
     let stripped = AtomicBool::new(false);
@@ -55,8 +55,10 @@ pub async fn relay(
     let client_at_boundary = AtomicBool::new(true);
     let (mut client_rd, mut client_wr) = client.split();
     let (mut upstream_rd, mut upstream_wr) = upstream.split();
-    let to_upstream = Direction { tap, progress, on_message: SessionTap::frontend, counter: &stats.frontend_messages };
-    let to_client = Direction { tap, progress, on_message: SessionTap::backend, counter: &stats.backend_messages };
+    let to_upstream =
+        Direction { tap, progress, on_message: SessionObservation::frontend, counter: &stats.frontend_messages };
+    let to_client =
+        Direction { tap, progress, on_message: SessionObservation::backend, counter: &stats.backend_messages };
     let outcome = tokio::select! {
         r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream, stats) => r,
         r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client, stats) => r,
@@ -75,9 +77,9 @@ pub async fn relay(
 /// One direction's observation: the tap both directions share, and what to call on it.
 #[derive(Clone, Copy)]
 struct Direction<'a> {
-    tap: &'a Mutex<SessionTap>,
+    tap: &'a Mutex<SessionObservation>,
     progress: Option<&'a SessionEntry>,
-    on_message: fn(&mut SessionTap, ScannedMessage<'_>),
+    on_message: fn(&mut SessionObservation, ScannedMessage<'_>),
     counter: &'a AtomicU64,
 }
 
@@ -143,7 +145,7 @@ async fn client_to_upstream<R, W>(
     from: &mut R,
     to: &mut W,
     direction: Direction<'_>,
-    stats: &ProxyStats,
+    stats: &ProxyCounters,
 ) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
@@ -159,7 +161,7 @@ where
         let (written, observed) = forward(to, chunk, &mut scanner, direction).await;
         observed.map_err(SessionError::ClientProtocol)?;
         written.map_err(SessionError::UpstreamIo)?;
-        ProxyStats::add(&stats.bytes_to_upstream, chunk.len() as u64);
+        ProxyCounters::add(&stats.bytes_to_upstream, chunk.len() as u64);
     }
 }
 
@@ -170,7 +172,7 @@ async fn upstream_to_client<R, W>(
     stripped: &AtomicBool,
     at_boundary: &AtomicBool,
     direction: Direction<'_>,
-    stats: &ProxyStats,
+    stats: &ProxyCounters,
 ) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
@@ -189,7 +191,7 @@ where
             written.map_err(SessionError::ClientIo)?;
             observed.map_err(SessionError::UpstreamProtocol)?;
             at_boundary.store(scanner.at_boundary(), Ordering::Relaxed);
-            ProxyStats::add(&stats.bytes_to_client, chunk.len() as u64);
+            ProxyCounters::add(&stats.bytes_to_client, chunk.len() as u64);
         }
         chunk = buf.read_from(from).await.map_err(SessionError::UpstreamIo)?;
         if chunk.is_empty() {
@@ -206,7 +208,7 @@ fn observe(scanner: &mut FrameScanner, chunk: &[u8], direction: Direction<'_>) -
         messages += 1;
         (direction.on_message)(&mut tap, m);
     });
-    ProxyStats::add(direction.counter, messages);
+    ProxyCounters::add(direction.counter, messages);
     result
 }
 
@@ -218,8 +220,8 @@ async fn startup_phase<R, W>(
     to: &mut W,
     binding: ChannelBinding,
     stripped: &AtomicBool,
-    tap: &Mutex<SessionTap>,
-    stats: &ProxyStats,
+    tap: &Mutex<SessionObservation>,
+    stats: &ProxyCounters,
 ) -> Result<Option<Vec<u8>>, SessionError>
 where
     R: AsyncRead + Unpin,
@@ -238,7 +240,7 @@ where
                 let mut tap = tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 tap.backend(ScannedMessage { tag: frame.tag, body_len: frame.body.len(), body: frame.body });
             }
-            ProxyStats::add(&stats.backend_messages, 1);
+            ProxyCounters::add(&stats.backend_messages, 1);
             if BackendTag::from_byte(frame.tag) == BackendTag::ErrorResponse {
                 log_refused_login(frame.body);
             }
@@ -257,7 +259,7 @@ where
         }
         to.write_all(&out).await.map_err(SessionError::ClientIo)?;
         to.flush().await.map_err(SessionError::ClientIo)?;
-        ProxyStats::add(&stats.bytes_to_client, out.len() as u64);
+        ProxyCounters::add(&stats.bytes_to_client, out.len() as u64);
         out.clear();
         if ready {
             return Ok(Some(buf.to_vec()));

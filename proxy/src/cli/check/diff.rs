@@ -6,8 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::judge::plural;
-use super::report::{AdviceReport, QueryReport, Report, ScopeReport};
+use super::report::{plural, AdviceReport, QueryReport, Report, ScopeReport};
 use super::shorten;
 
 /// A p95 change is shown when it is at least this factor either way...

@@ -1,6 +1,6 @@
 //! What a session shows the advisor, beside the forwarding path.
 //!
-//! The relay calls the tap synchronously for each framed message, after forwarding it; the
+//! The relay calls the observation synchronously for each framed message, after forwarding it; the
 //! observer only reads the borrowed bytes and never blocks (its events go out through a channel
 //! that drops when full), so forwarding never waits for observation. A panic in the observer is
 //! contained here: the session goes on being forwarded, unobserved, and the failure is counted
@@ -21,7 +21,7 @@ static UNKNOWN_TAG_LOG: LogLimiter = LogLimiter::per_second();
 
 /// Per-session observation: none for replication connections, which are forwarded only.
 #[derive(Default)]
-pub struct SessionTap {
+pub struct SessionObservation {
     observed: Option<Observed>,
 }
 
@@ -31,7 +31,7 @@ struct Observed {
     advisor: Arc<Advisor>,
 }
 
-impl SessionTap {
+impl SessionObservation {
     /// A tap feeding `observer`, whose failures count in `advisor`'s health.
     pub fn observing(session: u64, observer: SessionObserver, advisor: Arc<Advisor>) -> Self {
         Self { observed: Some(Observed { session, observer, advisor }) }

@@ -6,7 +6,7 @@ use advisor::events::{PlanOutcome, SkipReason};
 
 /// Counters of what went through the proxy since start.
 #[derive(Debug, Default)]
-pub struct ProxyStats {
+pub struct ProxyCounters {
     /// Client connections accepted.
     pub connections_total: AtomicU64,
     /// Client connections open now.
@@ -51,7 +51,7 @@ impl ExplainOutcomes {
             PlanOutcome::Skipped(SkipReason::NotExplainable) => &self.skipped_unexplainable,
             PlanOutcome::Failed(_) => &self.failed,
         };
-        ProxyStats::add(counter, 1);
+        ProxyCounters::add(counter, 1);
     }
 
     /// Each counter with its `outcome` label.
@@ -65,7 +65,7 @@ impl ExplainOutcomes {
     }
 }
 
-impl ProxyStats {
+impl ProxyCounters {
     /// Adds `n` to `counter`.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);

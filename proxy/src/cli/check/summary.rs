@@ -3,8 +3,7 @@
 
 use std::fmt::Write;
 
-use super::judge::{plural, FindingId, Verdict};
-use super::report::{AdviceReport, Report};
+use super::report::{plural, AdviceReport, FindingId, Report, Verdict};
 use super::{shorten, REPORT_FILE};
 
 /// Entries shown per section; the rest are counted and left to the JSON report.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use advisor::stats::SortBy;
 use tracing::info;
 
-use crate::server::Shared;
-use crate::stats::ProxyStats;
+use crate::counters::ProxyCounters;
+use crate::net::shared::Shared;
 
 /// Logs a summary every `interval` while there was traffic since the last one.
 pub async fn log_periodically(shared: Arc<Shared>, interval: Duration) {
@@ -28,7 +28,7 @@ pub async fn log_periodically(shared: Arc<Shared>, interval: Duration) {
             .unwrap_or_default();
         info!(
             statements = recorded - last,
-            sessions = ProxyStats::get(&shared.stats.connections_active),
+            sessions = ProxyCounters::get(&shared.stats.connections_active),
             fingerprints = advisor.stats.len(),
             dropped_events = advisor.events.dropped(),
             top_fingerprint = %top_fp,

@@ -21,15 +21,15 @@ use advisor::engine::{Advisor, AdvisorConfig, Engine, EngineInputs};
 use advisor::health::Stage;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{ClientTls, LogFormat, ProxyArgs, UpstreamAddr, UpstreamTlsMode};
-use crate::stats::ProxyStats;
-use crate::tls::TlsSetupError;
-use crate::upstream::UpstreamConnector;
+use crate::counters::ProxyCounters;
+use crate::net::shared::Shared;
+use crate::net::tls::TlsSetupError;
+use crate::net::upstream::UpstreamConnector;
 
 /// Everything a proxy needs to run, independent of how it was configured.
 #[derive(Debug, Clone)]
@@ -91,7 +91,7 @@ impl ProxySettings {
                     long_transaction: args.long_transaction,
                 },
                 lock_wait: args.lock_wait,
-                filter: crate::config_file::advice_filter(args),
+                filter: crate::config::advice_filter(args),
                 slow_query: SlowQueryConfig {
                     threshold: args.slow,
                     min_calls: args.slow_min_calls,
@@ -165,26 +165,6 @@ pub enum StartError {
     Admin(#[from] crate::admin::AdminError),
 }
 
-/// State shared by all sessions of one proxy.
-pub struct Shared {
-    /// Client-leg TLS, when on.
-    pub acceptor: Option<TlsAcceptor>,
-    /// Offer client-leg TLS only while the upstream offers it (the default).
-    pub tls_like_upstream: bool,
-    /// The certificate the client leg presents.
-    pub client_leaf: Option<Vec<u8>>,
-    /// Set once the channel-binding warning has been logged.
-    pub warned_channel_binding: AtomicBool,
-    /// Opens upstream connections.
-    pub upstream: UpstreamConnector,
-    /// Counters.
-    pub stats: Arc<ProxyStats>,
-    /// Fires when the grace period is over: every session closes.
-    pub force_close: CancellationToken,
-    /// Statistics, sessions and advice.
-    pub advisor: Arc<Advisor>,
-}
-
 /// Asks the upstream once at start whether it answers and offers TLS, and says so: a wrong
 /// address shows now, not at the first client. pgvisor serves either way (the server may come
 /// up later); every upstream connection asks again.
@@ -205,18 +185,10 @@ async fn probe_upstream(upstream: &UpstreamConnector, client_tls: &ClientTls) {
             "cannot reach the upstream PostgreSQL at {addr}: {}. pgvisor keeps serving and tries again for each \
              client; check --upstream (host:port) and that the server is running",
             match &e {
-                crate::error::SessionError::UpstreamConnect { reason, .. } => reason.as_str(),
+                crate::net::error::SessionError::UpstreamConnect { reason, .. } => reason.as_str(),
                 _ => "no answer",
             }
         ),
-    }
-}
-
-impl Shared {
-    /// The acceptor to answer an SSLRequest with, or `None` to answer 'N'.
-    pub fn client_tls(&self) -> Option<&TlsAcceptor> {
-        let offer = !self.tls_like_upstream || self.upstream.offers_tls() == Some(true);
-        self.acceptor.as_ref().filter(|_| offer)
     }
 }
 
@@ -236,10 +208,10 @@ pub struct Proxy {
 impl Proxy {
     /// Binds the listen address and prepares TLS on both legs.
     pub async fn bind(settings: ProxySettings) -> Result<Self, StartError> {
-        let client_tls = crate::tls::acceptor(&settings.client_tls)?;
+        let client_tls = crate::net::tls::acceptor(&settings.client_tls)?;
         let client_leaf = client_tls.as_ref().map(|t| t.leaf.as_ref().to_vec());
         let acceptor = client_tls.map(|t| t.acceptor);
-        let connector = crate::tls::connector(settings.upstream_tls, settings.upstream_ca.as_deref())?;
+        let connector = crate::net::tls::connector(settings.upstream_tls, settings.upstream_ca.as_deref())?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Bind { addr: settings.listen, source })?;
@@ -248,7 +220,7 @@ impl Proxy {
         probe_upstream(&upstream, &settings.client_tls).await;
         let (advisor, events) =
             Advisor::new(AdvisorConfig { max_fingerprints: settings.max_fingerprints, ..settings.advisor.clone() });
-        let stats: Arc<ProxyStats> = Arc::default();
+        let stats: Arc<ProxyCounters> = Arc::default();
         let admin = match settings.admin {
             Some(addr) => Some(
                 crate::admin::AdminServer::bind(addr, settings.admin_token.clone(), advisor.clone(), stats.clone())
@@ -284,7 +256,7 @@ impl Proxy {
     }
 
     /// The proxy's counters.
-    pub fn stats(&self) -> Arc<ProxyStats> {
+    pub fn stats(&self) -> Arc<ProxyCounters> {
         self.shared.stats.clone()
     }
 
@@ -335,7 +307,7 @@ impl Proxy {
         let admin_stopper = self.admin.as_ref().map(|a| a.stopper());
         let admin = self.admin.map(|a| tokio::spawn(a.serve()));
         let summary = (!self.summary_interval.is_zero())
-            .then(|| tokio::spawn(crate::summary::log_periodically(self.shared.clone(), self.summary_interval)));
+            .then(|| tokio::spawn(crate::log_summary::log_periodically(self.shared.clone(), self.summary_interval)));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -344,10 +316,10 @@ impl Proxy {
                     Ok((tcp, peer)) => {
                         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                         let shared = self.shared.clone();
-                        ProxyStats::add(&shared.stats.connections_total, 1);
-                        ProxyStats::add(&shared.stats.connections_active, 1);
+                        ProxyCounters::add(&shared.stats.connections_total, 1);
+                        ProxyCounters::add(&shared.stats.connections_active, 1);
                         sessions.spawn(async move {
-                            crate::session::serve(tcp, peer, id, shared.clone()).await;
+                            crate::net::session::serve(tcp, peer, id, shared.clone()).await;
                             shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
                         });
                     }
@@ -455,7 +427,7 @@ impl Drop for EngineThread {
 pub struct ProxyHandle {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
-    stats: Arc<ProxyStats>,
+    stats: Arc<ProxyCounters>,
     advisor: Arc<Advisor>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -468,7 +440,7 @@ impl ProxyHandle {
     }
 
     /// The proxy's counters.
-    pub fn stats(&self) -> &ProxyStats {
+    pub fn stats(&self) -> &ProxyCounters {
         &self.stats
     }
 

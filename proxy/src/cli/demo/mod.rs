@@ -18,9 +18,9 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use tokio::sync::{broadcast, watch};
 
+use crate::cli::watch::{AdviceView, Printer, Style};
 use crate::config::{DemoArgs, ProxyArgs, UpstreamAddr};
 use crate::embedded::{EmbeddedOptions, EmbeddedPostgres};
-use crate::watch::{AdviceView, Printer, Style};
 use crate::{Proxy, ProxySettings};
 pub use workload::{Scenario, Thresholds};
 
@@ -225,7 +225,7 @@ mod tests {
     use clap::{CommandFactory, FromArgMatches};
 
     use super::*;
-    use crate::config::{Cli, Command};
+    use crate::cli::{Cli, Command};
 
     #[test]
     fn demo_defaults_apply_only_to_flags_not_given() {
