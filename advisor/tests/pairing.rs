@@ -10,7 +10,7 @@ use advisor::sessions::{SessionEntry, SessionIdentity, SessionRegistry, SessionS
 use bytes::{Bytes, BytesMut};
 use pgwire::messages::data::{DataRow, NoData, RowDescription};
 use pgwire::messages::extendedquery::{
-    Bind, BindComplete, Describe, Execute, Parse, ParseComplete, PortalSuspended, Sync,
+    Bind, BindComplete, Describe, Execute, Flush, Parse, ParseComplete, PortalSuspended, Sync,
 };
 use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, ErrorResponse, ReadyForQuery, TransactionStatus,
@@ -251,4 +251,32 @@ fn transaction_state_follows_ready_for_query() {
     let a = h.entry.activity.lock().unwrap();
     assert_eq!(a.state, SessionState::Idle);
     assert!(a.transaction_started.is_none() && a.transaction_statements.is_empty());
+}
+
+/// After an extended-protocol error and before the client's Sync, the server discards every
+/// message, a Query included: the statements after the Sync are still paired with their results.
+#[test]
+fn messages_after_an_extended_error_are_discarded_until_sync() {
+    let mut h = harness();
+    let events = h.feed(vec![
+        c(Parse::new(None, "select 1/0".into(), vec![])),
+        c(Bind::new(None, None, vec![], vec![], vec![])),
+        c(Execute::new(None, 0)),
+        c(Flush::new()),
+        s(ParseComplete::new()),
+        s(BindComplete::new()),
+        err("22012"),
+        // The client has not seen the error yet: this Query is discarded by the server.
+        c(Query::new("select 'discarded'".into())),
+        c(Sync::new()),
+        rfq(TransactionStatus::Idle),
+        c(Query::new("select 2 from t".into())),
+        row(),
+        s(CommandComplete::new("SELECT 1".into())),
+        rfq(TransactionStatus::Idle),
+    ]);
+    assert_eq!(
+        texts(&events),
+        vec![("SELECT $1 / $2".into(), 0, Some("22012".into())), ("SELECT $1 FROM t".into(), 1, None)]
+    );
 }

@@ -174,7 +174,7 @@ impl ResultSample {
         }
         if self.columns == 0 {
             self.columns = row.len().min(MAX_SAMPLED_COLUMNS);
-            self.keys.reserve(self.columns * 64);
+            self.keys.reserve(self.columns * 8);
         }
         let start = self.keys.len();
         for (i, value) in row.values().enumerate().take(self.columns) {
@@ -187,7 +187,10 @@ impl ResultSample {
 
     /// The sampled values.
     pub fn finish(self) -> ResultDigest {
-        ResultDigest::from_rows(self.names, self.columns, self.keys)
+        let mut keys = self.keys;
+        // It may wait in the engine's queue and as a parent: no slack carried along.
+        keys.shrink_to_fit();
+        ResultDigest::from_rows(self.names, self.columns, keys)
     }
 }
 

@@ -180,6 +180,9 @@ pub struct SessionObserver {
     explain_offered: HashMap<Fingerprint, Instant>,
     /// The server is in copy-in mode (CopyInResponse seen, CopyDone/CopyFail not yet sent).
     copy_in: bool,
+    /// An extended-protocol request failed before the client sent its Sync: the server discards
+    /// every message until that Sync.
+    skipping_to_sync: bool,
 }
 
 impl SessionObserver {
@@ -214,6 +217,7 @@ impl SessionObserver {
             explain_min: crate::detect::missing_index::DEFAULT_EXPLAIN_MIN,
             explain_offered: HashMap::new(),
             copy_in: false,
+            skipping_to_sync: false,
         }
     }
 
@@ -293,7 +297,13 @@ impl SessionObserver {
     /// A message from the client, seen as it is forwarded.
     pub fn frontend(&mut self, m: ScannedMessage<'_>) {
         let now = Instant::now();
-        match FrontendTag::from_byte(m.tag) {
+        let tag = FrontendTag::from_byte(m.tag);
+        if self.skipping_to_sync && tag != FrontendTag::Sync {
+            // After an error in the extended protocol the server discards everything up to the
+            // next Sync, a Query included: nothing will answer these.
+            return;
+        }
+        match tag {
             FrontendTag::Query => {
                 // A Query longer than the observed prefix (a bulk INSERT) is still counted and
                 // timed: from the text it starts with (its terminator is beyond the prefix).
@@ -351,7 +361,10 @@ impl SessionObserver {
             // PostgreSQL ignores Sync during copy-in mode (protocol document, "COPY Operations"):
             // a Sync a client pipelined behind its COPY's Execute is never answered.
             FrontendTag::Sync if self.copy_in => {}
-            FrontendTag::Sync => self.await_response(Pending::Sync),
+            FrontendTag::Sync => {
+                self.skipping_to_sync = false;
+                self.await_response(Pending::Sync);
+            }
             FrontendTag::CopyDone | FrontendTag::CopyFail => self.copy_in = false,
             FrontendTag::FunctionCall => self.await_response(Pending::FunctionCall),
             _ => {}
@@ -363,12 +376,15 @@ impl SessionObserver {
         match BackendTag::from_byte(m.tag) {
             BackendTag::DataRow => self.data_row(m.body, m.body_len),
             BackendTag::CommandComplete => {
+                // The server left copy-in mode (it may end it itself, on an error too).
+                self.copy_in = false;
                 let rows = CommandComplete::parse(m.body).ok().and_then(|c| c.rows());
                 self.finish_run(rows, None);
             }
             BackendTag::EmptyQueryResponse => self.finish_run(Some(0), None),
             BackendTag::PortalSuspended => self.finish_run(None, None),
             BackendTag::ErrorResponse => {
+                self.copy_in = false;
                 let fields = ErrorFields::parse(m.body).ok();
                 let state = fields.and_then(|e| e.sqlstate()).and_then(SqlState::parse);
                 if state == Some(DEADLOCK) {
@@ -390,6 +406,8 @@ impl SessionObserver {
                 }
             }
             BackendTag::ReadyForQuery => {
+                self.copy_in = false;
+                self.skipping_to_sync = false;
                 if let Ok(ready) = ReadyForQuery::parse(m.body) {
                     self.ready(ready.status);
                 }
@@ -432,7 +450,15 @@ impl SessionObserver {
         match self.pending.front_mut() {
             Some(Pending::Describe(statement)) => {
                 if let Some(s) = statement.take() {
-                    remember_description(&mut self.descriptions, s.fingerprint, &description);
+                    // Drivers describe the portal on every execution: names known for this
+                    // statement are not built again.
+                    let known = self
+                        .descriptions
+                        .get(&s.fingerprint)
+                        .is_some_and(|names| names.len() == description.fields.len().min(capture::MAX_SAMPLED_COLUMNS));
+                    if !known {
+                        remember_description(&mut self.descriptions, s.fingerprint, &description);
+                    }
                 }
                 self.pending.pop_front();
             }
@@ -647,6 +673,8 @@ impl SessionObserver {
                 while !matches!(self.pending.front(), None | Some(Pending::Sync)) {
                     self.pending.pop_front();
                 }
+                // No Sync sent yet: what the client sends until it is, the server discards.
+                self.skipping_to_sync = self.pending.is_empty();
                 let run = match failed {
                     Some(Pending::Execute(run)) => Some(run),
                     Some(Pending::Parse(statement)) | Some(Pending::Bind(statement)) => {

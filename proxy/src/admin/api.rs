@@ -154,6 +154,8 @@ pub(crate) async fn sessions(State(state): State<AdminState>) -> Json<serde_json
 }
 
 pub(crate) async fn reset(State(state): State<AdminState>) -> Json<serde_json::Value> {
+    // What finished before the request is applied first, then forgotten with the rest.
+    state.advisor.caught_up().await;
     state.advisor.reset();
     Json(serde_json::json!({ "reset": true }))
 }

@@ -24,6 +24,8 @@ use crate::net::stream::Conn;
 const READ_BUF: usize = 32 * 1024;
 /// How much of each message body the tap may see.
 const OBSERVED_PREFIX: usize = 64 * 1024;
+/// Longest a session's ending waits to write its error and close a side that stopped reading.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// SASL mechanism that cannot work through a TLS-terminating proxy (channel binding).
 const SCRAM_PLUS: &[u8] = b"SCRAM-SHA-256-PLUS";
 
@@ -64,13 +66,14 @@ pub async fn relay(
         r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client, stats) => r,
         _ = close.cancelled() => Err(SessionError::ShuttingDown),
     };
+    // The upstream goes first: its backend is freed even if the client has stopped reading.
+    let _ = tokio::time::timeout(CLOSE_WAIT, upstream_wr.shutdown()).await;
     // Inside a half-sent message an ErrorResponse would corrupt the stream: then just close.
     let clean = client_at_boundary.load(Ordering::Relaxed);
     if let Some((sqlstate, message)) = outcome.as_ref().err().filter(|_| clean).and_then(SessionError::user_facing) {
-        let _ = client_wr.write_all(&fatal_error_response(sqlstate, &message)).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, client_wr.write_all(&fatal_error_response(sqlstate, &message))).await;
     }
-    let _ = client_wr.shutdown().await;
-    let _ = upstream_wr.shutdown().await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, client_wr.shutdown()).await;
     (outcome, stripped.load(Ordering::Relaxed))
 }
 
@@ -118,10 +121,21 @@ async fn forward<W: AsyncWrite + Unpin>(
     scanner: &mut FrameScanner,
     direction: Direction<'_>,
 ) -> (std::io::Result<()>, Result<(), ProtocolError>) {
+    // `forwarding` and `observed` bracket one stretch with no yield in between (the first poll of
+    // the write, then the observation), so the session's sequence is odd only while this task
+    // runs: the admin API never waits behind a slow peer, and the two directions (one task) never
+    // overlap their brackets.
     if let Some(p) = direction.progress {
         p.forwarding();
     }
     let mut observed = None;
+    let observe_now = |scanner: &mut FrameScanner| {
+        let result = observe(scanner, chunk, direction);
+        if let Some(p) = direction.progress {
+            p.observed();
+        }
+        result
+    };
     let mut write = std::pin::pin!(async {
         to.write_all(chunk).await?;
         to.flush().await
@@ -129,15 +143,12 @@ async fn forward<W: AsyncWrite + Unpin>(
     let written = std::future::poll_fn(|cx| {
         let poll = write.as_mut().poll(cx);
         if poll.is_pending() && observed.is_none() {
-            observed = Some(observe(scanner, chunk, direction));
+            observed = Some(observe_now(scanner));
         }
         poll
     })
     .await;
-    let observed = observed.unwrap_or_else(|| observe(scanner, chunk, direction));
-    if let Some(p) = direction.progress {
-        p.observed();
-    }
+    let observed = observed.unwrap_or_else(|| observe_now(scanner));
     (written, observed)
 }
 
