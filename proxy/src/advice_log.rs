@@ -61,17 +61,9 @@ fn growth(before: &Logged, now: &Logged) -> Option<String> {
         changes.push(format!("seen {}x -> {}x", before.count, now.count));
     }
     if now.severity > before.severity {
-        changes.push(format!("severity {} -> {}", label(before.severity), label(now.severity)));
+        changes.push(format!("severity {} -> {}", before.severity.as_str(), now.severity.as_str()));
     }
     (!changes.is_empty()).then(|| changes.join(", "))
-}
-
-fn label(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
-    }
 }
 
 /// What to log for `advice`: its block when it is new, the changes when it grew materially since
@@ -116,7 +108,7 @@ pub fn sink(format: LogFormat) -> AdviceSink {
             (Some(Line::First), LogFormat::Human) => warn!("advice\n{}", advice.to_block()),
             (Some(Line::Grown(changes)), LogFormat::Human) => warn!(
                 "advice update: [{}] {} ({}, seen {}x; {changes})",
-                label(advice.severity),
+                advice.severity.as_str(),
                 advice.title,
                 advice.kind.as_str(),
                 advice.count

@@ -105,6 +105,20 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
+    /// The name the API, the log and reports use (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// Whether a finding is a new occurrence or an update of one still in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Occurrence {
@@ -184,7 +198,7 @@ impl Advice {
     pub fn to_block(&self) -> String {
         let mut out = format!(
             "[{}] {} ({}, seen {}x)\n  {}\n",
-            severity_label(self.severity),
+            self.severity.as_str(),
             self.title,
             self.kind.as_str(),
             self.count,
@@ -204,10 +218,14 @@ impl Advice {
     }
 }
 
-fn severity_label(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
+#[cfg(test)]
+mod tests {
+    use super::Severity;
+
+    #[test]
+    fn a_severity_is_named_as_it_serializes() {
+        for s in Severity::ALL {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 }

@@ -58,10 +58,6 @@ const GAUGES: [(&str, &str); 6] = [
 /// Findings by kind and severity: every pair of the fixed enums is a series, zeros included.
 const ADVICE: &str = "pgvisor_advice_total";
 
-/// The label values of `severity`, as the API spells them.
-const SEVERITIES: [(Severity, &str); 3] =
-    [(Severity::Info, "info"), (Severity::Warning, "warning"), (Severity::Critical, "critical")];
-
 /// A recorder and the handle that renders it.
 pub(crate) struct Exporter {
     recorder: PrometheusRecorder,
@@ -116,17 +112,17 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
         counter!("pgvisor_fingerprints_evicted_total").absolute(advisor.stats.evicted());
         gauge!("pgvisor_fingerprints_tracked").set(advisor.stats.len() as f64);
         gauge!("pgvisor_sessions_observed").set(advisor.sessions.len() as f64);
-        let mut advice = [[0u64; SEVERITIES.len()]; Kind::ALL.len()];
+        let mut advice = [[0u64; Severity::ALL.len()]; Kind::ALL.len()];
         for a in advisor.advice.list() {
             let kind = Kind::ALL.iter().position(|k| *k == a.kind);
-            let severity = SEVERITIES.iter().position(|(s, _)| *s == a.severity);
+            let severity = Severity::ALL.iter().position(|s| *s == a.severity);
             if let (Some(k), Some(s)) = (kind, severity) {
                 advice[k][s] += 1;
             }
         }
         for (kind, counts) in Kind::ALL.iter().zip(advice) {
-            for ((_, severity), n) in SEVERITIES.iter().zip(counts) {
-                gauge!(ADVICE, "kind" => kind.as_str(), "severity" => *severity).set(n as f64);
+            for (severity, n) in Severity::ALL.iter().zip(counts) {
+                gauge!(ADVICE, "kind" => kind.as_str(), "severity" => severity.as_str()).set(n as f64);
             }
         }
         for (fp, q) in advisor.stats.top(SortBy::Total, TOP_FINGERPRINTS) {

@@ -170,7 +170,7 @@ impl Report {
                     .map(|a| AdviceReport {
                         kind: a.kind.to_string(),
                         key: a.key.clone(),
-                        severity: severity_name(a.severity).into(),
+                        severity: a.severity.as_str().into(),
                         title: a.title.clone(),
                         message: a.message.clone(),
                         suggestion: a.suggestion.clone(),
@@ -261,7 +261,7 @@ fn unscoped_findings(outcome: &RunOutcome, scopes: &mut BTreeMap<String, ScopeRe
         scopes.entry(UNSCOPED.to_string()).or_default().advice.push(AdviceReport {
             kind: a.kind.as_str().to_string(),
             key: a.id.clone(),
-            severity: severity_name(a.severity).into(),
+            severity: a.severity.as_str().into(),
             title: a.title.clone(),
             message: a.message.clone(),
             suggestion: a.suggestion.clone(),
@@ -269,16 +269,6 @@ fn unscoped_findings(outcome: &RunOutcome, scopes: &mut BTreeMap<String, ScopeRe
             evidence: a.evidence.clone(),
             count: a.count,
         });
-    }
-}
-
-/// The API's name of a severity.
-pub fn severity_name(severity: advisor::advice::Severity) -> &'static str {
-    use advisor::advice::Severity;
-    match severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Critical => "critical",
     }
 }
 
