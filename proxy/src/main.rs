@@ -59,6 +59,7 @@ fn run_command() -> anyhow::Result<()> {
                 cli.proxy.admin_token.as_deref(),
                 &report.sort,
                 report.limit,
+                report.tag.as_deref(),
             ))?;
             print!("{table}");
             Ok(())

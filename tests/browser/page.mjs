@@ -24,6 +24,9 @@ const executablePath = process.env.PGVISOR_CHROMIUM || "/usr/bin/chromium";
 mkdirSync(artifacts, { recursive: true });
 
 const PGBENCH_SELECT = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+// The tagged statements of the Rust side's `tagged` step, as shown (comments removed).
+const TAGGED_USER = "select name from users where id = $1";
+const TAGGED_REPORT = "select count(*) from orders";
 // As the test's client wrote it: pgvisor shows statements as written (docs/fingerprints.md).
 const N_PLUS_ONE_CHILD = "select * from orders where user_id = $1";
 
@@ -78,6 +81,8 @@ const page = await context.newPage();
 const consoleErrors = [];
 const pageErrors = [];
 const offsiteRequests = [];
+const queryRequests = []; // query strings of /api/queries requests, to see the tag filter escaped
+page.on("request", (r) => { const u = new URL(r.url()); if (u.pathname === "/api/queries") queryRequests.push(u.search); });
 page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
 page.on("pageerror", (e) => pageErrors.push(String(e)));
 page.on("request", (r) => { if (!r.url().startsWith(new URL(url).origin)) offsiteRequests.push(r.url()); });
@@ -257,6 +262,7 @@ async function live() {
   check(/p50 .* p95 .* p99 .* max /.test(bars || ""), `latency bars are labelled: ${bars}`);
   ok("sorted by calls, pgbench's query first, with labelled latency bars");
   await page.click('#queries-table th[data-sort="total"] button');
+  await callers();
 
   // The traffic chart: statements per second (pgbench's 200 transactions make a peak), a p95 line,
   // and a mark for the N+1 advice.
@@ -357,6 +363,84 @@ async function live() {
   ok(`live again ${Date.now() - t} ms after pgvisor came back`);
   // Refused connections while pgvisor was down are logged by Chromium itself; nothing else.
   noErrorsSoFar("after reconnecting", (e) => e.includes("ERR_CONNECTION_REFUSED") || e.includes("ERR_EMPTY_RESPONSE") || e.includes("ERR_CONNECTION_RESET"));
+}
+
+// The callers column and the tag filter of Top queries, on statements tagged by sqlcommenter
+// comments (one route's value is HTML, which must show as text).
+async function callers() {
+  const rowOf = (sql) => page.waitForFunction((sql) => {
+    for (const tr of document.querySelectorAll("#queries-body tr")) {
+      if (tr.querySelector(".sql").textContent.replace(/\s+/g, " ").trim() === sql) return tr;
+    }
+    return false;
+  }, sql, { timeout: 5000 });
+  const shownQueries = () => page.$$eval("#queries-body tr .sql", (cells) => cells.map((c) => c.textContent.replace(/\s+/g, " ").trim()));
+  // The tagged queries are quick: make room for them when the table is full.
+  const fewer = await page.isVisible("#more-queries") && norm(await page.textContent("#more-queries")) === "Show top 50";
+  if (fewer) await page.click("#more-queries");
+  await rust("tagged");
+  let t = Date.now();
+  const user = (await rowOf(TAGGED_USER)).asElement();
+  // All 4 calls counted (the row may show before the last ones arrive).
+  await page.waitForFunction((tr) => tr.querySelector(".calls").textContent === "4" && tr.querySelector('.callers .tag[data-filter="route:/users/:id"]'), user, { timeout: 3000 });
+  ok(`the tagged query shows its callers ${Date.now() - t} ms after it ran`);
+  check(await page.isVisible("#queries-table th.callers-col"), "the Callers column shows");
+  const chips = await user.$$eval(".callers .tag", (tags) => tags.map((b) => b.textContent));
+  check(chips[0] === "route=/users/:id (3, +1 more)" && chips[1] === "controller=users",
+    `the top route with its share, then the controller that ran every call: ${JSON.stringify(chips)}`);
+  const tooltip = await user.$eval(".callers", (td) => td.title);
+  check(tooltip.includes("route: /users/:id (3 calls), /admin/users (1 call)") && tooltip.includes("controller: users (4 calls)"),
+    `the tooltip lists every value with its calls: ${tooltip}`);
+  const report = (await rowOf(TAGGED_REPORT)).asElement();
+  const html = await report.$eval(".callers", (td) => ({ text: td.querySelector(".tag").textContent, elements: td.querySelectorAll("b").length }));
+  check(html.text === "route=<b>reports</b>" && html.elements === 0, `a tag is shown as text, never as HTML: ${JSON.stringify(html)}`);
+  const pgbenchRow = (await rowOf(PGBENCH_SELECT)).asElement();
+  const app = await pgbenchRow.$eval(".callers", (td) => ({ chip: td.querySelector(".tag").textContent, title: td.title }));
+  check(app.chip === "app=pgbench" && app.title.includes("application_name: pgbench (200 calls)"),
+    `application_name is app= in the narrow column, in full in the tooltip: ${JSON.stringify(app)}`);
+  ok(`the callers column shows ${chips.join(" | ")}, with every value in the tooltip, as text`);
+
+  // Typing a filter: only the queries run with it, asked of pgvisor with the tag escaped.
+  await page.fill("#tag-filter", "route:/users/:id");
+  await page.press("#tag-filter", "Enter");
+  await page.waitForFunction((sql) => {
+    const rows = [...document.querySelectorAll("#queries-body tr .sql")].map((c) => c.textContent.replace(/\s+/g, " ").trim());
+    return rows.length === 1 && rows[0] === sql;
+  }, TAGGED_USER, { timeout: 3000 });
+  check(queryRequests.some((q) => q.includes("tag=route%3A%2Fusers%2F%3Aid")), `the filter went to /api/queries escaped: ${queryRequests.slice(-3)}`);
+  check(await page.isVisible("#tag-clear"), "a Show all button offers the way back");
+  ok("the tag filter route:/users/:id leaves only the query that route ran");
+
+  await page.fill("#tag-filter", "route:/nowhere");
+  await page.press("#tag-filter", "Enter");
+  await page.waitForFunction(() => !document.getElementById("queries-empty").hidden, null, { timeout: 3000 });
+  const empty = norm(await page.textContent("#queries-empty"));
+  check(empty.startsWith("No query ran with the tag route:/nowhere."), `the empty table says why: ${empty}`);
+  check(!(await page.isVisible("#queries-table")), "no empty table");
+  ok(`a filter that matches nothing says so: "${empty.slice(0, 60)}..."`);
+
+  await page.fill("#tag-filter", "nowhere");
+  await page.press("#tag-filter", "Enter");
+  check(await page.isVisible("#tag-help") && await page.getAttribute("#tag-filter", "aria-invalid") === "true", "a filter without key: is explained");
+  ok("a filter that is not key:value is explained, not sent");
+
+  await page.click("#tag-clear");
+  await rowOf(PGBENCH_SELECT);
+  check(await page.inputValue("#tag-filter") === "" && !(await page.isVisible("#tag-help")), "Show all empties the filter");
+  ok("Show all brings every query back");
+
+  // Clicking a caller filters by it.
+  await page.click('#queries-body .callers .tag[data-filter="route:<b>reports</b>"]');
+  await page.waitForFunction((sql) => {
+    const rows = [...document.querySelectorAll("#queries-body tr .sql")].map((c) => c.textContent.replace(/\s+/g, " ").trim());
+    return rows.length === 1 && rows[0] === sql;
+  }, TAGGED_REPORT, { timeout: 3000 });
+  check(await page.inputValue("#tag-filter") === "route:<b>reports</b>", "the clicked caller is in the filter field");
+  ok("clicking a caller shows only the queries it ran");
+  await page.click("#tag-clear");
+  await rowOf(PGBENCH_SELECT);
+  check((await shownQueries()).length > 2, "every query again");
+  if (fewer) await page.click("#more-queries");
 }
 
 async function token() {

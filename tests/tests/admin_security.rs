@@ -119,7 +119,7 @@ async fn a_token_does_not_let_other_sites_in() {
         send(admin, "GET", "/api/queries", &[("Host", &rebound), ("Authorization", "Bearer s3cret")]).await;
     assert_eq!(status, 403, "right token, rebound name: {body}");
     // `pgvisor report`'s client (no Origin, Host is the address it connects to) still works.
-    let report = pgvisor::cli::report::report(admin, Some("s3cret"), "calls", 5).await;
+    let report = pgvisor::cli::report::report(admin, Some("s3cret"), "calls", 5, None).await;
     assert!(report.is_ok(), "{report:?}");
     proxy.shutdown().await;
 }

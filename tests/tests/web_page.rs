@@ -206,6 +206,26 @@ async fn n_plus_one_burst(client: &Client) {
     }
 }
 
+/// Statements with the callers' tags that frameworks write into SQL comments (sqlcommenter,
+/// URL-encoded): two routes of one controller, and a route whose name is HTML, which the page must
+/// show as text.
+async fn tagged_statements(client: &Client) {
+    for id in 1..=3 {
+        client
+            .query("select name from users where id = $1 /*controller='users',route='%2Fusers%2F%3Aid'*/", &[&id])
+            .await
+            .unwrap();
+    }
+    client
+        .query("select name from users where id = $1 /*controller='users',route='%2Fadmin%2Fusers'*/", &[&4])
+        .await
+        .unwrap();
+    client
+        .query("select count(*) from orders /*controller='reports',route='%3Cb%3Ereports%3C%2Fb%3E'*/", &[])
+        .await
+        .unwrap();
+}
+
 /// What a migration or a fixture runs before the application does: DDL, a bulk INSERT ... SELECT,
 /// COPY and ANALYZE. The page hides these from Top queries unless asked.
 async fn setup_statements(client: &Client) {
@@ -256,6 +276,7 @@ async fn page_shows_live_advice_queries_and_sessions() {
             match action.as_str() {
                 "n_plus_one" => n_plus_one_burst(&app).await,
                 "setup" => setup_statements(&app).await,
+                "tagged" => tagged_statements(&app).await,
                 "pgbench" => {
                     let run = pgbench(&target, &["-S", "-t", "200"]).await;
                     assert_eq!(run.code(), 0, "{}{}", run.stdout, run.stderr);
@@ -312,6 +333,7 @@ async fn page_asks_for_the_admin_token_and_keeps_it() {
         "/http.js",
         "/feed.js",
         "/tables.js",
+        "/callers.js",
         "/format.js",
         "/suggestion.js",
         "/setup.js",

@@ -1,5 +1,6 @@
 //! The command line: pgvisor's subcommands, and how a refused value is reported.
 
+pub mod admin_client;
 pub mod check;
 pub mod demo;
 pub mod fingerprint;

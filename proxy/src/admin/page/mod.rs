@@ -16,13 +16,14 @@ const JS: &str = "text/javascript; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
 /// Path, content type and body of each file of the page (plain ES modules, no bundler).
-const FILES: [(&str, &str, &str); 11] = [
+const FILES: [(&str, &str, &str); 12] = [
     ("/", HTML, include_str!("index.html")),
     ("/page.css", CSS, include_str!("page.css")),
     ("/page.js", JS, include_str!("page.js")),
     ("/http.js", JS, include_str!("http.js")),
     ("/feed.js", JS, include_str!("feed.js")),
     ("/tables.js", JS, include_str!("tables.js")),
+    ("/callers.js", JS, include_str!("callers.js")),
     ("/format.js", JS, include_str!("format.js")),
     ("/suggestion.js", JS, include_str!("suggestion.js")),
     ("/setup.js", JS, include_str!("setup.js")),

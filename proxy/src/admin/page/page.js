@@ -4,14 +4,17 @@
 //   token can go in a header) and changes the feed in place.
 // - /api/queries, /api/sessions and /metrics are polled once a second at most, and not while the
 //   tab is hidden, so the page never costs pgvisor more than three small requests per second.
-//   The queries table and the traffic chart share the same answer (the top 100 queries).
+//   The queries table and the traffic chart share the same answer (the top 100 queries); while
+//   the table is filtered by a tag, the table has its own (`&tag=`) and the chart keeps the whole.
 // - One connection state for the whole page: live, offline (pgvisor gone: retry every second),
 //   token (the API answered 401), error.
 
 import { Offline, Unauthorized, api, getJson, hasToken, readEvents, setToken, storageGet, storageSet } from "./http.js";
 import { adviceMarks, clearAdvice, reconcileAdvice, tickTimes, updateAdviceCount, upsertAdvice } from "./feed.js";
 import { renderQueries, renderSessions } from "./tables.js";
+import { el } from "./format.js";
 import { isSetupStatement } from "./setup.js";
+import { isTagFilter, tagOptions } from "./callers.js";
 import { recordGap, recordSample, renderChart } from "./chart.js";
 
 const POLL_MS = 1000;
@@ -35,6 +38,7 @@ const page = {
   lastUpdate: null,
   hideSetup: storageGet("pgvisor.hideSetup") !== "false",
   queries: [], // the last answer of /api/queries, for redrawing without asking again
+  tag: "", // `key:value`: the table shows only the queries run with it (not kept across reloads)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -110,15 +114,22 @@ async function poll() {
   // Polls go on while the token form shows: pgvisor restarted without a token recovers alone.
   if (!document.hidden) {
     try {
-      const [queries, sessions, metrics] = await Promise.all([
-        getJson(`/api/queries?sort=${page.sort}&limit=${QUERY_FETCH}`),
+      const tag = page.tag;
+      const [queries, tagged, sessions, metrics] = await Promise.all([
+        getJson(queriesPath(page.sort, "")),
+        tag ? getJson(queriesPath(page.sort, tag)) : null,
         getJson("/api/sessions"),
         api("/metrics").then((r) => r.text()),
       ]);
-      page.queries = queries.queries || [];
-      showQueries();
+      const all = queries.queries || [];
+      // A filter changed while this poll was out: its own poll follows at once.
+      if (tag === page.tag) {
+        page.queries = tagged ? tagged.queries || [] : all;
+        showQueries();
+      }
+      showTagOptions(all);
       renderSessions(sessions.sessions || []);
-      recordSample(Date.now(), statementsTotal(metrics), page.queries);
+      recordSample(Date.now(), statementsTotal(metrics), all);
       showChart();
       $("token-form").hidden = true;
       setState("live");
@@ -142,19 +153,70 @@ function pollNow() {
 
 document.addEventListener("visibilitychange", () => { if (!document.hidden) pollNow(); });
 
+// `/api/queries` sorted by `sort`, only the queries run with `tag` when given (escaped: a route
+// holds `/` and `:`, a value may hold `&`).
+function queriesPath(sort, tag) {
+  const params = new URLSearchParams({ sort, limit: String(QUERY_FETCH) });
+  if (tag) params.set("tag", tag);
+  return `/api/queries?${params}`;
+}
+
 // The top `page.limit` queries, without the setup statements when they are hidden (setup.js).
 function showQueries() {
   const rows = page.queries;
   const setup = rows.filter((q) => isSetupStatement(q.query)).length;
   const kept = page.hideSetup ? rows.filter((q) => !isSetupStatement(q.query)) : rows;
-  renderQueries(kept.slice(0, page.limit));
+  renderQueries(kept.slice(0, page.limit), { onPickTag: setTag });
   $("more-queries").hidden = kept.length <= QUERY_LIMITS[0] && page.limit === QUERY_LIMITS[0];
   const hidden = page.hideSetup ? setup : 0;
   $("setup-hidden").textContent = hidden ? `${hidden} hidden` : "";
-  $("queries-empty").textContent = hidden
-    ? "Only DDL and maintenance statements so far: clear \u201cHide DDL and maintenance\u201d to see them."
-    : "No queries recorded yet.";
+  let empty = "No queries recorded yet.";
+  if (page.tag && rows.length === 0) {
+    empty = `No query ran with the tag ${page.tag}. Tags come from SQL comments (/*route='/users/:id'*/) and application names; \u201cShow all\u201d lists every query with its callers.`;
+  } else if (hidden) {
+    empty = "Only DDL and maintenance statements so far: clear \u201cHide DDL and maintenance\u201d to see them.";
+  }
+  $("queries-empty").textContent = empty;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The tag filter of Top queries: `key:value`, typed, chosen from the suggestions, or clicked in
+// the callers column.
+
+function setTag(value) {
+  const tag = value.trim();
+  const help = $("tag-help");
+  if (tag && !isTagFilter(tag)) {
+    $("tag-filter").setAttribute("aria-invalid", "true");
+    help.textContent = "Write the tag as key:value, for example route:/users/:id or application_name:shop-web.";
+    help.hidden = false;
+    return;
+  }
+  $("tag-filter").removeAttribute("aria-invalid");
+  help.hidden = true;
+  if ($("tag-filter").value !== tag) $("tag-filter").value = tag;
+  $("tag-clear").hidden = !tag;
+  if (tag === page.tag) return;
+  page.tag = tag;
+  pollNow();
+}
+
+function showTagOptions(rows) {
+  const options = tagOptions(rows);
+  const list = $("tag-options");
+  if (list.dataset.options === JSON.stringify(options)) return;
+  list.dataset.options = JSON.stringify(options);
+  list.replaceChildren(...options.map((value) => el("option", { value })));
+}
+
+$("tag-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  setTag($("tag-filter").value);
+});
+// A suggestion picked, or the field left: apply; the field emptied (its clear button): show all.
+$("tag-filter").addEventListener("change", (ev) => setTag(ev.target.value));
+$("tag-filter").addEventListener("input", (ev) => { if (ev.target.value === "") setTag(""); });
+$("tag-clear").addEventListener("click", () => setTag(""));
 
 function showChart() {
   renderChart($("chart"), $("chart-empty"), adviceMarks());

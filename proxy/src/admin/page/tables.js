@@ -1,21 +1,35 @@
 // The queries and sessions tables, updated in place from each poll.
 
+import { commonTags, fillCallers } from "./callers.js";
 import { el, fmtDuration, fmtMs, fmtNumber, highlightSql, setText } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 let latency = { lo: 0, hi: 0 };
+let common = []; // tags every row shares, said once above the table (callers.js)
+let anyCallers = false;
+let pickTag = () => {};
 
-export function renderQueries(rows) {
+// `onPickTag(filter)` runs when a value in the callers column is clicked.
+export function renderQueries(rows, { onPickTag } = {}) {
   $("queries-empty").hidden = rows.length > 0;
   $("queries-table").hidden = rows.length === 0;
   latency = latencyScale(rows);
+  pickTag = onPickTag || (() => {});
+  common = commonTags(rows);
+  anyCallers = false;
   syncRows($("queries-body"), rows, (q) => q.fingerprint, buildQueryRow, fillQueryRow);
+  // No column of empty cells: the shared tags, if any, are in the line above the table.
+  $("queries-table").classList.toggle("no-callers", !anyCallers);
+  const shared = common.map(([key, value]) => `${key}=${value}`).join(", ");
+  setText($("queries-common"), shared ? `All of them ran with ${shared}` : "");
+  $("queries-common").hidden = !shared;
 }
 
 function buildQueryRow(q) {
   const tr = el("tr", { role: "row", "data-fingerprint": q.fingerprint });
   tr.append(
     el("td", { role: "cell", class: "sql-cell" }, el("div", { class: "sql" }), el("span", { class: "fp" })),
+    el("td", { role: "cell", class: "callers", "data-label": "Callers" }),
     el("td", { role: "cell", class: "num calls", "data-label": "Calls" }),
     el("td", { role: "cell", class: "num total", "data-label": "Total ms" }),
     el("td", { role: "cell", class: "num mean", "data-label": "Mean ms" }),
@@ -39,6 +53,7 @@ function fillQueryRow(tr, q) {
   setText(c("mean"), fmtMs(q.mean_ms));
   setText(c("p99"), fmtMs(q.p99_ms));
   c("lat").replaceChildren(latencyBars(q));
+  if (fillCallers(c("callers"), q, common, (filter) => pickTag(filter))) anyCallers = true;
 }
 
 // One log scale for the whole table, so bars compare across queries.

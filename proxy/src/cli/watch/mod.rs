@@ -10,25 +10,26 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use http_body_util::BodyExt;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Method, StatusCode};
+
+use crate::cli::admin_client::{self, RequestError};
 
 pub use printer::Printer;
 pub use render::{block, AdviceView, Style};
-pub use sse::{Dechunker, SseError, SseEvent, SseParser};
+pub use sse::{SseError, SseEvent, SseParser};
 
 /// First pause before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// Time allowed to connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Time allowed for the response head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// pgvisor sends a keep-alive every 15 s; this long without a byte means the connection is dead.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
-/// Largest response head accepted.
-const MAX_HEAD: usize = 16 * 1024;
+/// The live advice stream (DESIGN.md, "Admin API").
+const STREAM_PATH: &str = "/api/advice/stream";
+/// Time allowed to read the short body of a refusal.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What `pgvisor watch` follows and how it prints.
 #[derive(Debug, Clone)]
@@ -52,6 +53,22 @@ pub enum WatchError {
     /// The admin port refused the token given.
     #[error("pgvisor at {0} rejected the admin token: check --admin-token (or PGVISOR_ADMIN_TOKEN)")]
     TokenRejected(SocketAddr),
+    /// The admin port refused the request for another reason (its Host or Origin checks).
+    #[error("pgvisor at {addr} refused the request (403 Forbidden: {reason})")]
+    Forbidden {
+        /// The address.
+        addr: SocketAddr,
+        /// pgvisor's explanation.
+        reason: String,
+    },
+    /// The request could not be made (a token no HTTP header can carry).
+    #[error("cannot ask pgvisor at {addr}: {source}")]
+    Request {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: RequestError,
+    },
     /// Something answers at the address, but not pgvisor's admin API.
     #[error(
         "{addr} does not look like pgvisor's admin port: {what}. Pass the address of --admin \
@@ -131,18 +148,6 @@ async fn follow(
     on_followed: &mut dyn FnMut(),
 ) -> Result<Ended, WatchError> {
     let addr = options.admin;
-    let mut tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return Ok(Ended::Unreachable(e.to_string())),
-        Err(_) => return Ok(Ended::Unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
-    };
-    let auth = options.token.as_deref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let request = format!(
-        "GET /api/advice/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{auth}Connection: keep-alive\r\n\r\n"
-    );
-    if let Err(e) = tcp.write_all(request.as_bytes()).await {
-        return Ok(Ended::Unreachable(e.to_string()));
-    }
     // A pgvisor that is shutting down may close at once; something else that never speaks HTTP
     // does the same, so only an address that was pgvisor before gets the benefit of the doubt.
     let not_pgvisor = |what: String| -> Result<Ended, WatchError> {
@@ -152,56 +157,59 @@ async fn follow(
             Err(WatchError::NotPgvisor { addr, what })
         }
     };
-    let (head, body_start) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp)).await {
-        Ok(Ok(Some(head))) => head,
-        Ok(Ok(None)) => return not_pgvisor("it closed the connection without an HTTP answer".into()),
-        Ok(Err(e)) => return Ok(Ended::Lost(e.to_string())),
-        Err(_) => return not_pgvisor(format!("no HTTP answer within {HEAD_TIMEOUT:?}")),
+    let token = options.token.as_deref();
+    let response = match admin_client::send(addr, Method::GET, STREAM_PATH, token, Some("text/event-stream")).await {
+        Ok(response) => response,
+        Err(e) if e.is_unreachable() => return Ok(Ended::Unreachable(e.to_string())),
+        Err(e @ RequestError::Invalid(_)) => return Err(WatchError::Request { addr, source: e }),
+        Err(e @ RequestError::Http(_)) => return Ok(Ended::Lost(e.to_string())),
+        Err(e) => return not_pgvisor(e.to_string()),
     };
-    let Some(status) = head.status() else {
-        return not_pgvisor(head.first_line().to_string());
-    };
+    let status = response.status();
+    let is_event_stream = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"));
     match status {
-        200 if head.header("content-type").is_some_and(|c| c.starts_with("text/event-stream")) => {}
-        200 => return not_pgvisor("it does not serve /api/advice/stream as an event stream".into()),
-        401 if options.token.is_some() => return Err(WatchError::TokenRejected(addr)),
-        401 => return Err(WatchError::TokenRequired(addr)),
-        404 => {
+        StatusCode::OK if is_event_stream => {}
+        StatusCode::OK => return not_pgvisor("it does not serve /api/advice/stream as an event stream".into()),
+        StatusCode::UNAUTHORIZED if options.token.is_some() => return Err(WatchError::TokenRejected(addr)),
+        StatusCode::UNAUTHORIZED => return Err(WatchError::TokenRequired(addr)),
+        StatusCode::FORBIDDEN => return Err(WatchError::Forbidden { addr, reason: refusal_reason(response).await }),
+        StatusCode::NOT_FOUND => {
             return Err(WatchError::NotPgvisor {
                 addr,
                 what: "it answered 404 for /api/advice/stream (an HTTP server, but not a pgvisor with live advice)"
                     .into(),
             })
         }
-        500.. => return Ok(Ended::Lost(format!("it answered {}", head.first_line()))),
-        _ => return not_pgvisor(format!("it answered {}", head.first_line())),
+        s if s.is_server_error() => return Ok(Ended::Lost(format!("it answered {s}"))),
+        s => return not_pgvisor(format!("it answered {s}")),
     }
     on_followed();
-    let mut dechunker =
-        head.header("transfer-encoding").is_some_and(|t| t.contains("chunked")).then(Dechunker::default);
+    let mut body = response.into_body();
     let mut parser = SseParser::default();
-    let mut body = Vec::new();
-    let mut pending = body_start;
-    let mut buf = vec![0u8; 16 * 1024];
     loop {
-        body.clear();
-        match &mut dechunker {
-            Some(d) => d.feed(&pending, &mut body).map_err(|e| not_pgvisor_stream(addr, e))?,
-            None => body.extend_from_slice(&pending),
-        }
-        for event in parser.feed(&body).map_err(|e| not_pgvisor_stream(addr, e))? {
-            print_event(&event, printer, out)?;
-        }
-        if dechunker.as_ref().is_some_and(Dechunker::is_done) {
-            return Ok(Ended::Lost("pgvisor ended the stream".into()));
-        }
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, tcp.read(&mut buf)).await {
-            Ok(Ok(0)) => return Ok(Ended::Lost("connection closed".into())),
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Ok(Ended::Lost(e.to_string())),
+        let frame = match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => return Ok(Ended::Lost(e.to_string())),
+            Ok(None) => return Ok(Ended::Lost("pgvisor ended the stream".into())),
             Err(_) => return Ok(Ended::Lost(format!("nothing received for {IDLE_TIMEOUT:?}"))),
         };
-        pending = buf[..n].to_vec();
+        // Trailers carry no events.
+        let Ok(data) = frame.into_data() else { continue };
+        for event in parser.feed(&data).map_err(|e| not_pgvisor_stream(addr, e))? {
+            print_event(&event, printer, out)?;
+        }
+    }
+}
+
+/// The reason pgvisor gave for a refusal.
+async fn refusal_reason(response: hyper::Response<hyper::body::Incoming>) -> String {
+    match tokio::time::timeout(REFUSAL_TIMEOUT, response.into_body().collect()).await {
+        Ok(Ok(body)) => admin_client::error_text(&body.to_bytes()),
+        _ => "no reason given".into(),
     }
 }
 
@@ -221,67 +229,4 @@ fn print_event(event: &SseEvent, printer: &mut Printer, out: &mut dyn Write) -> 
             Ok(())
         }
     }
-}
-
-/// An HTTP/1.1 response head.
-struct Head {
-    text: String,
-}
-
-impl Head {
-    fn first_line(&self) -> &str {
-        self.text.lines().next().unwrap_or_default()
-    }
-
-    /// The status code of an `HTTP/1.x NNN reason` line.
-    fn status(&self) -> Option<u16> {
-        let mut parts = self.first_line().split_whitespace();
-        let version = parts.next()?;
-        if !version.starts_with("HTTP/1.") {
-            return None;
-        }
-        parts.next()?.parse().ok()
-    }
-
-    fn header(&self, name: &str) -> Option<String> {
-        self.text.lines().skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_ascii_lowercase())
-        })
-    }
-}
-
-/// Reads up to the blank line ending the head; returns it and the body bytes read past it, or
-/// `None` when the peer closed before answering anything.
-async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Option<(Head, Vec<u8>)>> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let text = String::from_utf8_lossy(&raw[..end]).into_owned();
-            return Ok(Some((Head { text }, raw[end + 4..].to_vec())));
-        }
-        if raw.len() > MAX_HEAD || (raw.len() >= 5 && !raw.starts_with(b"HTTP/")) {
-            return Ok(Some((Head { text: describe_non_http(&raw) }, Vec::new())));
-        }
-        let n = tcp.read(&mut buf).await?;
-        if n == 0 {
-            return Ok((!raw.is_empty()).then(|| (Head { text: describe_non_http(&raw) }, Vec::new())));
-        }
-        raw.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// What a peer that does not speak HTTP answered, for the error message.
-fn describe_non_http(raw: &[u8]) -> String {
-    // A PostgreSQL server or pgvisor's client port rejects "GET ..." as a startup packet with an
-    // ErrorResponse: 'E', then a 4-byte length.
-    if raw.first() == Some(&b'E') && raw.len() >= 5 && raw[1] == 0 {
-        return "it answered with a PostgreSQL error message, not HTTP".into();
-    }
-    let shown: String = String::from_utf8_lossy(&raw[..raw.len().min(40)])
-        .chars()
-        .map(|c| if c.is_control() { '.' } else { c })
-        .collect();
-    format!("it answered something other than HTTP ({shown:?})")
 }

@@ -1,100 +1,17 @@
-//! Reading a Server-Sent Events response body, sans I/O: the HTTP/1.1 chunked transfer coding
-//! (RFC 9112 §7.1) and the event stream format (HTML Living Standard, "Server-sent events",
-//! §9.2.6 "Interpreting an event stream"). The caller feeds bytes as they arrive.
+//! The fields of a Server-Sent Events stream, sans I/O (HTML Living Standard, "Server-sent
+//! events", §9.2.6 "Interpreting an event stream"): lines ending in CRLF, LF or CR; `event:`,
+//! `data:` and `id:` fields; `:` comments (pgvisor's keep-alive); a blank line dispatches. HTTP
+//! framing and the chunked transfer coding are hyper's: the caller feeds body bytes as they arrive.
 
-/// Longest chunk-size line or event-stream line accepted; past it the stream is not pgvisor's.
+/// Longest event-stream line accepted; past it the stream is not pgvisor's.
 const MAX_LINE: usize = 4 << 20;
 
-/// The body could not be decoded.
+/// The stream could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SseError {
-    /// A chunk-size line was not hexadecimal, or a chunk did not end with CRLF.
-    #[error("malformed chunked encoding: {0}")]
-    Chunked(&'static str),
     /// A line grew past the limit.
     #[error("a line longer than {MAX_LINE} bytes")]
     LineTooLong,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChunkState {
-    /// Reading `<hex size>[;extensions]\r\n`.
-    Size,
-    /// This many data bytes remain in the chunk.
-    Data(usize),
-    /// The CRLF after a chunk's data.
-    DataEnd,
-    /// The last (zero-size) chunk was seen.
-    Done,
-}
-
-/// Decodes `Transfer-Encoding: chunked` incrementally.
-#[derive(Debug)]
-pub struct Dechunker {
-    pending: Vec<u8>,
-    state: ChunkState,
-}
-
-impl Default for Dechunker {
-    fn default() -> Self {
-        Self { pending: Vec::new(), state: ChunkState::Size }
-    }
-}
-
-impl Dechunker {
-    /// Decodes what `input` completes, appending the body bytes to `out`.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
-        self.pending.extend_from_slice(input);
-        let mut at = 0;
-        loop {
-            let rest = &self.pending[at..];
-            match self.state {
-                ChunkState::Done => {
-                    at = self.pending.len();
-                    break;
-                }
-                ChunkState::Size => {
-                    let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
-                        if rest.len() > 1024 {
-                            return Err(SseError::Chunked("chunk-size line too long"));
-                        }
-                        break;
-                    };
-                    let line = std::str::from_utf8(&rest[..end]).map_err(|_| SseError::Chunked("chunk size"))?;
-                    let hex = line.split(';').next().unwrap_or_default().trim();
-                    let size = usize::from_str_radix(hex, 16).map_err(|_| SseError::Chunked("chunk size"))?;
-                    at += end + 2;
-                    self.state = if size == 0 { ChunkState::Done } else { ChunkState::Data(size) };
-                }
-                ChunkState::Data(left) => {
-                    if rest.is_empty() {
-                        break;
-                    }
-                    let take = left.min(rest.len());
-                    out.extend_from_slice(&rest[..take]);
-                    at += take;
-                    self.state = if take == left { ChunkState::DataEnd } else { ChunkState::Data(left - take) };
-                }
-                ChunkState::DataEnd => {
-                    if rest.len() < 2 {
-                        break;
-                    }
-                    if &rest[..2] != b"\r\n" {
-                        return Err(SseError::Chunked("chunk data not followed by CRLF"));
-                    }
-                    at += 2;
-                    self.state = ChunkState::Size;
-                }
-            }
-        }
-        self.pending.drain(..at);
-        Ok(())
-    }
-
-    /// True once the terminating zero-size chunk has been read: the server ended the response.
-    pub fn is_done(&self) -> bool {
-        self.state == ChunkState::Done
-    }
 }
 
 /// One dispatched event.
@@ -102,7 +19,7 @@ impl Dechunker {
 pub struct SseEvent {
     /// The `event:` field; `message` when absent.
     pub event: String,
-    /// The `id:` field of this event, if it had one.
+    /// The last event ID: the latest `id:` field of this event or an earlier one, if any.
     pub id: Option<String>,
     /// The `data:` lines joined with newlines.
     pub data: String,
@@ -114,9 +31,11 @@ pub struct SseParser {
     line: Vec<u8>,
     /// The previous byte was a CR, so a following LF belongs to the same line break.
     after_cr: bool,
+    /// A line has ended: a byte order mark can no longer start the stream.
+    past_first_line: bool,
     event: Option<String>,
-    id: Option<String>,
     data: Option<String>,
+    last_id: String,
 }
 
 impl SseParser {
@@ -129,7 +48,11 @@ impl SseParser {
                 b'\n' if after_cr => {}
                 b'\r' | b'\n' => {
                     let line = std::mem::take(&mut self.line);
-                    if let Some(event) = self.line_ended(&String::from_utf8_lossy(&line)) {
+                    let line = String::from_utf8_lossy(&line);
+                    let first = !std::mem::replace(&mut self.past_first_line, true);
+                    // "The stream may begin with a U+FEFF BYTE ORDER MARK, which is ignored."
+                    let line = if first { line.strip_prefix('\u{feff}').unwrap_or(&line) } else { &line };
+                    if let Some(event) = self.line_ended(line) {
                         events.push(event);
                     }
                 }
@@ -142,8 +65,9 @@ impl SseParser {
 
     fn line_ended(&mut self, line: &str) -> Option<SseEvent> {
         if line.is_empty() {
+            // Dispatch: an event without data lines is dropped, its `event:` field with it.
             let event = self.event.take().unwrap_or_else(|| "message".into());
-            let id = self.id.take();
+            let id = (!self.last_id.is_empty()).then(|| self.last_id.clone());
             return self.data.take().map(|data| SseEvent { event, id, data });
         }
         if line.starts_with(':') {
@@ -153,7 +77,7 @@ impl SseParser {
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
             "event" => self.event = Some(value.to_string()),
-            "id" => self.id = Some(value.to_string()),
+            "id" if !value.contains('\0') => self.last_id = value.to_string(),
             "data" => match &mut self.data {
                 Some(data) => {
                     data.push('\n');
@@ -161,7 +85,7 @@ impl SseParser {
                 }
                 None => self.data = Some(value.to_string()),
             },
-            _ => {} // `retry:` and unknown fields
+            _ => {} // `retry:`, an `id:` with NULL, and unknown fields are ignored
         }
         None
     }
@@ -169,31 +93,16 @@ impl SseParser {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
-    #[test]
-    fn dechunks_across_any_split() {
-        let wire = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n";
-        for split in 0..wire.len() {
-            let mut d = Dechunker::default();
-            let mut out = Vec::new();
-            d.feed(&wire[..split], &mut out).unwrap();
-            d.feed(&wire[split..], &mut out).unwrap();
-            assert_eq!(out, b"hello, world", "split at {split}");
-            assert!(d.is_done());
-        }
+    fn event(event: &str, id: Option<&str>, data: &str) -> SseEvent {
+        SseEvent { event: event.into(), id: id.map(Into::into), data: data.into() }
     }
 
     #[test]
-    fn rejects_bad_chunks() {
-        let mut out = Vec::new();
-        assert!(Dechunker::default().feed(b"zz\r\n", &mut out).is_err());
-        assert!(Dechunker::default().feed(b"2\r\nabXY", &mut out).is_err());
-        assert!(Dechunker::default().feed(&[b'1'; 2000], &mut out).is_err());
-    }
-
-    #[test]
-    fn events_comments_and_line_endings() {
+    fn events_comments_and_line_endings_across_any_split() {
         let stream = b": keep-alive\n\nevent: advice\r\nid: 42\r\ndata: {\"a\":1}\r\n\r\ndata:x\ndata: y\n\nevent: advice\rdata: z\r\r";
         for split in 0..stream.len() {
             let mut p = SseParser::default();
@@ -202,12 +111,61 @@ mod tests {
             assert_eq!(
                 events,
                 vec![
-                    SseEvent { event: "advice".into(), id: Some("42".into()), data: "{\"a\":1}".into() },
-                    SseEvent { event: "message".into(), id: None, data: "x\ny".into() },
-                    SseEvent { event: "advice".into(), id: None, data: "z".into() },
+                    event("advice", Some("42"), "{\"a\":1}"),
+                    event("message", Some("42"), "x\ny"),
+                    event("advice", Some("42"), "z"),
                 ],
                 "split at {split}"
             );
+        }
+    }
+
+    #[test]
+    fn the_spec_corner_cases() {
+        let mut p = SseParser::default();
+        // A leading byte order mark is ignored; a field without a colon has an empty value.
+        let events = p.feed("\u{feff}data\n\n".as_bytes()).unwrap();
+        assert_eq!(events, vec![event("message", None, "")]);
+        // No data: nothing dispatched, and the event type does not leak into the next event.
+        assert!(p.feed(b"event: advice\n\n").unwrap().is_empty());
+        assert_eq!(p.feed(b"data:a\n\n").unwrap(), vec![event("message", None, "a")]);
+        // Only one space after the colon is removed; `id:` with NULL is ignored; unknown fields too.
+        let events = p.feed(b"id: 7\nid: x\0y\nretry: 10\nwhat: ever\ndata:  two\n\n").unwrap();
+        assert_eq!(events, vec![event("message", Some("7"), " two")]);
+        // An event cut off by the end of the stream is never dispatched.
+        assert!(p.feed(b"data: half").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_an_error() {
+        let mut p = SseParser::default();
+        assert_eq!(p.feed(&vec![b'x'; MAX_LINE + 1]), Err(SseError::LineTooLong));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..16)) {
+            let mut p = SseParser::default();
+            for chunk in &chunks {
+                let _ = p.feed(chunk);
+            }
+        }
+
+        #[test]
+        fn events_survive_any_split(
+            data in prop::collection::vec("[^\r\n]{0,20}", 1..4),
+            split in any::<prop::sample::Index>(),
+        ) {
+            let mut wire = String::from("event: advice\n");
+            for line in &data {
+                wire.push_str(&format!("data: {line}\r\n"));
+            }
+            wire.push('\n');
+            let at = split.index(wire.len() + 1);
+            let mut p = SseParser::default();
+            let mut events = p.feed(&wire.as_bytes()[..at]).unwrap();
+            events.extend(p.feed(&wire.as_bytes()[at..]).unwrap());
+            prop_assert_eq!(events, vec![event("advice", None, &data.join("\n"))]);
         }
     }
 }
