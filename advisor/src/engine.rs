@@ -8,22 +8,24 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::advice::{Advice, AdviceBook, AdviceFilter, CallerLinks, Finding, Kind, Occurrence};
-use crate::detect::ddl::DdlWatch;
 use crate::detect::deadlock;
 use crate::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
-use crate::detect::lock_contention::{self, BlockingReport};
+use crate::detect::lock_contention::LockWatch;
+use crate::detect::lock_hazard_ddl::DdlWatch;
 use crate::detect::missing_index::{self, MissingIndexConfig};
 use crate::detect::n_plus_one::{BurstWatch, NPlusOneConfig};
 use crate::detect::session_checks::SessionChecksConfig;
-use crate::detect::slow_query::{SlowQueryConfig, SlowQueryWatch};
+use crate::detect::slow_query::{self, SlowQueryConfig, SlowQueryWatch};
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use crate::events::{self, Caller, Event, EventSender, ExplainSample, PlanOutcome};
 use crate::fingerprint::Fingerprint;
 use crate::health::{AnalysisHealth, Stage};
 use crate::scopes::{ScopeConfig, ScopeStats};
-use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry, SessionState};
+use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry};
 use crate::stats::QueryStats;
+
+pub use crate::detect::lock_contention::InspectRequest;
 
 /// Capacity of the observer-to-engine channel.
 pub const EVENT_CHANNEL_CAPACITY: usize = 65_536;
@@ -107,17 +109,6 @@ impl Default for AdvisorConfig {
     }
 }
 
-/// A request to the Inspector: who blocks backend `pid` (session `session`)?
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InspectRequest {
-    /// pgvisor session id.
-    pub session: u64,
-    /// Its backend pid.
-    pub pid: u32,
-    /// When its statement started (identifies the statement).
-    pub statement_started: SystemTime,
-}
-
 /// Called with each advice's first occurrence, then with its updates as the book streams them
 /// (at most one per advice every [`crate::advice::UPDATE_INTERVAL`]): the log sink, which
 /// chooses the updates worth a line.
@@ -139,17 +130,26 @@ pub struct Advisor {
     pub health: AnalysisHealth,
     /// Per-scope statistics and advice (filled only when `config.scopes` is set).
     pub scopes: ScopeStats,
-    /// Asks the engine to apply everything queued so far, and answers when it has.
-    flushes: mpsc::Sender<oneshot::Sender<()>>,
+    /// Asks the engine to apply everything queued so far (then reset, if asked), and answers
+    /// when it has.
+    requests: mpsc::Sender<Request>,
     /// Where the Inspector sends its answers (never dropped).
     pub answers: events::AnswerSender,
 }
 
-/// What the engine task consumes: observer events and flush requests.
+/// What the engine task consumes: observer events, the API's requests and the Inspector's answers.
 pub struct EngineInputs {
     events: mpsc::Receiver<Event>,
-    flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    requests: mpsc::Receiver<Request>,
     answers: mpsc::Receiver<Event>,
+}
+
+/// What the API asks the engine: each is done after the events queued before it are applied.
+enum Request {
+    /// Apply the queued events, then answer.
+    CatchUp(oneshot::Sender<()>),
+    /// Apply the queued events, forget statistics, advice and scopes, then answer.
+    Reset(oneshot::Sender<()>),
 }
 
 /// Longest an API request waits for the engine to apply what is queued.
@@ -167,7 +167,7 @@ impl Advisor {
     /// A new advisor and the inputs the engine task must drain ([`Engine::run`]).
     pub fn new(config: AdvisorConfig) -> (Arc<Self>, EngineInputs) {
         let (events, rx) = events::channel(EVENT_CHANNEL_CAPACITY);
-        let (flushes, flush_rx) = mpsc::channel(64);
+        let (requests, request_rx) = mpsc::channel(64);
         let (answers, answer_rx) = mpsc::channel(256);
         let advisor = Self {
             stats: QueryStats::new(config.max_fingerprints),
@@ -177,10 +177,10 @@ impl Advisor {
             config,
             health: AnalysisHealth::default(),
             scopes: ScopeStats::default(),
-            flushes,
+            requests,
             answers: events::AnswerSender(answers),
         };
-        (Arc::new(advisor), EngineInputs { events: rx, flushes: flush_rx, answers: answer_rx })
+        (Arc::new(advisor), EngineInputs { events: rx, requests: request_rx, answers: answer_rx })
     }
 
     /// Read-your-writes for the API: returns once every statement whose result was forwarded
@@ -191,37 +191,36 @@ impl Advisor {
     /// up after [`FLUSH_WAIT`] rather than hang the request.
     pub async fn caught_up(&self) {
         self.sessions.wait_observed(OBSERVE_WAIT).await;
-        let (tx, rx) = oneshot::channel();
-        let asked = tokio::time::timeout(FLUSH_WAIT, async {
-            if self.flushes.send(tx).await.is_ok() {
-                let _ = rx.await;
-            }
-        });
-        let _ = asked.await;
+        let _ = self.ask(Request::CatchUp).await;
     }
 
-    /// Clears statistics, advice and scopes.
-    pub fn reset(&self) {
+    /// Clears statistics, advice and scopes. What finished before the call is applied first
+    /// (as [`Self::caught_up`]), then forgotten with the rest: the engine does both in its own
+    /// order, so a statement queued before the reset is never counted after it. Without a running
+    /// engine (tests), it clears at once.
+    pub async fn reset(&self) {
+        self.sessions.wait_observed(OBSERVE_WAIT).await;
+        if !self.ask(Request::Reset).await {
+            self.forget();
+        }
+    }
+
+    /// Sends the engine `request` and waits (at most [`FLUSH_WAIT`]) for its answer; false when
+    /// no engine runs to take it.
+    async fn ask(&self, request: impl FnOnce(oneshot::Sender<()>) -> Request) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.requests.send(request(tx)).await.is_err() {
+            return false;
+        }
+        let _ = tokio::time::timeout(FLUSH_WAIT, rx).await;
+        true
+    }
+
+    fn forget(&self) {
         self.stats.reset();
         self.advice.reset();
         self.scopes.reset();
     }
-}
-
-/// A waiter the Inspector found blocked, followed until its statement ends.
-struct Waiter {
-    statement_started: SystemTime,
-    /// The statement that waits (the session's next statement may be current by the end).
-    statement: String,
-    report: Option<BlockingReport>,
-    /// Last time the Inspector was asked about this statement.
-    asked: SystemTime,
-    /// The sessions as they were at the last report: the final report, written when the
-    /// statement finishes, must still name the blocker as it was while it blocked (by then it
-    /// has usually committed).
-    frozen: Option<Vec<(SessionIdentity, SessionActivity)>>,
-    /// When the session stopped being active (its finished-statement event may still be queued).
-    inactive_since: Option<SystemTime>,
 }
 
 /// Which statements the Inspector may EXPLAIN: each fingerprint at most once every ten minutes
@@ -275,15 +274,12 @@ pub struct Engine {
     /// The book's stream, for the updates the sink is shown.
     updates: tokio::sync::broadcast::Receiver<Arc<Advice>>,
     inspector: Option<mpsc::Sender<InspectRequest>>,
-    inspector_down: bool,
     callers: CallerLinks,
     bursts: BurstWatch,
     transactions: TransactionWatch,
-    waiters: HashMap<u64, Waiter>,
+    locks: LockWatch,
     ddl: DdlWatch,
     explain: ExplainBudget,
-    /// Statements seen waiting for a lock (bounded): their slowness is not their plan's.
-    lock_waited: std::collections::HashSet<String>,
     slow_queries: SlowQueryWatch,
     unparameterized: UnparameterizedWatch,
     error_spikes: ErrorSpikeWatch,
@@ -293,18 +289,15 @@ impl Engine {
     /// An engine for `advisor`, logging new advice through `sink`, asking `inspector` (if any)
     /// about lock waits.
     pub fn new(advisor: Arc<Advisor>, sink: AdviceSink, inspector: Option<mpsc::Sender<InspectRequest>>) -> Self {
-        let inspector_down = inspector.is_none();
         let bursts = BurstWatch::new(advisor.config.n_plus_one.clone());
         Self {
             explain: ExplainBudget::default(),
-            lock_waited: std::collections::HashSet::new(),
             updates: advisor.advice.subscribe(),
+            locks: LockWatch::new(advisor.config.lock_wait, inspector.is_some()),
             advisor,
             sink,
             inspector,
-            inspector_down,
             transactions: TransactionWatch::default(),
-            waiters: HashMap::new(),
             ddl: DdlWatch::default(),
             slow_queries: SlowQueryWatch::default(),
             unparameterized: UnparameterizedWatch::default(),
@@ -345,8 +338,9 @@ impl Engine {
         match event {
             Event::Statement(s) => {
                 InjectedPanics::check(&self.advisor.config.injected_panics.engine, s.statement.text.as_bytes());
-                if let Some(w) = self.waiters.remove(&s.session) {
-                    self.finish_wait(s.session, w, s.duration);
+                let live = || self.advisor.sessions.get(s.session);
+                if let Some(f) = self.locks.statement_finished(s.session, s.duration, live, SystemTime::now()) {
+                    self.record(f);
                 }
                 self.advisor.stats.record(&s);
                 if let Some(config) = &self.advisor.config.scopes {
@@ -396,25 +390,20 @@ impl Engine {
                 self.record(f);
             }
             Event::Blocking { session, statement_started, report } => {
-                let Some(w) = self.waiters.get_mut(&session).filter(|w| w.statement_started == statement_started)
-                else {
+                let Some((statement, report)) = self.locks.answer(session, statement_started, report) else {
                     return;
                 };
-                if report.as_ref().is_some_and(|r| !r.blockers.is_empty()) && w.report.is_none() {
-                    w.report = report;
-                    let (statement, report) = (w.statement.clone(), w.report.clone());
-                    self.report_waits(Some(session), Occurrence::New);
-                    let sessions = self.advisor.sessions.snapshot();
-                    if let Some(f) = report.and_then(|r| self.ddl.blocking(session, &statement, &r, &sessions)) {
-                        self.record(f);
-                    }
+                let sessions = self.advisor.sessions.snapshot();
+                for f in self.locks.report(Some(session), Occurrence::New, &sessions, SystemTime::now()) {
+                    self.record(f);
+                }
+                if let Some(f) = self.ddl.blocking(session, &statement, &report, &sessions) {
+                    self.record(f);
                 }
             }
             Event::InspectorUnavailable { reason } => {
-                if !self.inspector_down {
-                    self.inspector_down = true;
-                }
-                self.record(lock_contention::inspector_unavailable(&reason));
+                let f = self.locks.inspector_unavailable(&reason);
+                self.record(f);
             }
             Event::ExplainCandidate(sample) => self.explain.offer(sample),
             Event::Plan { fingerprint, statement, outcome } => {
@@ -435,91 +424,37 @@ impl Engine {
         self
     }
 
-    fn finish_wait(&mut self, session: u64, w: Waiter, waited: Duration) {
-        // Only a wait that was reported gets its final size.
-        let Some(frozen) = w.frozen else { return };
-        let live = self.advisor.sessions.snapshot();
-        let Some((identity, mut activity)) = live
-            .into_iter()
-            .find(|(i, _)| i.id == session)
-            .or_else(|| frozen.iter().find(|(i, _)| i.id == session).cloned())
-        else {
-            return;
-        };
-        // The statement finished (this is its completion event) even if ReadyForQuery has not
-        // been seen yet: the waiter no longer runs it.
-        if activity.state == SessionState::Active && activity.statement_started == Some(w.statement_started) {
-            activity.state = if activity.transaction_started.is_some() {
-                SessionState::IdleInTransaction
-            } else {
-                SessionState::Idle
-            };
-        }
-        let f = lock_contention::finding(
-            (&identity, &activity),
-            &w.statement,
-            w.report.as_ref().filter(|r| !r.blockers.is_empty()),
-            &frozen,
-            waited,
-            Occurrence::Update,
-            SystemTime::now(),
-        );
-        self.record(f);
+    /// Periodic checks (transactions, lock waits, slow shapes, bursts, throttled stream updates)
+    /// over the sessions as published now.
+    pub fn check(&mut self) {
+        let sessions = self.advisor.sessions.snapshot();
+        self.check_sessions(&sessions);
     }
 
-    /// Periodic checks: transactions, lock waits, throttled stream updates.
-    pub fn check(&mut self) {
+    /// Periodic checks over `sessions`, read before the events queued so far were applied: every
+    /// event a session's observer sent before it published what `sessions` shows is applied (an
+    /// observer sends a statement's event before it shows the session idle).
+    fn check_sessions(&mut self, sessions: &[(SessionIdentity, SessionActivity)]) {
         let now = SystemTime::now();
         for (f, caller) in self.bursts.check(now) {
             self.record_from(f, Some(&caller));
         }
-        let sessions = self.advisor.sessions.snapshot();
-        for f in self.transactions.check(&sessions, now, &self.advisor.config.transactions) {
+        for f in self.transactions.check(sessions, now, &self.advisor.config.transactions) {
             self.record(f);
         }
         for mut f in self.slow_queries.check(&self.advisor.stats, &self.advisor.config.slow_query) {
             self.note_lock_waits(&mut f);
             self.record(f);
         }
-
-        let lock_wait = self.advisor.config.lock_wait;
-        for (identity, activity) in &sessions {
-            let Some(started) = activity.statement_started.filter(|_| activity.state == SessionState::Active) else {
-                if let Some(w) = self.waiters.get_mut(&identity.id) {
-                    w.inactive_since.get_or_insert(now);
-                }
-                continue;
-            };
-            if now.duration_since(started).unwrap_or_default() < lock_wait {
-                continue;
-            }
-            let fresh = || Waiter {
-                statement_started: started,
-                statement: activity.current_statement.as_deref().unwrap_or("?").to_string(),
-                report: None,
-                asked: SystemTime::UNIX_EPOCH,
-                frozen: None,
-                inactive_since: None,
-            };
-            let waiter = self.waiters.entry(identity.id).or_insert_with(fresh);
-            if waiter.statement_started != started {
-                *waiter = fresh();
-            }
-            // Ask again each second while it waits: a statement can start waiting late.
-            let due = waiter.report.is_none()
-                && now.duration_since(waiter.asked).unwrap_or_default() >= Duration::from_secs(1);
-            if let (true, Some(pid), Some(inspector)) = (due, activity.backend_pid, &self.inspector) {
-                waiter.asked = now;
-                let _ = inspector.try_send(InspectRequest { session: identity.id, pid, statement_started: started });
+        let (questions, waits) = self.locks.check(sessions, now);
+        if let Some(inspector) = &self.inspector {
+            for question in questions {
+                let _ = inspector.try_send(question);
             }
         }
-        // A waiter whose statement ended is finished by its statement event; drop it if that
-        // event never comes (the session closed mid-statement).
-        self.waiters.retain(|id, w| {
-            sessions.iter().any(|(i, _)| i.id == *id)
-                && w.inactive_since.is_none_or(|t| now.duration_since(t).unwrap_or_default() < Duration::from_secs(2))
-        });
-        self.report_waits(None, Occurrence::Update);
+        for f in waits {
+            self.record(f);
+        }
         self.ddl.retain_sessions(|id| sessions.iter().any(|(i, _)| i.id == id));
         self.advisor.advice.flush();
         self.show_updates();
@@ -541,53 +476,8 @@ impl Engine {
     /// Time spent queued behind another session's locks is not a plan problem: a slow_query
     /// finding about a statement seen waiting for a lock says so.
     fn note_lock_waits(&self, f: &mut Finding) {
-        if f.evidence["query"].as_str().is_some_and(|q| self.lock_waited.contains(q)) {
-            f.message.push_str(
-                " Some of its runs waited for locks held by other sessions (see the lock_contention advice).",
-            );
-            f.suggestion = format!(
-                "First shorten the transactions that hold the locks it waits for (see lock_contention); then, if it is still slow, look at its plan. {}",
-                f.suggestion
-            );
-            f.evidence["waited_for_locks"] = serde_json::Value::Bool(true);
-        }
-    }
-
-    /// Reports (or updates) every waiter known to be blocked (or just `only`), with its wait so far.
-    fn report_waits(&mut self, only: Option<u64>, occurrence: Occurrence) {
-        let now = SystemTime::now();
-        let sessions = self.advisor.sessions.snapshot();
-        let mut findings = Vec::new();
-        let inspector_down = self.inspector_down;
-        for (id, w) in
-            self.waiters.iter_mut().filter(|(id, w)| only.is_none_or(|o| o == **id) && w.inactive_since.is_none())
-        {
-            let Some(me) = sessions.iter().find(|(i, _)| i.id == *id) else { continue };
-            let waited = now.duration_since(w.statement_started).unwrap_or_default();
-            let report = w.report.as_ref().filter(|r| !r.blockers.is_empty());
-            let reportable = report.is_some()
-                || (w.report.is_none()
-                    && inspector_down
-                    && !lock_contention::suspects(*id, &w.statement, &sessions).is_empty());
-            if reportable {
-                if self.lock_waited.len() >= 1000 {
-                    self.lock_waited.clear();
-                }
-                self.lock_waited.insert(w.statement.clone());
-                findings.push(lock_contention::finding(
-                    (&me.0, &me.1),
-                    &w.statement,
-                    report,
-                    &sessions,
-                    waited,
-                    occurrence,
-                    now,
-                ));
-                w.frozen = Some(sessions.clone());
-            }
-        }
-        for f in findings {
-            self.record(f);
+        if slow_query::statement_of(f).is_some_and(|q| self.locks.waited_for_locks(q)) {
+            slow_query::mention_lock_waits(f);
         }
     }
 
@@ -596,29 +486,39 @@ impl Engine {
     /// A panic while applying one event or running one check is contained: that event is lost,
     /// counted under `stage="engine"` and logged, and the engine goes on with the next.
     pub async fn run(mut self, inputs: EngineInputs) {
-        let EngineInputs { events: mut rx, flushes: mut flush_rx, answers: mut answer_rx } = inputs;
+        let EngineInputs { events: mut rx, requests: mut request_rx, answers: mut answer_rx } = inputs;
         let mut drain = tokio::time::interval(DRAIN_EVERY);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_check = std::time::Instant::now();
         loop {
-            let flush = tokio::select! {
+            let request = tokio::select! {
                 _ = drain.tick() => None,
-                Some(reply) = flush_rx.recv() => Some(reply),
+                Some(request) = request_rx.recv() => Some(request),
             };
             while let Ok(answer) = answer_rx.try_recv() {
                 self.contained(|engine| engine.apply(answer));
             }
+            // The sessions are read before the drain, so the checks see no session further on
+            // than the events applied (see `check_sessions`).
+            let due = request.is_none() && last_check.elapsed() >= CHECK_EVERY;
+            let sessions = due.then(|| self.advisor.sessions.snapshot());
             if !self.drain(&mut rx) {
                 return;
             }
-            if let Some(reply) = flush {
-                // Everything queued before the request is applied.
-                let _ = reply.send(());
-                continue;
+            // Everything queued before a request is applied by now.
+            match request {
+                Some(Request::CatchUp(reply)) => {
+                    let _ = reply.send(());
+                }
+                Some(Request::Reset(reply)) => {
+                    self.contained(|engine| engine.advisor.forget());
+                    let _ = reply.send(());
+                }
+                None => {}
             }
-            if last_check.elapsed() >= CHECK_EVERY {
+            if let Some(sessions) = sessions {
                 last_check = std::time::Instant::now();
-                self.contained(Self::check);
+                self.contained(|engine| engine.check_sessions(&sessions));
             }
         }
     }

@@ -54,6 +54,39 @@ pub struct Statement {
     pub style: OrmStyle,
     /// Tags from its comments (sqlcommenter, Marginalia, `key=value`); `None` when it has none.
     pub tags: Option<Arc<Tags>>,
+    /// What the detectors ask of its text on every execution, read once.
+    pub shape: Shape,
+}
+
+/// What the detectors ask of a statement's normalised text on every execution, read once when
+/// the statement is first seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// It only reads ([`crate::detect::sql_shape::is_read`]): it may be an N+1 child or parent.
+    pub read: bool,
+    /// It names a table ([`crate::detect::sql_shape::has_table`]).
+    pub has_table: bool,
+}
+
+impl Shape {
+    /// The shape of a normalised text.
+    pub fn of(text: &str) -> Self {
+        Self { read: crate::detect::sql_shape::is_read(text), has_table: crate::detect::sql_shape::has_table(text) }
+    }
+}
+
+impl Statement {
+    /// A statement from its fingerprint, texts, style and tags; its shape is read from `text`.
+    pub fn new(
+        fingerprint: Fingerprint,
+        text: Arc<str>,
+        display: Arc<str>,
+        style: OrmStyle,
+        tags: Option<Arc<Tags>>,
+    ) -> Self {
+        let shape = Shape::of(&text);
+        Self { fingerprint, text, display, style, tags, shape }
+    }
 }
 
 /// One statement execution, finished.
@@ -89,9 +122,10 @@ pub struct StatementEvent {
 pub struct SessionOrigin {
     /// "Session 3 (app "shop", 127.0.0.1:5000, backend pid 42)".
     pub label: Arc<str>,
-    /// User, database, application_name and client host: the connections of one client
-    /// application's pool share it.
-    pub pool: Arc<str>,
+    /// A hash of user, database, application_name and client host: the connections of one
+    /// client application's pool share it (a number, so the engine does not hash the names
+    /// again for every statement).
+    pub pool: u64,
 }
 
 impl SessionOrigin {
@@ -105,7 +139,7 @@ impl SessionOrigin {
             identity.application_name,
             identity.client_addr.ip()
         );
-        Self { label: label.into(), pool: pool.into() }
+        Self { label: label.into(), pool: xxhash_rust::xxh3::xxh3_64(pool.as_bytes()) }
     }
 }
 
@@ -127,13 +161,7 @@ impl Statement {
         let n = crate::fingerprint(sql.as_bytes());
         let text: Arc<str> = n.text.into();
         let tags = Some(crate::tags::parse(sql.as_bytes())).filter(|t| !t.is_empty()).map(Arc::new);
-        Arc::new(Self {
-            fingerprint: n.fingerprint,
-            display: text.clone(),
-            text,
-            style: OrmStyle::detect(sql.as_bytes()),
-            tags,
-        })
+        Arc::new(Self::new(n.fingerprint, text.clone(), text, OrmStyle::detect(sql.as_bytes()), tags))
     }
 }
 

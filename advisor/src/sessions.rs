@@ -1,11 +1,20 @@
-//! Live sessions: identity from the startup packet, state kept current by each observer.
+//! Live sessions: who each one is and what it is doing, as its observer publishes it.
+//!
+//! A session's observer is the only writer of its activity. It keeps its own record and publishes
+//! every change into one of two slots, taking a slot only with `try_lock`; the engine and the
+//! admin API read the published slots one reader at a time, so at most one slot is ever held by a
+//! reader and the observer always finds the other free. The forwarding path therefore never waits
+//! for a reader, and a change costs no allocation: the slot's lists are updated in place.
+//! (docs/architecture.md, "Session activity".)
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use dashmap::DashMap;
+use protocol::backend::TransactionStatus;
 use serde::Serialize;
 
 use crate::sync::lock;
@@ -86,13 +95,153 @@ impl Default for SessionActivity {
     }
 }
 
+impl SessionActivity {
+    /// A request was sent at `now`: `statement` (when pgvisor knows which) runs; `status` is the
+    /// transaction status the last ReadyForQuery reported.
+    pub fn statement_started(&mut self, statement: Option<&Arc<str>>, status: TransactionStatus, now: SystemTime) {
+        if self.state != SessionState::Active {
+            self.state = SessionState::Active;
+            self.state_since = now;
+        }
+        // A new request is in flight even when its statement is unknown (a portal pgvisor did not
+        // see bound): never leave the previous statement's text and start time in place, or a
+        // lock wait would be pinned on it.
+        self.current_statement = statement.cloned();
+        self.statement_started = Some(now);
+        if status == TransactionStatus::Idle && self.transaction_started.is_none() {
+            // A transaction may be starting; ReadyForQuery confirms or clears it.
+            self.transaction_started = Some(now);
+        }
+    }
+
+    /// A statement finished: it belongs to the open transaction (an autocommit statement is a
+    /// transaction of its own until ReadyForQuery).
+    pub fn statement_finished(&mut self, text: &Arc<str>) {
+        if self.transaction_statements.len() < MAX_TRANSACTION_STATEMENTS {
+            self.transaction_statements.push(text.clone());
+        }
+    }
+
+    /// ReadyForQuery at `now`: the session is in `state`, the transaction status went from
+    /// `previous` to `status`, and `done` when no other request awaits its response.
+    pub fn ready(
+        &mut self,
+        state: SessionState,
+        status: TransactionStatus,
+        previous: TransactionStatus,
+        done: bool,
+        now: SystemTime,
+    ) {
+        if self.state != state {
+            self.state = state;
+            self.state_since = now;
+        }
+        if done {
+            self.statement_started = None;
+        }
+        match status {
+            TransactionStatus::Idle => {
+                self.transaction_started = None;
+                if previous != TransactionStatus::Idle {
+                    // Swapped, not moved: both lists keep their capacity, so a transaction costs
+                    // no allocation once a session has run one.
+                    std::mem::swap(&mut self.previous_transaction, &mut self.transaction_statements);
+                    self.previous_transaction_ended = Some(now);
+                }
+                self.transaction_statements.clear();
+            }
+            _ if previous == TransactionStatus::Idle && self.transaction_started.is_none() => {
+                self.transaction_started = Some(now);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A session as readers see it.
+type Published = (SessionIdentity, SessionActivity);
+
+/// The copy of a session's record that readers see: two slots, the latest and a spare.
+#[derive(Debug)]
+struct Publication {
+    slots: [Mutex<Published>; 2],
+    /// Which slot is up to date. Only the observer changes it.
+    latest: AtomicUsize,
+    /// The latest slot missed a change (both slots were held, which readers taking turns rule
+    /// out): the next change copies the whole record instead.
+    behind: AtomicBool,
+}
+
+impl Publication {
+    fn new(record: &Published) -> Self {
+        // The spare is read only once a change made it the latest, by copying the whole record
+        // into it: until then it holds nothing on the heap.
+        let (identity, _) = record;
+        let spare = SessionIdentity {
+            id: identity.id,
+            user: String::new(),
+            database: String::new(),
+            application_name: String::new(),
+            client_addr: identity.client_addr,
+            tls: identity.tls,
+            connected_at: identity.connected_at,
+        };
+        Self {
+            slots: [Mutex::new(record.clone()), Mutex::new((spare, SessionActivity::default()))],
+            latest: AtomicUsize::new(0),
+            behind: AtomicBool::new(false),
+        }
+    }
+
+    /// The observer's side: applies `change` to the latest slot, or when a reader holds it,
+    /// copies the record (`whole`) into the other slot and makes that the latest. Never waits.
+    fn apply(&self, change: impl Fn(&mut Published), whole: impl Fn(&mut Published)) {
+        let latest = self.latest.load(Ordering::Relaxed);
+        if let Some(mut slot) = try_lock(&self.slots[latest]) {
+            if self.behind.swap(false, Ordering::Relaxed) {
+                whole(&mut slot);
+            } else {
+                change(&mut slot);
+            }
+        } else if let Some(mut slot) = try_lock(&self.slots[1 - latest]) {
+            whole(&mut slot);
+            drop(slot);
+            self.behind.store(false, Ordering::Relaxed);
+            self.latest.store(1 - latest, Ordering::Release);
+        } else {
+            self.behind.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A reader's side (holding the registry's reader turn): a copy of the latest slot.
+    fn read(&self) -> Published {
+        lock(&self.slots[self.latest.load(Ordering::Acquire)]).clone()
+    }
+}
+
+/// Locks `m` if nobody holds it (recovering it from a panicked holder).
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 /// One live session.
+///
+/// `identity` and `activity` are its observer's own record: only the observer locks them while
+/// the session runs (so they never make it wait), and publishes each change it makes through
+/// [`Self::update`] and [`Self::update_identity`]. Everyone else reads the published copy
+/// ([`SessionRegistry::snapshot`]). The record stays in the entry, rather than in the observer,
+/// so that a harness holding the entry can read it after feeding the observer.
 #[derive(Debug)]
 pub struct SessionEntry {
-    /// Identity (application_name may change).
+    /// Identity as the observer keeps it (application_name may change).
     pub identity: Mutex<SessionIdentity>,
-    /// Activity.
+    /// Activity as the observer keeps it.
     pub activity: Mutex<SessionActivity>,
+    published: Publication,
     /// Odd while bytes are forwarded but not yet observed; each step adds one. Only this session
     /// writes it (no shared cache line on the forwarding path); the API reads it to wait for
     /// observations of bytes a client may already have (read-your-writes).
@@ -100,6 +249,44 @@ pub struct SessionEntry {
 }
 
 impl SessionEntry {
+    fn new(identity: SessionIdentity) -> Self {
+        let record = (identity, SessionActivity::default());
+        Self {
+            published: Publication::new(&record),
+            identity: Mutex::new(record.0),
+            activity: Mutex::new(record.1),
+            observing: AtomicU64::new(0),
+        }
+    }
+
+    /// The observer changes the session's activity: `change` is applied to its record and to the
+    /// published copy (the same change, so both stay equal).
+    pub fn update(&self, change: impl Fn(&mut SessionActivity)) {
+        let mut activity = lock(&self.activity);
+        change(&mut activity);
+        self.published.apply(
+            |(_, published)| change(published),
+            |(identity, published)| {
+                identity.clone_from(&lock(&self.identity));
+                published.clone_from(&activity);
+            },
+        );
+    }
+
+    /// The observer changes the session's identity (its application_name).
+    pub fn update_identity(&self, change: impl Fn(&mut SessionIdentity)) {
+        let activity = lock(&self.activity);
+        let mut identity = lock(&self.identity);
+        change(&mut identity);
+        self.published.apply(
+            |(published, _)| change(published),
+            |(published_identity, published)| {
+                published_identity.clone_from(&identity);
+                published.clone_from(&activity);
+            },
+        );
+    }
+
     /// Bytes are about to be forwarded; [`Self::observed`] follows once the observer saw them.
     pub fn forwarding(&self) {
         self.observing.fetch_add(1, Ordering::Release);
@@ -118,18 +305,17 @@ const RECENTLY_CLOSED: usize = 32;
 #[derive(Debug, Default)]
 pub struct SessionRegistry {
     sessions: DashMap<u64, Arc<SessionEntry>>,
-    recently_closed: Mutex<std::collections::VecDeque<(SessionIdentity, SessionActivity)>>,
+    recently_closed: Mutex<VecDeque<Published>>,
+    /// Readers of the published activity take turns, so a reader holds at most one slot of a
+    /// session at a time and its observer always finds the other one free.
+    reader_turn: Mutex<()>,
 }
 
 impl SessionRegistry {
     /// Adds a session and returns its entry.
     pub fn open(&self, identity: SessionIdentity) -> Arc<SessionEntry> {
         let id = identity.id;
-        let entry = Arc::new(SessionEntry {
-            identity: Mutex::new(identity),
-            activity: Mutex::default(),
-            observing: AtomicU64::new(0),
-        });
+        let entry = Arc::new(SessionEntry::new(identity));
         self.sessions.insert(id, entry.clone());
         entry
     }
@@ -137,11 +323,15 @@ impl SessionRegistry {
     /// Removes a session.
     pub fn close(&self, id: u64) {
         if let Some((_, entry)) = self.sessions.remove(&id) {
+            let last = {
+                let _turn = lock(&self.reader_turn);
+                entry.published.read()
+            };
             let mut recent = lock(&self.recently_closed);
             if recent.len() >= RECENTLY_CLOSED {
                 recent.pop_front();
             }
-            recent.push_back((lock(&entry.identity).clone(), lock(&entry.activity).clone()));
+            recent.push_back(last);
         }
     }
 
@@ -152,12 +342,21 @@ impl SessionRegistry {
         all
     }
 
-    /// Copies of every live session, ordered by id.
+    /// Copies of every live session as published, ordered by id.
     pub fn snapshot(&self) -> Vec<(SessionIdentity, SessionActivity)> {
-        let mut all: Vec<_> =
-            self.sessions.iter().map(|e| (lock(&e.identity).clone(), lock(&e.activity).clone())).collect();
+        let mut all: Vec<Published> = {
+            let _turn = lock(&self.reader_turn);
+            self.sessions.iter().map(|e| e.published.read()).collect()
+        };
         all.sort_by_key(|(i, _)| i.id);
         all
+    }
+
+    /// A copy of live session `id` as published.
+    pub fn get(&self, id: u64) -> Option<(SessionIdentity, SessionActivity)> {
+        let entry = self.sessions.get(&id)?.value().clone();
+        let _turn = lock(&self.reader_turn);
+        Some(entry.published.read())
     }
 
     /// Waits, at most `limit`, until every session that was between forwarding bytes and
@@ -207,5 +406,85 @@ impl SessionIdentity {
             tls: false,
             connected_at: SystemTime::now(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TransactionStatus::{Idle, InTransaction};
+
+    fn texts(list: &[Arc<str>]) -> Vec<&str> {
+        list.iter().map(|s| &**s).collect()
+    }
+
+    /// One statement as the observer reports it, answered at once: the transaction status goes
+    /// from `before` to `after`.
+    fn run(entry: &SessionEntry, sql: &str, before: TransactionStatus, after: TransactionStatus, now: SystemTime) {
+        let text: Arc<str> = Arc::from(sql);
+        entry.update(|a| a.statement_started(Some(&text), before, now));
+        entry.update(|a| a.statement_finished(&text));
+        let state = if after == Idle { SessionState::Idle } else { SessionState::IdleInTransaction };
+        entry.update(|a| a.ready(state, after, before, true, now));
+    }
+
+    #[test]
+    fn readers_see_what_the_observer_recorded() {
+        let registry = SessionRegistry::default();
+        let entry = registry.open(SessionIdentity::sample(1));
+        let now = SystemTime::now();
+        run(&entry, "BEGIN", Idle, InTransaction, now);
+        run(&entry, "UPDATE t SET v = $1", InTransaction, InTransaction, now);
+        let (_, a) = registry.get(1).expect("open");
+        assert_eq!(a.state, SessionState::IdleInTransaction);
+        assert_eq!(texts(&a.transaction_statements), vec!["BEGIN", "UPDATE t SET v = $1"]);
+        assert_eq!(a.transaction_started, Some(now));
+
+        run(&entry, "COMMIT", InTransaction, Idle, now);
+        entry.update_identity(|i| i.application_name = "renamed".into());
+        let (i, a) = registry.snapshot().pop().expect("listed");
+        assert_eq!((i.application_name.as_str(), a.state), ("renamed", SessionState::Idle));
+        assert!(a.transaction_statements.is_empty() && a.transaction_started.is_none());
+        assert_eq!(texts(&a.previous_transaction), vec!["BEGIN", "UPDATE t SET v = $1", "COMMIT"]);
+        assert_eq!(a.previous_transaction_ended, Some(now));
+
+        registry.close(1);
+        assert!(registry.get(1).is_none() && registry.is_empty());
+        let recent = registry.snapshot_with_recent();
+        assert_eq!(recent.len(), 1, "the closed session is kept for advice about it");
+        assert_eq!(texts(&recent[0].1.previous_transaction).len(), 3);
+    }
+
+    /// The observer never waits for a reader: with the latest slot held, a change goes to the
+    /// other slot, which readers see from then on, and later changes are applied there.
+    #[test]
+    fn a_change_while_a_reader_holds_the_slot_does_not_wait_and_is_not_lost() {
+        let registry = SessionRegistry::default();
+        let entry = registry.open(SessionIdentity::sample(1));
+        let now = SystemTime::now();
+        let text: Arc<str> = "UPDATE t SET v = $1".into();
+        let held = lock(&entry.published.slots[entry.published.latest.load(Ordering::Acquire)]);
+        entry.update(|a| a.statement_started(Some(&text), Idle, now));
+        drop(held);
+        let (_, a) = registry.get(1).expect("open");
+        assert_eq!((a.state, a.current_statement.as_deref()), (SessionState::Active, Some(&*text)));
+
+        entry.update(|a| a.statement_finished(&text));
+        entry.update(|a| a.ready(SessionState::IdleInTransaction, InTransaction, Idle, true, now));
+        let (_, published) = registry.get(1).expect("open");
+        let record = lock(&entry.activity).clone();
+        assert_eq!(published.state, SessionState::IdleInTransaction);
+        assert_eq!(texts(&published.transaction_statements), texts(&record.transaction_statements));
+        assert_eq!(published.statement_started, None);
+    }
+
+    #[test]
+    fn the_transaction_list_is_capped() {
+        let mut a = SessionActivity::default();
+        let text: Arc<str> = "SELECT $1".into();
+        for _ in 0..MAX_TRANSACTION_STATEMENTS + 5 {
+            a.statement_finished(&text);
+        }
+        assert_eq!(a.transaction_statements.len(), MAX_TRANSACTION_STATEMENTS);
     }
 }

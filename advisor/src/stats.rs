@@ -105,9 +105,6 @@ pub struct QueryStats {
     max_fingerprints: usize,
     evicted: AtomicU64,
     recorded: AtomicU64,
-    /// Statements that finished before the last reset (still queued for the engine when it
-    /// happened) are not counted: microseconds since the Unix epoch, 0 before any reset.
-    reset_at_us: AtomicU64,
 }
 
 /// Sort orders of [`QueryStats::top`].
@@ -258,15 +255,11 @@ impl QueryStats {
             max_fingerprints: max_fingerprints.max(1),
             evicted: AtomicU64::new(0),
             recorded: AtomicU64::new(0),
-            reset_at_us: AtomicU64::new(0),
         }
     }
 
     /// Records one finished statement.
     pub fn record(&self, event: &StatementEvent) {
-        if epoch_us(event.finished_at) < self.reset_at_us.load(Ordering::Relaxed) {
-            return;
-        }
         let us = u64::try_from(event.duration.as_micros()).unwrap_or(u64::MAX);
         let fp = event.statement.fingerprint;
         {
@@ -413,9 +406,9 @@ impl QueryStats {
         self.recorded.load(Ordering::Relaxed)
     }
 
-    /// Forgets every fingerprint.
+    /// Forgets every fingerprint. The engine resets in its own order (`Advisor::reset`): what
+    /// was queued before the reset is applied first, so nothing from before it is counted after.
     pub fn reset(&self) {
-        self.reset_at_us.store(epoch_us(SystemTime::now()), Ordering::Relaxed);
         self.map.clear();
     }
 }
@@ -431,10 +424,6 @@ fn mean_us(total_us: u64, calls: u64) -> f64 {
     } else {
         total_us as f64 / calls as f64
     }
-}
-
-fn epoch_us(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 fn cap_text(text: &Arc<str>) -> Arc<str> {
@@ -505,12 +494,6 @@ mod tests {
         assert_eq!(&*stats.top(SortBy::Mean, 1)[0].1.text, "SELECT a FROM t");
         assert_eq!(&*stats.top(SortBy::Total, 1)[0].1.text, "SELECT a FROM t");
         stats.reset();
-        assert!(stats.is_empty());
-        // A statement that finished before the reset but reached the registry after it is not
-        // counted; one that finished after it is.
-        let mut before = event("select a from t", 10, 0, None);
-        before.finished_at = SystemTime::now() - std::time::Duration::from_secs(1);
-        stats.record(&before);
         assert!(stats.is_empty());
         stats.record(&event("select a from t", 10, 0, None));
         assert_eq!(stats.len(), 1);

@@ -51,13 +51,7 @@ fn ms(n: u64) -> Duration {
 fn statement(sql: &str) -> Arc<Statement> {
     let n = advisor::fingerprint(sql.as_bytes());
     let tags = Some(advisor::tags::parse(sql.as_bytes())).filter(|t| !t.is_empty()).map(Arc::new);
-    Arc::new(Statement {
-        fingerprint: n.fingerprint,
-        text: n.text.into(),
-        display: n.display.into(),
-        style: OrmStyle::detect(sql.as_bytes()),
-        tags,
-    })
+    Arc::new(Statement::new(n.fingerprint, n.text.into(), n.display.into(), OrmStyle::detect(sql.as_bytes()), tags))
 }
 
 /// Session `id` of application `app`, connected from 10.0.0.`id` port 50000 + id.

@@ -26,7 +26,7 @@ use advisor::events::{SqlState, Statement, StatementEvent};
 use advisor::fingerprint::{Fingerprint, Fingerprinter};
 use advisor::keywords::is_keyword;
 use advisor::lexer::{split_statements, Lexer, Token};
-use advisor::observer::capture::{literal_value, result_formats, text_key, value_text, Params};
+use advisor::observer::capture::{literal_value, text_key, value_text, Params, ResultFormats, MAX_SAMPLED_COLUMNS};
 use advisor::orm::OrmStyle;
 use advisor::sessions::{SessionActivity, SessionIdentity, SessionState};
 use proptest::prelude::*;
@@ -163,18 +163,18 @@ fn normalised(sql: &[u8]) -> Arc<Statement> {
     let n = advisor::fingerprint(sql);
     let text: Arc<str> = n.text.into();
     let tags = Some(advisor::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
-    Arc::new(Statement { fingerprint: n.fingerprint, display: text.clone(), text, style: OrmStyle::detect(sql), tags })
+    Arc::new(Statement::new(n.fingerprint, text.clone(), text, OrmStyle::detect(sql), tags))
 }
 
 /// Raw text as it is, as the proxy may keep it (the Inspector's statements, session snapshots).
 fn raw(sql: &str) -> Arc<Statement> {
-    Arc::new(Statement {
-        fingerprint: advisor::fingerprint(sql.as_bytes()).fingerprint,
-        text: sql.into(),
-        display: sql.into(),
-        style: OrmStyle::Unknown,
-        tags: None,
-    })
+    Arc::new(Statement::new(
+        advisor::fingerprint(sql.as_bytes()).fingerprint,
+        sql.into(),
+        sql.into(),
+        OrmStyle::Unknown,
+        None,
+    ))
 }
 
 /// Both readings of a text: normalised, and raw.
@@ -545,8 +545,18 @@ proptest! {
                 prop_assert!(bytes.len() <= advisor::observer::capture::MAX_VALUE);
             }
         }
-        let formats = result_formats(&codes, columns);
-        prop_assert!(formats.len() == columns || formats.len() == codes.len() / 2);
+        let formats = ResultFormats::from_codes(&codes);
+        let code = |i: usize| codes.get(2 * i..2 * i + 2).map(|c| i16::from_be_bytes([c[0], c[1]]));
+        for column in 0..columns {
+            // The protocol's rule: no code is text, one code is every column's, else one each.
+            let expected = match codes.len() / 2 {
+                0 => None,
+                1 => code(0),
+                _ => code(column),
+            };
+            let binary = column < MAX_SAMPLED_COLUMNS && expected == Some(1);
+            prop_assert_eq!(formats.get(column) == Format::Binary, binary, "column {}", column);
+        }
     }
 }
 

@@ -232,6 +232,11 @@ impl<'a> RowDescription<'a> {
         }
         Ok(Self { fields })
     }
+
+    /// The number of columns a RowDescription body announces, without decoding them.
+    pub fn field_count(body: &[u8]) -> Result<usize, ProtocolError> {
+        Cursor::new(body, "RowDescription").count16()
+    }
 }
 
 /// DataRow: one result row.

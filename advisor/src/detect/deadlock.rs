@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
 use crate::detect::sql_shape;
-use crate::detect::transactions::session_label;
+use crate::model::session_label;
 use crate::sessions::{SessionActivity, SessionIdentity};
 
 /// The backend pids a deadlock DETAIL names ("Process 123 waits for ...; blocked by process 456."),

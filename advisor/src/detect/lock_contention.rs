@@ -1,6 +1,11 @@
 //! `lock_contention`: a statement waited on a lock; name the root blocker and what its open
 //! transaction ran (what only a proxy knows), from the Inspector's answer or, without one, from
 //! the wire alone (sessions with open transactions that wrote to the waiter's tables).
+//!
+//! This file writes the findings; [`LockWatch`] (`lock_contention/watch.rs`) follows the waits
+//! the engine feeds it and asks the Inspector about them.
+
+mod watch;
 
 use std::time::{Duration, SystemTime};
 
@@ -8,9 +13,11 @@ use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
 use crate::detect::sql_shape;
-use crate::detect::transactions::{session_evidence, session_label};
+use crate::detect::transactions::session_evidence;
+use crate::model::session_label;
 pub use crate::model::BlockingReport;
 use crate::sessions::{SessionActivity, SessionIdentity, SessionState};
+pub use watch::{InspectRequest, LockWatch};
 
 /// Builds the finding for a waiter. `waited` is the wait so far, or the final wait when the
 /// statement has finished.
@@ -24,14 +31,8 @@ pub fn finding(
     now: SystemTime,
 ) -> Finding {
     let (w_identity, w_activity) = waiter;
-    let by_pid = |pid: u32| sessions.iter().find(|(_, a)| a.backend_pid == Some(pid));
-    let (blockers, confirmed): (Vec<(SessionIdentity, SessionActivity)>, bool) = match report {
-        Some(r) => {
-            let pids = if r.roots.is_empty() { &r.blockers } else { &r.roots };
-            (pids.iter().filter_map(|p| by_pid(*p).cloned()).collect(), true)
-        }
-        None => (suspects(w_identity.id, statement, sessions), false),
-    };
+    let blockers = blockers(w_identity.id, statement, report, sessions);
+    let confirmed = report.is_some();
     let wait_ms = (waited.as_secs_f64() * 1000.0).round();
     let root = blockers.first();
     let blocker_text = match root {
@@ -112,6 +113,24 @@ pub fn finding(
             .into(),
         fingerprints: Vec::new(),
         evidence,
+    }
+}
+
+/// The sessions a finding about `waiter` names as its blockers: those PostgreSQL reported (the
+/// root blockers when it named any), or without a report, the [`suspects`].
+fn blockers(
+    waiter: u64,
+    statement: &str,
+    report: Option<&BlockingReport>,
+    sessions: &[(SessionIdentity, SessionActivity)],
+) -> Vec<(SessionIdentity, SessionActivity)> {
+    match report {
+        Some(r) => {
+            let pids = if r.roots.is_empty() { &r.blockers } else { &r.roots };
+            let by_pid = |pid: &u32| sessions.iter().find(|(_, a)| a.backend_pid == Some(*pid)).cloned();
+            pids.iter().filter_map(by_pid).collect()
+        }
+        None => suspects(waiter, statement, sessions),
     }
 }
 

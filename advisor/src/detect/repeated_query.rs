@@ -7,13 +7,14 @@
 //! parameters are `n_plus_one`'s business; statements that touch no table (`SELECT 1` pool
 //! pings, `SELECT now()`) cost nothing to repeat and are left out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use foldhash::{HashMap, HashMapExt};
 
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::sql_shape;
 use crate::fingerprint::Fingerprint;
 use crate::model::FinishedStatement;
 
@@ -69,8 +70,7 @@ impl RepeatedQueryDetector {
 
     /// Notes one execution; returns a finding when a streak reaches the threshold or doubles.
     pub fn observe(&mut self, s: &FinishedStatement, session: &str) -> Option<Finding> {
-        let text = &s.statement.text;
-        if !sql_shape::is_read(text) || !sql_shape::has_table(text) {
+        if !s.statement.shape.read || !s.statement.shape.has_table {
             return None;
         }
         let key = (s.statement.fingerprint, s.params.unwrap_or(0));

@@ -41,7 +41,7 @@ pub fn star_items(text: &str) -> Vec<String> {
 
 /// The finding for one execution, if it selected `*` and its rows were wide.
 pub fn check(s: &FinishedStatement, config: &SelectStarConfig) -> Option<Finding> {
-    if s.rows == 0 || !sql_shape::is_read(&s.statement.text) {
+    if s.rows == 0 || !s.statement.shape.read {
         return None;
     }
     let row_bytes = s.bytes / s.rows;

@@ -229,6 +229,23 @@ pub fn one_call(e: &StatementEvent, config: &SlowQueryConfig) -> Finding {
     }
 }
 
+/// The normalised text a slow_query finding is about.
+pub fn statement_of(f: &Finding) -> Option<&str> {
+    f.evidence["query"].as_str()
+}
+
+/// Adds to a finding that some runs of its statement waited for locks held by other sessions
+/// (lock_contention saw them wait): that time is not its plan's.
+pub fn mention_lock_waits(f: &mut Finding) {
+    f.message.push_str(" Some of its runs waited for locks held by other sessions (see the lock_contention advice).");
+    f.suggestion = format!(
+        "First shorten the transactions that hold the locks it waits for (see lock_contention); then, if it is still \
+         slow, look at its plan. {}",
+        f.suggestion
+    );
+    f.evidence["waited_for_locks"] = serde_json::Value::Bool(true);
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -106,11 +106,12 @@ impl Params {
 
     /// One hash of all the parameters (tells distinct parameter sets apart).
     pub fn hash(&self) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for k in &self.keys[..usize::from(self.len)] {
-            h.update(&k.to_le_bytes());
+        // One-shot over a stack buffer: xxh3's streaming state is larger than the keys.
+        let mut bytes = [0u8; MAX_PARAMS * 8];
+        for (chunk, k) in bytes.chunks_exact_mut(8).zip(&self.keys[..usize::from(self.len)]) {
+            chunk.copy_from_slice(&k.to_le_bytes());
         }
-        h.digest()
+        xxhash_rust::xxh3::xxh3_64(&bytes[..usize::from(self.len) * 8])
     }
 }
 
@@ -152,7 +153,7 @@ pub fn literal_value(raw: &[u8]) -> Option<String> {
 pub struct ResultSample {
     names: Arc<[Option<Arc<str>>]>,
     /// Format of each column (text unless the Bind asked for binary).
-    formats: Vec<Format>,
+    formats: ResultFormats,
     /// Columns sampled per row (0 until the first row says).
     columns: usize,
     /// Row-major keys, `columns` per row; 0 where a cell had no usable value.
@@ -162,7 +163,7 @@ pub struct ResultSample {
 
 impl ResultSample {
     /// A sample whose columns are named `names` (from a RowDescription; empty when unknown).
-    pub fn with_names(names: &Arc<[Option<Arc<str>>]>, formats: Vec<Format>) -> Self {
+    pub fn with_names(names: &Arc<[Option<Arc<str>>]>, formats: ResultFormats) -> Self {
         Self { names: names.clone(), formats, columns: 0, keys: Vec::new(), rows: 0 }
     }
 
@@ -174,11 +175,13 @@ impl ResultSample {
         }
         if self.columns == 0 {
             self.columns = row.len().min(MAX_SAMPLED_COLUMNS);
-            self.keys.reserve(self.columns * 8);
+            // One row's worth, exactly: most results are one row (then `finish` has no slack to
+            // give back), and the buffer doubles as more rows come.
+            self.keys.reserve_exact(self.columns);
         }
         let start = self.keys.len();
         for (i, value) in row.values().enumerate().take(self.columns) {
-            let format = self.formats.get(i).copied().unwrap_or(Format::Text);
+            let format = self.formats.get(i);
             self.keys.push(value.and_then(|v| value_key(v, format)).unwrap_or(0));
         }
         // A short row (malformed) still fills its slots, so rows stay aligned.
@@ -204,19 +207,48 @@ pub fn column_names(description: &RowDescription<'_>) -> Vec<Option<Arc<str>>> {
         .collect()
 }
 
-/// Result formats a Bind requested, for `columns` columns.
-pub fn result_formats(codes: &[u8], columns: usize) -> Vec<Format> {
-    let code = |i: usize| {
-        if i16::from_be_bytes([codes[2 * i], codes[2 * i + 1]]) == 1 {
+/// The result formats a Bind requested, for the sampled columns only: the protocol's zero codes
+/// (all text), one code (for every column) or one code per column, kept as one bit a column so
+/// that a Bind allocates nothing for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResultFormats {
+    /// Bit `i`: column `i` is binary.
+    binary: u16,
+}
+
+const _: () = assert!(MAX_SAMPLED_COLUMNS <= u16::BITS as usize);
+
+impl ResultFormats {
+    /// Every column as text (a simple Query, or a Bind with no format codes).
+    pub const TEXT: Self = Self { binary: 0 };
+
+    /// From a Bind's result-format codes, as they are on the wire (Int16 each, big-endian); a
+    /// trailing odd byte is ignored.
+    pub fn from_codes(codes: &[u8]) -> Self {
+        let binary = |pair: &[u8]| pair.len() == 2 && i16::from_be_bytes([pair[0], pair[1]]) == 1;
+        let mut pairs = codes.chunks_exact(2);
+        match codes.len() / 2 {
+            0 => Self::TEXT,
+            1 => Self { binary: if pairs.next().is_some_and(binary) { u16::MAX } else { 0 } },
+            _ => Self {
+                binary: pairs.take(MAX_SAMPLED_COLUMNS).enumerate().fold(0, |bits, (i, pair)| {
+                    if binary(pair) {
+                        bits | 1 << i
+                    } else {
+                        bits
+                    }
+                }),
+            },
+        }
+    }
+
+    /// The format of column `column` (text beyond the sampled columns).
+    pub fn get(self, column: usize) -> Format {
+        if column < MAX_SAMPLED_COLUMNS && self.binary & (1 << column) != 0 {
             Format::Binary
         } else {
             Format::Text
         }
-    };
-    match codes.len() / 2 {
-        0 => vec![Format::Text; columns],
-        1 => vec![code(0); columns],
-        n => (0..n).map(code).collect(),
     }
 }
 

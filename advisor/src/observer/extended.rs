@@ -6,9 +6,8 @@ use std::time::Instant;
 
 use protocol::frontend::{Bind, Execute, Parse, Target};
 
-use super::capture::{bind_param_texts, bind_params, Params};
+use super::capture::{bind_param_texts, bind_params, Params, ResultFormats};
 use super::{remember, Pending, Portal, Run, SessionObserver};
-use crate::detect::sql_shape;
 use crate::events::Statement;
 
 impl SessionObserver {
@@ -48,23 +47,22 @@ impl SessionObserver {
     pub(super) fn on_bind(&mut self, body: &[u8]) {
         let statement = match Bind::parse(body) {
             Ok(b) => self.statement_named(b.statement).inspect(|statement| {
-                let read = sql_shape::is_read(&statement.text);
+                let read = statement.shape.read;
                 let params = if read { bind_params(&b) } else { Params::default() };
                 let param_texts = (read && self.log_params).then(|| bind_param_texts(&b).into());
                 let params_hash = (read && b.param_count() > 0).then(|| {
-                    let mut h = xxhash_rust::xxh3::Xxh3::new();
-                    for (_, value) in b.params() {
+                    // Each value hashed on its own, seeded with what came before and its length
+                    // (NULL apart from ''): xxh3's streaming state costs more than short values.
+                    b.params().fold(0, |h: u64, (_, value)| {
                         let len = value.map_or(u64::MAX, |v| v.len() as u64);
-                        h.update(&len.to_le_bytes());
-                        h.update(value.unwrap_or_default());
-                    }
-                    h.digest()
+                        xxhash_rust::xxh3::xxh3_64_with_seed(value.unwrap_or_default(), h.rotate_left(17) ^ len)
+                    })
                 });
                 let portal = Portal {
                     statement: statement.clone(),
                     params,
                     param_texts,
-                    result_formats: b.result_formats.into(),
+                    result_formats: ResultFormats::from_codes(b.result_formats),
                     params_hash,
                 };
                 self.bind_portal(b.portal, portal);
@@ -77,7 +75,7 @@ impl SessionObserver {
                     statement: statement.clone(),
                     params: Params::default(),
                     param_texts: None,
-                    result_formats: Arc::new([]),
+                    result_formats: ResultFormats::TEXT,
                     params_hash: None,
                 };
                 self.bind_portal(portal_name, portal);
@@ -104,7 +102,7 @@ impl SessionObserver {
         if let Some(p) = portal {
             run.params = p.params;
             run.param_texts = p.param_texts.clone();
-            run.result_formats = p.result_formats.clone();
+            run.result_formats = p.result_formats;
             run.params_hash = p.params_hash;
         }
         self.set_active(run.statement.as_ref());

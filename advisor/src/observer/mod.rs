@@ -7,11 +7,14 @@
 //! pipelined use.
 
 pub mod capture;
+mod clock;
 mod extended;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use foldhash::{HashMap, HashMapExt};
 
 use protocol::backend::{
     BackendKeyData, CommandComplete, DataRow, ErrorFields, ParameterStatus, ReadyForQuery, RowDescription,
@@ -22,16 +25,15 @@ use protocol::{BackendTag, FrontendTag, ScannedMessage};
 
 use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
 use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
-use crate::detect::sql_shape;
 use crate::detect::transactions::session_label;
 use crate::events::{Caller, Event, EventSender, ExplainSample, SessionOrigin, SqlState, Statement, StatementEvent};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::lexer::split_statements;
 use crate::orm::OrmStyle;
-use crate::sessions::{SessionEntry, SessionState, MAX_TRANSACTION_STATEMENTS};
+use crate::sessions::{SessionEntry, SessionState};
 use crate::sync::lock;
 use crate::tags::Tags;
-use capture::{literal_value, result_formats, text_key, Params, ResultSample, MAX_PARAMS};
+use capture::{literal_value, text_key, Params, ResultFormats, ResultSample, MAX_PARAMS};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 pub const MAX_PENDING: usize = 10_000;
@@ -72,7 +74,7 @@ struct Portal {
     statement: Arc<Statement>,
     params: Params,
     param_texts: Option<Arc<[String]>>,
-    result_formats: Arc<[u8]>,
+    result_formats: ResultFormats,
     /// Hash of all parameter values (reads only).
     params_hash: Option<u64>,
 }
@@ -109,7 +111,7 @@ struct Run {
     rows: u64,
     params: Params,
     param_texts: Option<Arc<[String]>>,
-    result_formats: Arc<[u8]>,
+    result_formats: ResultFormats,
     sample: Option<ResultSample>,
     /// Hash of all parameter values or literals (see [`FinishedStatement::params`]).
     params_hash: Option<u64>,
@@ -131,7 +133,7 @@ impl Run {
             rows: 0,
             params: Params::default(),
             param_texts: None,
-            result_formats: Arc::new([]),
+            result_formats: ResultFormats::TEXT,
             sample: None,
             params_hash: None,
             simple: false,
@@ -153,10 +155,12 @@ pub struct SessionObserver {
     statements: HashMap<Vec<u8>, Arc<Statement>>,
     unnamed_portal: Option<Portal>,
     portals: HashMap<Vec<u8>, Portal>,
-    descriptions: HashMap<Fingerprint, Arc<[Option<Arc<str>>]>>,
+    descriptions: HashMap<Fingerprint, ColumnNames>,
     pending: VecDeque<Pending>,
     /// When the last response completed: a pipelined statement starts no earlier than this.
     last_done: Instant,
+    /// Read once per chunk of bytes.
+    clock: clock::ChunkClock,
     events: EventSender,
     entry: Arc<SessionEntry>,
     status: TransactionStatus,
@@ -203,6 +207,7 @@ impl SessionObserver {
             descriptions: HashMap::new(),
             pending: VecDeque::new(),
             last_done: Instant::now(),
+            clock: clock::ChunkClock::default(),
             events,
             entry,
             status: TransactionStatus::Idle,
@@ -264,7 +269,7 @@ impl SessionObserver {
         let text: Arc<str> = self.fingerprinter.text().into();
         let tags = Some(crate::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
         let display = self.fingerprinter.display().into();
-        let statement = Arc::new(Statement { fingerprint, display, text, style: OrmStyle::detect(sql), tags });
+        let statement = Arc::new(Statement::new(fingerprint, text, display, OrmStyle::detect(sql), tags));
         let literal = |&(s, e): &(usize, usize)| sql.get(s..e).and_then(literal_value);
         let ranges = self.fingerprinter.constants();
         let constants =
@@ -296,7 +301,7 @@ impl SessionObserver {
 
     /// A message from the client, seen as it is forwarded.
     pub fn frontend(&mut self, m: ScannedMessage<'_>) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let tag = FrontendTag::from_byte(m.tag);
         if self.skipping_to_sync && tag != FrontendTag::Sync {
             // After an error in the extended protocol the server discards everything up to the
@@ -329,13 +334,7 @@ impl SessionObserver {
                     // so show the whole query as the current statement.
                     let all: Vec<&str> = runs.iter().filter_map(|r| r.statement.as_deref()).map(|s| &*s.text).collect();
                     let text: Arc<str> = all.join("; ").into();
-                    let combined = Statement {
-                        fingerprint: Fingerprint(0),
-                        display: text.clone(),
-                        text,
-                        style: OrmStyle::Unknown,
-                        tags: None,
-                    };
+                    let combined = Statement::new(Fingerprint(0), text.clone(), text, OrmStyle::Unknown, None);
                     self.set_active(Some(&Arc::new(combined)));
                 } else {
                     self.set_active(runs.front().and_then(|r| r.statement.as_ref()));
@@ -414,7 +413,7 @@ impl SessionObserver {
             }
             BackendTag::BackendKeyData => {
                 if let Ok(key) = BackendKeyData::parse(m.body) {
-                    lock(&self.entry.activity).backend_pid = Some(key.pid);
+                    self.entry.update(|a| a.backend_pid = Some(key.pid));
                     let label = session_label(&lock(&self.entry.identity), Some(key.pid));
                     self.origin = Arc::new(SessionOrigin::of(&lock(&self.entry.identity), Some(key.pid)));
                     self.n_plus_one.set_label(label.clone());
@@ -427,9 +426,8 @@ impl SessionObserver {
                         let name = String::from_utf8_lossy(p.value);
                         self.application_name = name.as_ref().into();
                         let pid = lock(&self.entry.activity).backend_pid;
-                        let mut identity = lock(&self.entry.identity);
-                        identity.application_name = name.into_owned();
-                        self.origin = Arc::new(SessionOrigin::of(&identity, pid));
+                        self.entry.update_identity(|i| i.application_name.replace_range(.., &name));
+                        self.origin = Arc::new(SessionOrigin::of(&lock(&self.entry.identity), pid));
                     }
                 }
             }
@@ -446,18 +444,17 @@ impl SessionObserver {
     }
 
     fn row_description(&mut self, body: &[u8]) {
-        let Ok(description) = RowDescription::parse(body) else { return };
+        let Ok(fields) = RowDescription::field_count(body) else { return };
+        // Drivers describe the portal on every execution, and a simple query repeats: column
+        // names already known for the statement are neither decoded nor built again.
+        let known = |descriptions: &HashMap<Fingerprint, ColumnNames>, fp: &Fingerprint| {
+            descriptions.get(fp).filter(|names| names.len() == fields.min(capture::MAX_SAMPLED_COLUMNS)).cloned()
+        };
         match self.pending.front_mut() {
             Some(Pending::Describe(statement)) => {
                 if let Some(s) = statement.take() {
-                    // Drivers describe the portal on every execution: names known for this
-                    // statement are not built again.
-                    let known = self
-                        .descriptions
-                        .get(&s.fingerprint)
-                        .is_some_and(|names| names.len() == description.fields.len().min(capture::MAX_SAMPLED_COLUMNS));
-                    if !known {
-                        remember_description(&mut self.descriptions, s.fingerprint, &description);
+                    if known(&self.descriptions, &s.fingerprint).is_none() {
+                        remember_description(&mut self.descriptions, s.fingerprint, body);
                     }
                 }
                 self.pending.pop_front();
@@ -465,16 +462,11 @@ impl SessionObserver {
             Some(Pending::Query { runs, failed: false }) => {
                 let Some(run) = runs.front_mut() else { return };
                 let Some(statement) = &run.statement else { return };
-                // Column names are kept per fingerprint: a simple query repeated does not
-                // allocate them again.
-                let names = match self.descriptions.get(&statement.fingerprint) {
-                    Some(names) if names.len() == description.fields.len().min(capture::MAX_SAMPLED_COLUMNS) => {
-                        names.clone()
-                    }
-                    _ => remember_description(&mut self.descriptions, statement.fingerprint, &description),
+                let names = match known(&self.descriptions, &statement.fingerprint) {
+                    Some(names) => names,
+                    None => remember_description(&mut self.descriptions, statement.fingerprint, body),
                 };
-                let formats = vec![protocol::frontend::Format::Text; description.fields.len()];
-                run.sample = Some(ResultSample::with_names(&names, formats));
+                run.sample = Some(ResultSample::with_names(&names, ResultFormats::TEXT));
             }
             _ => {}
         }
@@ -500,18 +492,15 @@ impl SessionObserver {
         if run.rows > capture::MAX_SAMPLED_ROWS || run.unsampled {
             return;
         }
-        if run.sample.is_none() && !sql_shape::is_read(&statement.text) {
+        if run.sample.is_none() && !statement.shape.read {
             // Asked once per execution, not per row: only reads can be N+1 parents.
             run.unsampled = true;
             return;
         }
         let Ok(row) = DataRow::parse(body) else { return };
-        let sample = run.sample.get_or_insert_with(|| {
-            let formats = result_formats(&run.result_formats, row.len());
-            match descriptions.get(&statement.fingerprint) {
-                Some(names) => ResultSample::with_names(names, formats),
-                None => ResultSample::with_names(&Arc::from([]), formats),
-            }
+        let sample = run.sample.get_or_insert_with(|| match descriptions.get(&statement.fingerprint) {
+            Some(names) => ResultSample::with_names(names, run.result_formats),
+            None => ResultSample::with_names(&Arc::from([]), run.result_formats),
         });
         sample.add(&row);
     }
@@ -541,16 +530,11 @@ impl SessionObserver {
     }
 
     fn emit(&mut self, run: Run, rows: Option<u64>, error: Option<SqlState>) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let started = run.sent.max(self.last_done);
         self.last_done = now;
         let Some(statement) = run.statement else { return };
-        {
-            let mut activity = lock(&self.entry.activity);
-            if activity.transaction_statements.len() < MAX_TRANSACTION_STATEMENTS {
-                activity.transaction_statements.push(statement.text.clone());
-            }
-        }
+        self.entry.update(|a| a.statement_finished(&statement.text));
         let duration = now.saturating_duration_since(started);
         // A portal suspended at its row limit (a driver fetching in chunks) is one statement still
         // running, not a finished one: only a completion with a row count is checked.
@@ -603,7 +587,7 @@ impl SessionObserver {
             duration,
             rows,
             error,
-            finished_at: SystemTime::now(),
+            finished_at: self.clock.wall(),
             literals,
             application_name: self.application_name.clone(),
             params: run.params,
@@ -696,7 +680,7 @@ impl SessionObserver {
                 break;
             }
         }
-        self.last_done = Instant::now();
+        self.last_done = self.clock.now();
         let previous = std::mem::replace(&mut self.status, status);
         let state = match (status, self.pending.is_empty()) {
             (_, false) => SessionState::Active,
@@ -704,48 +688,18 @@ impl SessionObserver {
             (TransactionStatus::InTransaction, true) => SessionState::IdleInTransaction,
             (TransactionStatus::Failed, true) => SessionState::IdleInTransactionFailed,
         };
-        let now = SystemTime::now();
-        let mut activity = lock(&self.entry.activity);
-        if activity.state != state {
-            activity.state = state;
-            activity.state_since = now;
-        }
-        if self.pending.is_empty() {
-            activity.statement_started = None;
-        }
-        match status {
-            TransactionStatus::Idle => {
-                activity.transaction_started = None;
-                if previous != TransactionStatus::Idle {
-                    activity.previous_transaction = std::mem::take(&mut activity.transaction_statements);
-                    activity.previous_transaction_ended = Some(now);
-                } else {
-                    activity.transaction_statements.clear();
-                }
-            }
-            _ if previous == TransactionStatus::Idle && activity.transaction_started.is_none() => {
-                activity.transaction_started = Some(now);
-            }
-            _ => {}
-        }
+        let (done, now) = (self.pending.is_empty(), self.clock.wall());
+        self.entry.update(|a| a.ready(state, status, previous, done, now));
     }
 
     fn set_active(&mut self, statement: Option<&Arc<Statement>>) {
-        let now = SystemTime::now();
-        let mut activity = lock(&self.entry.activity);
-        if activity.state != SessionState::Active {
-            activity.state = SessionState::Active;
-            activity.state_since = now;
-        }
-        // A new request is in flight even when its statement is unknown (a portal pgvisor did not
-        // see bound): never leave the previous statement's text and start time in place, or a
-        // lock wait would be pinned on it.
-        activity.current_statement = statement.map(|s| s.text.clone());
-        activity.statement_started = Some(now);
-        if self.status == TransactionStatus::Idle && activity.transaction_started.is_none() {
-            // A transaction may be starting; ReadyForQuery confirms or clears it.
-            activity.transaction_started = Some(now);
-        }
+        let (text, status, now) = (statement.map(|s| &s.text), self.status, self.clock.wall());
+        self.entry.update(|a| a.statement_started(text, status, now));
+    }
+
+    /// A chunk of bytes arrived: its messages, about to be shown, share one reading of the clock.
+    pub fn chunk_arrived(&mut self) {
+        self.clock.tick();
     }
 
     /// Time since the last response completed.
@@ -759,16 +713,23 @@ impl SessionObserver {
     }
 }
 
-/// Keeps a statement's column names (bounded) and returns them.
+/// Column names of a statement's result (the sampled columns; `None`: not valid UTF-8 text).
+type ColumnNames = Arc<[Option<Arc<str>>]>;
+
+/// Keeps the column names of a RowDescription `body` for a statement (bounded) and returns them
+/// (none when the body does not decode).
 fn remember_description(
-    descriptions: &mut HashMap<Fingerprint, Arc<[Option<Arc<str>>]>>,
+    descriptions: &mut HashMap<Fingerprint, ColumnNames>,
     fingerprint: Fingerprint,
-    description: &RowDescription<'_>,
-) -> Arc<[Option<Arc<str>>]> {
+    body: &[u8],
+) -> ColumnNames {
+    let names: ColumnNames = match RowDescription::parse(body) {
+        Ok(description) => capture::column_names(&description).into(),
+        Err(_) => return Arc::from([]),
+    };
     if descriptions.len() >= MAX_DESCRIPTIONS {
         descriptions.clear();
     }
-    let names: Arc<[Option<Arc<str>>]> = capture::column_names(description).into();
     descriptions.insert(fingerprint, names.clone());
     names
 }

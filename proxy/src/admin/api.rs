@@ -154,9 +154,9 @@ pub(crate) async fn sessions(State(state): State<AdminState>) -> Json<serde_json
 }
 
 pub(crate) async fn reset(State(state): State<AdminState>) -> Json<serde_json::Value> {
-    // What finished before the request is applied first, then forgotten with the rest.
-    state.advisor.caught_up().await;
-    state.advisor.reset();
+    // What finished before the request is applied first, then forgotten with the rest, in the
+    // engine's order.
+    state.advisor.reset().await;
     Json(serde_json::json!({ "reset": true }))
 }
 

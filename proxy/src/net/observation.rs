@@ -20,9 +20,11 @@ use crate::logging::LogLimiter;
 static UNKNOWN_TAG_LOG: LogLimiter = LogLimiter::per_second();
 
 /// Per-session observation: none for replication connections, which are forwarded only.
-#[derive(Default)]
 pub struct SessionObservation {
     observed: Option<Observed>,
+    /// The session's span, entered for the log lines written while relaying (the relay itself
+    /// runs outside it: see `net::session::serve`).
+    pub span: tracing::Span,
 }
 
 struct Observed {
@@ -31,10 +33,24 @@ struct Observed {
     advisor: Arc<Advisor>,
 }
 
+impl Default for SessionObservation {
+    /// No observation (a replication connection), no span.
+    fn default() -> Self {
+        Self { observed: None, span: tracing::Span::none() }
+    }
+}
+
 impl SessionObservation {
     /// A tap feeding `observer`, whose failures count in `advisor`'s health.
     pub fn observing(session: u64, observer: SessionObserver, advisor: Arc<Advisor>) -> Self {
-        Self { observed: Some(Observed { session, observer, advisor }) }
+        Self { observed: Some(Observed { session, observer, advisor }), span: tracing::Span::none() }
+    }
+
+    /// A chunk of bytes is about to be shown, message by message: one clock reading for all.
+    pub fn chunk(&mut self) {
+        if let Some(observed) = &mut self.observed {
+            observed.observer.chunk_arrived();
+        }
     }
 
     /// A message from the client.
@@ -42,6 +58,7 @@ impl SessionObservation {
         if let FrontendTag::Unknown(tag) = FrontendTag::from_byte(message.tag) {
             // Forwarded as is: PostgreSQL answers it with its own error and closes the session.
             if let Some(suppressed) = UNKNOWN_TAG_LOG.allow() {
+                let _in_span = self.span.enter();
                 warn!(tag = %(tag as char).escape_default(), len = message.body_len, suppressed, "client sent a message type the protocol does not define");
             }
         }

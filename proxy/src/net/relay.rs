@@ -214,6 +214,7 @@ where
 /// Frames `chunk` and shows each message to the tap; one lock per chunk, never held across I/O.
 fn observe(scanner: &mut FrameScanner, chunk: &[u8], direction: Direction<'_>) -> Result<(), ProtocolError> {
     let mut tap = direction.tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tap.chunk();
     let mut messages = 0;
     let result = scanner.feed(chunk, |m| {
         messages += 1;
@@ -253,7 +254,8 @@ where
             }
             ProxyCounters::add(&stats.backend_messages, 1);
             if BackendTag::from_byte(frame.tag) == BackendTag::ErrorResponse {
-                log_refused_login(frame.body);
+                let span = tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).span.clone();
+                span.in_scope(|| log_refused_login(frame.body));
             }
             match without_channel_binding(frame).filter(|_| binding == ChannelBinding::Strip) {
                 Some(rewritten) => {

@@ -12,7 +12,7 @@ use protocol::parse_startup;
 use protocol::startup::{StartupPacket, TLS_HANDSHAKE_RECORD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::counters::ProxyCounters;
 use crate::logging::LogLimiter;
@@ -48,26 +48,27 @@ enum Negotiated {
 }
 
 /// Serves one accepted client connection to its end.
+///
+/// Log lines name the session through a span. It is entered around the set-up and for each log
+/// line of the relay, not on every poll of the relay: entering a span costs the subscriber a
+/// thread-local stack push and a filter check, on every read and write of every session.
 pub async fn serve(tcp: TcpStream, peer: SocketAddr, id: u64, shared: Arc<Shared>) {
     let span = tracing::info_span!("session", id, client = %peer);
-    async move {
-        // The session leaves the registry however this ends, even by a panic.
-        let _registered = Registered { id, shared: &shared };
-        let result = handle(tcp, peer, id, &shared).await;
-        match result {
-            Ok(()) => debug!("session closed"),
-            Err(e) if e.is_quiet() => debug!(error = %e, "session closed"),
-            Err(e) => {
-                // Clients can end sessions badly at will (malformed packets): rate-limited.
-                static SESSION_ERRORS: LogLimiter = LogLimiter::per_second();
-                if let Some(suppressed) = SESSION_ERRORS.allow() {
-                    warn!(error = %e, suppressed, "session ended with an error");
-                }
+    // The session leaves the registry however this ends, even by a panic.
+    let _registered = Registered { id, shared: &shared };
+    let result = handle(tcp, peer, id, &shared, &span).await;
+    let _in_span = span.enter();
+    match result {
+        Ok(()) => debug!("session closed"),
+        Err(e) if e.is_quiet() => debug!(error = %e, "session closed"),
+        Err(e) => {
+            // Clients can end sessions badly at will (malformed packets): rate-limited.
+            static SESSION_ERRORS: LogLimiter = LogLimiter::per_second();
+            if let Some(suppressed) = SESSION_ERRORS.allow() {
+                warn!(error = %e, suppressed, "session ended with an error");
             }
         }
     }
-    .instrument(span)
-    .await
 }
 
 /// Removes a session from the advisor's registry when dropped.
@@ -82,9 +83,9 @@ impl Drop for Registered<'_> {
     }
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> Result<(), SessionError> {
+async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared, span: &Span) -> Result<(), SessionError> {
     let _ = tcp.set_nodelay(true);
-    let negotiation = tokio::time::timeout(STARTUP_TIMEOUT, negotiate(tcp, shared)).await;
+    let negotiation = tokio::time::timeout(STARTUP_TIMEOUT, negotiate(tcp, shared)).instrument(span.clone()).await;
     let (client, negotiated) = match negotiation {
         Err(_) => return Err(SessionError::ClientIo(std::io::ErrorKind::TimedOut.into())),
         Ok(Ok(pair)) => pair,
@@ -99,10 +100,10 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
         }
     };
     match negotiated {
-        Negotiated::Cancel { packet, pid } => forward_cancel(&packet, pid, shared).await,
+        Negotiated::Cancel { packet, pid } => forward_cancel(&packet, pid, shared).instrument(span.clone()).await,
         Negotiated::Session { packet, identity } => {
-            info!(user = %identity.user, database = %identity.database, application_name = %identity.application_name, tls = client.is_tls(), "session started");
-            let mut upstream = match shared.upstream.connect().await {
+            span.in_scope(|| info!(user = %identity.user, database = %identity.database, application_name = %identity.application_name, tls = client.is_tls(), "session started"));
+            let mut upstream = match shared.upstream.connect().instrument(span.clone()).await {
                 Ok(upstream) => upstream,
                 Err(e) => {
                     ProxyCounters::add(&shared.stats.upstream_connect_errors, 1);
@@ -126,7 +127,8 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
                 .await;
                 return Err(SessionError::UpstreamIo(e));
             }
-            let (tap, progress) = observe(&identity, peer, id, client.is_tls(), shared);
+            let (mut tap, progress) = observe(&identity, peer, id, client.is_tls(), shared);
+            tap.span = span.clone();
             let tap = Mutex::new(tap);
             // Channel binding hashes the certificate the client sees; it only survives the proxy
             // when the upstream presents that very certificate (pgvisor given the server's own).
@@ -147,6 +149,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared) -> R
             .await;
             tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).finish();
             if stripped && client_tls && !shared.warned_channel_binding.swap(true, Ordering::Relaxed) {
+                let _in_span = span.enter();
                 warn!(
                     "the upstream offers SCRAM channel binding over TLS, and pgvisor's client-leg certificate differs \
                      from the server's, so SCRAM-SHA-256-PLUS was hidden from the client. libpq clients with \

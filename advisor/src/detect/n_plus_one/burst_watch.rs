@@ -14,14 +14,15 @@
 //! session lives on. A run that grows past either bound is steady and never reported; a run cut
 //! short by its session closing (pgbench's end) is not reported either.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::report::{Burst as Described, Proof};
 use super::{NPlusOneConfig, ResultDigest, MAX_DISTINCT};
 use crate::advice::{Finding, Occurrence};
-use crate::detect::sql_shape;
 use crate::events::{Caller, Statement, StatementEvent};
 use crate::fingerprint::Fingerprint;
 use crate::orm::OrmStyle;
@@ -65,6 +66,9 @@ impl Run {
     }
 }
 
+/// A result that may be a parent: kept by value (two shared pointers and a time), so that
+/// recording one allocates nothing.
+#[derive(Clone)]
 struct Parent {
     statement: Arc<Statement>,
     result: Arc<ResultDigest>,
@@ -81,7 +85,7 @@ struct PoolBurst {
     total: Duration,
     last: SystemTime,
     sessions: Vec<(u64, Arc<str>)>,
-    parents: Vec<Arc<Parent>>,
+    parents: Vec<Parent>,
     /// Per (candidate parent, parameter, column): children that matched.
     matches: HashMap<(usize, usize, usize), usize>,
     reported_at: usize,
@@ -116,7 +120,7 @@ impl PoolBurst {
 
 #[derive(Default)]
 struct Pool {
-    parents: VecDeque<Arc<Parent>>,
+    parents: VecDeque<Parent>,
     bursts: HashMap<Fingerprint, PoolBurst>,
 }
 
@@ -125,7 +129,7 @@ struct Pool {
 pub struct BurstWatch {
     config: NPlusOneConfig,
     runs: HashMap<u64, Run>,
-    pools: HashMap<Arc<str>, Pool>,
+    pools: HashMap<u64, Pool>,
     /// Children some session already proved an N+1 for, and when.
     confirmed: HashMap<Fingerprint, SystemTime>,
     /// Findings (by key) the pool reported as parallel, and when: a session's share of the same
@@ -143,7 +147,7 @@ impl BurstWatch {
     pub fn statement(&mut self, s: &StatementEvent) -> Vec<Reported> {
         let mut out = Vec::new();
         let fp = s.statement.fingerprint;
-        let child = s.error.is_none() && !s.params.is_empty() && sql_shape::is_read(&s.statement.text);
+        let child = s.error.is_none() && !s.params.is_empty() && s.statement.shape.read;
         // The session's run ends when it runs anything else, or after a pause.
         let ended = self.runs.get(&s.session).is_some_and(|run| {
             run.statement.fingerprint != fp || !child || since(run.last, s.finished_at) > self.config.gap
@@ -176,15 +180,15 @@ impl BurstWatch {
             out.extend(self.pool_child(s));
         }
         if let Some(result) = s.result.as_ref().filter(|r| !r.is_empty()) {
-            let pool = self.pool(&s.origin.pool);
+            let pool = self.pool(s.origin.pool);
             if pool.parents.len() >= POOL_PARENTS {
                 pool.parents.pop_front();
             }
-            pool.parents.push_back(Arc::new(Parent {
+            pool.parents.push_back(Parent {
                 statement: s.statement.clone(),
                 result: result.clone(),
                 at: s.finished_at,
-            }));
+            });
         }
         out
     }
@@ -196,7 +200,7 @@ impl BurstWatch {
         let min = self.config.min_children;
         let mut out = None;
         let proven = self.confirmed.get(&fp).is_some_and(|t| since(*t, s.finished_at) <= CONFIRMED_FOR);
-        let pool = self.pool(&s.origin.pool);
+        let pool = self.pool(s.origin.pool);
         if pool.bursts.get(&fp).is_some_and(|b| since(b.last, s.finished_at) > gap) {
             if let Some(b) = pool.bursts.remove(&fp) {
                 out = final_report(&b);
@@ -204,7 +208,7 @@ impl BurstWatch {
         }
         if !pool.bursts.contains_key(&fp) {
             let started = s.finished_at.checked_sub(s.duration).unwrap_or(s.finished_at);
-            let parents: Vec<Arc<Parent>> = pool
+            let parents: Vec<Parent> = pool
                 .parents
                 .iter()
                 .rev()
@@ -281,11 +285,11 @@ impl BurstWatch {
         self.parallel.get(key).is_some_and(|t| since(*t, at) <= CONFIRMED_FOR)
     }
 
-    fn pool(&mut self, key: &Arc<str>) -> &mut Pool {
-        if !self.pools.contains_key(key) && self.pools.len() >= MAX_POOLS {
+    fn pool(&mut self, key: u64) -> &mut Pool {
+        if !self.pools.contains_key(&key) && self.pools.len() >= MAX_POOLS {
             self.pools.clear();
         }
-        self.pools.entry(key.clone()).or_default()
+        self.pools.entry(key).or_default()
     }
 
     /// A session's run ended while the session lives on: a bounded burst with no proven parent.
@@ -370,7 +374,10 @@ mod tests {
     }
 
     fn origin(session: u64, pool: &str) -> Arc<SessionOrigin> {
-        Arc::new(SessionOrigin { label: format!("Session {session}").into(), pool: pool.into() })
+        Arc::new(SessionOrigin {
+            label: format!("Session {session}").into(),
+            pool: xxhash_rust::xxh3::xxh3_64(pool.as_bytes()),
+        })
     }
 
     fn column(name: &str, values: &[String]) -> Arc<ResultDigest> {

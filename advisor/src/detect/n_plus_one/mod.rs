@@ -10,12 +10,13 @@
 mod burst_watch;
 mod report;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+
 use crate::advice::{Finding, Occurrence};
-use crate::detect::sql_shape;
 use crate::events::Statement;
 use crate::fingerprint::Fingerprint;
 use crate::observer::capture::Params;
@@ -114,7 +115,7 @@ impl NPlusOneDetector {
     /// threshold or grows (doubling), or when a finished one gets its final count.
     pub fn observe(&mut self, e: Execution) -> Vec<Finding> {
         let mut out = Vec::new();
-        if !sql_shape::is_read(&e.statement.text) {
+        if !e.statement.shape.read {
             return out;
         }
         let fp = e.statement.fingerprint;
@@ -185,10 +186,21 @@ impl NPlusOneDetector {
             }
         }
         if !e.result.is_empty() && e.rows > 0 {
-            if self.parents.len() >= PARENTS {
-                self.parents.pop_front();
+            match self.parents.back_mut() {
+                // A parent is looked up newest first, by a child of another statement: an older
+                // result of the newest parent's statement is never found again. Replaced in
+                // place, a statement repeated back to back (a load test) allocates nothing here.
+                Some(last) if last.statement.fingerprint == fp => match Arc::get_mut(last) {
+                    Some(unshared) => *unshared = e,
+                    None => *last = Arc::new(e),
+                },
+                _ => {
+                    if self.parents.len() >= PARENTS {
+                        self.parents.pop_front();
+                    }
+                    self.parents.push_back(Arc::new(e));
+                }
             }
-            self.parents.push_back(Arc::new(e));
         }
         out
     }

@@ -5,20 +5,19 @@
 
 mod classify;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use foldhash::HashMap;
 
 use serde_json::{json, Value};
 
 pub use classify::{classify, Ddl, Hazard, TableLock};
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::lock_contention::BlockingReport;
 use crate::detect::sql_shape;
-use crate::detect::transactions::session_label;
-use crate::events::{Statement, StatementEvent};
 use crate::fingerprint::Fingerprint;
+use crate::model::{session_label, BlockingReport, Statement, StatementEvent};
 use crate::sessions::{SessionActivity, SessionIdentity, SessionState};
 
 /// A table counts as in use when another session touched it this recently.
@@ -231,6 +230,12 @@ impl DdlWatch {
     }
 
     fn lock_timeout_statement(&mut self, session: u64, text: &str) {
+        // Runs for every statement: the verb alone rules out almost all of them.
+        const VERBS: [&str; 8] = ["SET", "RESET", "DISCARD", "COMMIT", "END", "ABORT", "PREPARE", "ROLLBACK"];
+        let verb = text.split_whitespace().next().unwrap_or_default();
+        if !VERBS.iter().any(|v| v.eq_ignore_ascii_case(verb)) {
+            return;
+        }
         let upper = text.to_ascii_uppercase();
         let words: Vec<&str> = upper.split_whitespace().take(5).collect();
         let entry = match words.as_slice() {
@@ -273,7 +278,11 @@ impl DdlWatch {
             if !self.tables.contains_key(table) && self.tables.len() >= MAX_TABLES {
                 self.forget_least_recent_table();
             }
-            let uses = self.tables.entry(table.clone()).or_default();
+            // The name is cloned only for a table not seen before: this runs for every statement.
+            if !self.tables.contains_key(table.as_str()) {
+                self.tables.insert(table.clone(), Vec::new());
+            }
+            let Some(uses) = self.tables.get_mut(table.as_str()) else { continue };
             match uses.iter_mut().find(|u| u.session == s.session && u.fingerprint == fp) {
                 Some(u) => {
                     u.last_seen = s.finished_at;

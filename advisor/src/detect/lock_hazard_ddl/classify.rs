@@ -110,6 +110,11 @@ const VOLATILE_FUNCTIONS: [&str; 9] = [
 /// The DDL statement `text` (normalised SQL) is, when it locks a table strongly enough to matter;
 /// `None` for anything else, `CREATE INDEX CONCURRENTLY` included.
 pub fn classify(text: &str) -> Option<Ddl> {
+    // Runs for every statement: the verb alone rules out almost all of them.
+    let verb = text.split_whitespace().next().unwrap_or_default();
+    if !verb.eq_ignore_ascii_case("CREATE") && !verb.eq_ignore_ascii_case("ALTER") {
+        return None;
+    }
     let upper = text.to_ascii_uppercase();
     let words: Vec<&str> = upper.split_whitespace().collect();
     match words.as_slice() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::events::Statement;
+use crate::model::Statement;
 
 /// A finished statement, owned; `.get()` is the detector's view of it.
 struct Event {

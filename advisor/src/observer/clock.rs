@@ -1,0 +1,84 @@
+//! The observer's clock: read once per chunk of bytes the relay hands over, not once per message.
+//!
+//! A pgbench transaction is six to eight messages in two chunks; reading the clocks for each
+//! message cost more than observing most of them. Every message of one read arrived at the same
+//! moment as far as a statement's timing can tell, so the relay calls [`ChunkClock::tick`] once
+//! per chunk. Wall-clock times are derived from the monotonic one and an anchor re-read every
+//! second, so they follow the system clock's adjustments within a second.
+
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often the wall clock is read again.
+const REANCHOR_EVERY: Duration = Duration::from_secs(1);
+
+/// One session's clock.
+#[derive(Debug)]
+pub(super) struct ChunkClock {
+    /// The time of the current chunk, when the relay gave one; otherwise each call reads it.
+    chunk: Option<Instant>,
+    /// A monotonic instant and the wall-clock time read with it.
+    anchor: (Instant, SystemTime),
+}
+
+impl Default for ChunkClock {
+    fn default() -> Self {
+        Self { chunk: None, anchor: (Instant::now(), SystemTime::now()) }
+    }
+}
+
+impl ChunkClock {
+    /// A new chunk of bytes arrived now.
+    pub(super) fn tick(&mut self) {
+        self.chunk = Some(Instant::now());
+    }
+
+    /// Now: the current chunk's time (or the clock, when no chunk was announced).
+    pub(super) fn now(&self) -> Instant {
+        self.chunk.unwrap_or_else(Instant::now)
+    }
+
+    /// Now on the wall clock.
+    pub(super) fn wall(&mut self) -> SystemTime {
+        let now = self.now();
+        let (at, wall) = self.anchor;
+        match now.checked_duration_since(at) {
+            Some(since) if since < REANCHOR_EVERY => wall + since,
+            _ => {
+                let wall = SystemTime::now();
+                self.anchor = (now, wall);
+                wall
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_has_one_time_and_the_wall_clock_follows_it() {
+        let mut clock = ChunkClock::default();
+        clock.tick();
+        let first = clock.now();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now(), first, "one time for every message of a chunk");
+        let wall = clock.wall();
+        clock.tick();
+        assert!(clock.now() >= first + Duration::from_millis(5), "the next chunk reads the clock again");
+        let later = clock.wall();
+        let step = later.duration_since(wall).expect("the wall clock moves on with the chunks");
+        assert!(step >= Duration::from_millis(5) && step < Duration::from_secs(1), "{step:?}");
+        let real = SystemTime::now();
+        let off = real.duration_since(later).unwrap_or_else(|e| e.duration());
+        assert!(off < Duration::from_millis(100), "within a second of the system clock: {off:?}");
+    }
+
+    #[test]
+    fn without_chunks_every_reading_is_fresh() {
+        let clock = ChunkClock::default();
+        let a = clock.now();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(clock.now() > a);
+    }
+}
