@@ -1,6 +1,8 @@
 //! A PostgreSQL-aware SQL lexer (scan.l, simplified): enough to tell constants, parameters,
 //! identifiers, keywords, operators and punctuation apart, never to parse.
 
+use crate::keywords::{lookup, Known};
+
 /// One lexical token, as a byte range of the source where it has text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Token {
@@ -32,6 +34,8 @@ pub struct Lexer<'a> {
     start: usize,
     /// Highest `$n` parameter number seen so far (saturating).
     max_param: u32,
+    /// The table id of the last word returned ([`Known::NONE`] for other tokens).
+    known: Known,
 }
 
 const OP_CHARS: &[u8] = b"+-*/<>=~!@#%^&|`?";
@@ -41,8 +45,10 @@ const IDENT_START: u8 = 1;
 const IDENT_CONT: u8 = 2;
 const OP_CHAR: u8 = 4;
 const SPACE: u8 = 8;
+/// What a quoted identifier holds when it means the same unquoted: `[a-z0-9_]`.
+const PLAIN: u8 = 16;
 
-const CLASSES: [u8; 256] = {
+static CLASSES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
@@ -52,6 +58,9 @@ const CLASSES: [u8; 256] = {
         }
         if c.is_ascii_digit() || c == b'$' {
             t[b] |= IDENT_CONT;
+        }
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' {
+            t[b] |= PLAIN;
         }
         // scan.l's whitespace: space, \t, \n, \r, \v, \f.
         if matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c') {
@@ -85,7 +94,7 @@ fn is_op_char(b: u8) -> bool {
 impl<'a> Lexer<'a> {
     /// A lexer over `src`.
     pub fn new(src: &'a [u8]) -> Self {
-        Self { src, pos: 0, after_operand: false, start: 0, max_param: 0 }
+        Self { src, pos: 0, after_operand: false, start: 0, max_param: 0, known: Known::NONE }
     }
 
     /// The byte offset of the next unread byte.
@@ -96,6 +105,12 @@ impl<'a> Lexer<'a> {
     /// The byte offset where the last token returned starts; it ends at [`Lexer::pos`].
     pub fn token_start(&self) -> usize {
         self.start
+    }
+
+    /// For a word ([`Token::Word`] or [`Token::Keyword`]) just returned: its id in the table of
+    /// [`crate::keywords`], [`Known::NONE`] when it is not there or the token is not a word.
+    pub fn known(&self) -> Known {
+        self.known
     }
 
     /// The highest `$n` parameter number among the tokens returned so far (0 when none).
@@ -152,6 +167,14 @@ impl<'a> Lexer<'a> {
         let src = self.src;
         let mut i = self.pos + 1;
         while let Some(&b) = src.get(i) {
+            if !backslash {
+                // Most of a quoted run is plain bytes: find the next quote in one sweep.
+                match src.get(i..).and_then(|rest| rest.iter().position(|&c| c == quote)) {
+                    Some(k) => i += k,
+                    None => break,
+                }
+            }
+            let b = if backslash { b } else { quote };
             if b == quote {
                 if src.get(i + 1) == Some(&quote) {
                     i += 2;
@@ -163,6 +186,24 @@ impl<'a> Lexer<'a> {
             i += if backslash && b == b'\\' { 2 } else { 1 };
         }
         self.pos = src.len();
+    }
+
+    /// At `"`: reads a quoted identifier that means the same unquoted (`"users"`, the common
+    /// case from ORMs) in one sweep and notes it as [`Known::PLAIN_QUOTED`]; false, having read
+    /// nothing, for any other.
+    fn plain_quoted(&mut self) -> bool {
+        let src = self.src;
+        let first = self.pos + 1;
+        let rest = src.get(first..).unwrap_or_default();
+        let i = first + rest.iter().position(|&b| CLASSES[usize::from(b)] & PLAIN == 0).unwrap_or(rest.len());
+        let closed = src.get(i) == Some(&b'"') && src.get(i + 1) != Some(&b'"');
+        let leads = src.get(first).is_some_and(|&b| b.is_ascii_lowercase() || b == b'_');
+        if !(closed && leads) || lookup(&src[first..i]).is_keyword() {
+            return false;
+        }
+        self.pos = i + 1;
+        self.known = Known::PLAIN_QUOTED;
+        true
     }
 
     /// At `$`: a dollar-quoted string (`$$...$$`, `$tag$...$tag$`) if the tag closes.
@@ -261,6 +302,7 @@ impl<'a> Lexer<'a> {
         let next = self.peek(1);
         let start = self.pos;
         self.start = start;
+        self.known = Known::NONE;
         let tok = match b {
             b'\'' => {
                 self.skip_quoted(b'\'', false);
@@ -290,7 +332,9 @@ impl<'a> Lexer<'a> {
             }
             b'"' => {
                 let start = self.pos;
-                self.skip_quoted(b'"', false);
+                if !self.plain_quoted() {
+                    self.skip_quoted(b'"', false);
+                }
                 Token::QuotedIdent(start, self.pos)
             }
             b'$' if next.is_ascii_digit() => {
@@ -333,7 +377,8 @@ impl<'a> Lexer<'a> {
                 while self.pos < self.src.len() && is_ident_cont(self.src[self.pos]) {
                     self.pos += 1;
                 }
-                if crate::keywords::is_keyword(&self.src[start..self.pos]) {
+                self.known = lookup(&self.src[start..self.pos]);
+                if self.known.is_keyword() {
                     Token::Keyword(start, self.pos)
                 } else {
                     Token::Word(start, self.pos)

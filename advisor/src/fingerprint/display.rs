@@ -72,7 +72,7 @@ impl DisplayText {
         self.flush(src);
         self.gap(start);
         self.params = self.params.saturating_add(1);
-        super::push_param(&mut self.out, self.params);
+        super::writer::push_param(&mut self.out, self.params);
         self.prev_end = end;
     }
 

@@ -1,202 +1,238 @@
-//! Rewrites that make our grouping agree with pg_query's fingerprint where a lexer can see it:
-//! utility-statement names, SET values, aliases, typed literals, casts of constants, constant
-//! OFFSETs and boolean/NULL constants are not part of a query's shape.
+//! Expression rules that make our grouping agree with pg_query's fingerprint where a lexer can
+//! see it: typed literals, casts of constants, constant OFFSETs, signs and EXTRACT fields are
+//! constants, not part of a query's shape (gram.y's AexprConst, TypeCast and doNegate).
 
-use crate::keywords::is_keyword;
+use super::words::{AS, CAST, FALSE, NULL, TRUE, WITH};
+use crate::keywords::{known, Known};
 use crate::lexer::Token;
 
-/// The kind of statement, from its first word, for statement-specific rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StatementKind {
-    /// `SET name = value`: values are constants.
-    Set,
-    /// SAVEPOINT, RELEASE, ROLLBACK, DEALLOCATE, LISTEN, UNLISTEN, NOTIFY, CLOSE:
-    /// the names they take are not part of the shape.
-    NamesIgnored,
-    /// FETCH, MOVE: the cursor name is not part of the shape, the row count is.
-    Fetch,
-    /// `DECLARE name CURSOR FOR ...`: the cursor name is not part of the shape.
-    Declare,
-    /// `END` (a synonym of COMMIT).
-    End,
-    /// `ABORT` (a synonym of ROLLBACK).
-    Abort,
-    /// Anything else.
-    Other,
+/// The tokens of a statement with their source ranges and word ids, for rules to look around.
+pub(super) struct Tokens<'a> {
+    pub(super) src: &'a [u8],
+    pub(super) toks: &'a [Token],
+    pub(super) spans: &'a [(usize, usize)],
+    pub(super) known: &'a [Known],
 }
 
-impl StatementKind {
-    /// Classifies a statement by its first token.
-    pub(super) fn of(src: &[u8], first: Option<Token>) -> Self {
-        let (Some(Token::Word(s, e)) | Some(Token::Keyword(s, e))) = first else { return Self::Other };
-        let w = &src[s..e];
-        let is = |k: &str| w.eq_ignore_ascii_case(k.as_bytes());
-        if is("set") {
-            Self::Set
-        } else if ["savepoint", "release", "rollback", "deallocate", "listen", "unlisten", "notify", "close"]
-            .iter()
-            .any(|k| is(k))
-        {
-            Self::NamesIgnored
-        } else if is("fetch") || is("move") {
-            Self::Fetch
-        } else if is("declare") {
-            Self::Declare
-        } else if is("end") {
-            Self::End
-        } else if is("abort") {
-            Self::Abort
-        } else {
-            Self::Other
+impl Tokens<'_> {
+    /// The token at `i`, if any.
+    #[inline]
+    pub(super) fn at(&self, i: usize) -> Option<Token> {
+        self.toks.get(i).copied()
+    }
+
+    /// True when the token at `i` is the word `word` (from [`known`]).
+    #[inline]
+    pub(super) fn is(&self, i: usize, word: Known) -> bool {
+        self.known.get(i) == Some(&word)
+    }
+
+    /// The word id of the token at `i` ([`Known::NONE`] past the end or for a non-word).
+    #[inline]
+    pub(super) fn known(&self, i: usize) -> Known {
+        self.known.get(i).copied().unwrap_or(Known::NONE)
+    }
+
+    /// The text of the word at `i`, if it is a word.
+    pub(super) fn word(&self, i: usize) -> Option<&[u8]> {
+        match self.at(i)? {
+            Token::Word(s, e) | Token::Keyword(s, e) => self.src.get(s..e),
+            _ => None,
         }
     }
-}
 
-/// The word of a `Word` token, if it is one.
-pub(super) fn word(src: &[u8], tok: Option<Token>) -> Option<&[u8]> {
-    match tok {
-        Some(Token::Word(s, e)) | Some(Token::Keyword(s, e)) => Some(&src[s..e]),
-        _ => None,
+    /// True when the word at `i` is `w` (any case); for words outside the table.
+    pub(super) fn word_is(&self, i: usize, w: &str) -> bool {
+        self.word(i).is_some_and(|x| x.eq_ignore_ascii_case(w.as_bytes()))
+    }
+
+    /// True for a name at `i`: an unquoted non-keyword word or a quoted identifier.
+    #[inline]
+    pub(super) fn is_name(&self, i: usize) -> bool {
+        matches!(self.at(i), Some(Token::Word(..)) | Some(Token::QuotedIdent(..)))
+    }
+
+    /// True for any word or quoted identifier at `i`.
+    fn is_word_like(&self, i: usize) -> bool {
+        matches!(self.at(i), Some(Token::Word(..)) | Some(Token::Keyword(..)) | Some(Token::QuotedIdent(..)))
+    }
+
+    /// True for a string constant (any quoting) at `i`, as opposed to a number.
+    pub(super) fn is_string_const(&self, i: usize) -> bool {
+        match self.at(i) {
+            Some(Token::Const(s, _)) => {
+                matches!(self.src.get(s), Some(b'\'' | b'e' | b'E' | b'u' | b'U' | b'n' | b'N' | b'$'))
+            }
+            _ => false,
+        }
+    }
+
+    /// True for a number at `i` written without a sign.
+    fn is_unsigned_number(&self, i: usize) -> bool {
+        matches!(self.at(i), Some(Token::Const(c, _)) if self.src.get(c).is_some_and(|b| b.is_ascii_digit() || *b == b'.'))
+    }
+
+    /// True for a one-character operator `op` at `i`.
+    pub(super) fn is_operator(&self, i: usize, op: u8) -> bool {
+        matches!(self.at(i), Some(Token::Operator(s, e)) if e == s + 1 && self.src.get(s) == Some(&op))
     }
 }
 
-/// True when `tok` is the word `kw` (any case).
-pub(super) fn is_word(src: &[u8], tok: Option<Token>, kw: &str) -> bool {
-    word(src, tok).is_some_and(|w| w.eq_ignore_ascii_case(kw.as_bytes()))
-}
+const INTERVAL: Known = known("interval");
+const TIMESTAMP: Known = known("timestamp");
+const TIME: Known = known("time");
+const WITHOUT: Known = known("without");
+const ZONE: Known = known("zone");
+const DOUBLE: Known = known("double");
+const CHARACTER: Known = known("character");
+const CHAR: Known = known("char");
+const NATIONAL: Known = known("national");
+const BIT: Known = known("bit");
 
-/// True for an identifier: an unquoted non-keyword word or a quoted identifier.
-pub(super) fn is_name(tok: Option<Token>) -> bool {
-    matches!(tok, Some(Token::Word(..)) | Some(Token::QuotedIdent(..)))
-}
-
-/// True for a string constant (any quoting), as opposed to a number.
-pub(super) fn is_string_const(src: &[u8], tok: Option<Token>) -> bool {
-    match tok {
-        Some(Token::Const(s, _)) => matches!(src[s], b'\'' | b'e' | b'E' | b'u' | b'U' | b'n' | b'N' | b'$'),
-        _ => false,
-    }
-}
-
-/// Type names that prefix a typed literal (`DATE '2024-01-01'`, `INTERVAL '1 day'`).
-pub(super) fn is_literal_type(src: &[u8], tok: Option<Token>) -> bool {
-    const TYPES: &[&str] = &[
-        "date",
-        "time",
-        "timestamp",
-        "timestamptz",
-        "interval",
-        "json",
-        "jsonb",
-        "uuid",
-        "inet",
-        "cidr",
-        "numeric",
-        "bool",
-        "boolean",
-        "int",
-        "int2",
-        "int4",
-        "int8",
-        "integer",
-        "bigint",
-        "smallint",
-        "text",
-        "varchar",
-        "bytea",
-        "money",
-        "point",
-        "real",
-        "float4",
-        "float8",
-        "decimal",
-        "xml",
-        "tsquery",
-        "tsvector",
-        "macaddr",
-    ];
-    word(src, tok).is_some_and(|w| TYPES.iter().any(|t| w.eq_ignore_ascii_case(t.as_bytes())))
-}
-
-/// Index just past a type name starting at `i` (after `::`), or `i` when there is none:
-/// `schema.type`, multi-word types, a `(typmod)` and `[]` suffixes.
-pub(super) fn skip_type_name(src: &[u8], toks: &[Token], mut i: usize) -> usize {
-    let at = |j: usize| toks.get(j).copied();
-    if !matches!(at(i), Some(Token::Word(..)) | Some(Token::Keyword(..)) | Some(Token::QuotedIdent(..))) {
+/// Index just past a type name starting at `i`, or `i` when there is none: `schema.type`,
+/// multi-word types (`double precision`, `timestamp (3) with time zone`), a `(typmod)` and, when
+/// `arrays`, `[]` suffixes.
+pub(super) fn type_name_end(t: &Tokens, mut i: usize, arrays: bool) -> usize {
+    if !t.is_word_like(i) {
         return i;
     }
     let first = i;
+    let k = t.known(first);
     i += 1;
-    while at(i) == Some(Token::Punct(b'.'))
-        && matches!(at(i + 1), Some(Token::Word(..)) | Some(Token::Keyword(..)) | Some(Token::QuotedIdent(..)))
-    {
+    while t.at(i) == Some(Token::Punct(b'.')) && t.is_word_like(i + 1) {
         i += 2;
     }
-    let two = |a: &str, b: &str| is_word(src, at(first), a) && is_word(src, at(i), b);
-    if two("double", "precision") || two("character", "varying") || two("bit", "varying") {
+    if (k == DOUBLE && t.word_is(i, "precision")) || (k == NATIONAL && t.is(i, CHARACTER)) {
         i += 1;
-    } else if (is_word(src, at(first), "timestamp") || is_word(src, at(first), "time"))
-        && (is_word(src, at(i), "with") || is_word(src, at(i), "without"))
-        && is_word(src, at(i + 1), "time")
-        && is_word(src, at(i + 2), "zone")
-    {
-        i += 3;
     }
-    if at(i) == Some(Token::Punct(b'(')) {
+    if matches!(t.known(i - 1), CHARACTER | CHAR | BIT) && t.word_is(i, "varying") {
+        i += 1;
+    }
+    if t.at(i) == Some(Token::Punct(b'(')) {
         let mut j = i + 1;
-        while matches!(at(j), Some(Token::Const(..)) | Some(Token::Punct(b','))) {
+        while matches!(t.at(j), Some(Token::Const(..)) | Some(Token::Punct(b','))) {
             j += 1;
         }
-        if at(j) == Some(Token::Punct(b')')) {
+        if t.at(j) == Some(Token::Punct(b')')) {
             i = j + 1;
         }
     }
-    while at(i) == Some(Token::Punct(b'[')) && at(i + 1) == Some(Token::Punct(b']')) {
+    if (k == TIMESTAMP || k == TIME) && (t.is(i, WITH) || t.is(i, WITHOUT)) && t.is(i + 1, TIME) && t.is(i + 2, ZONE) {
+        i += 3;
+    }
+    while arrays && t.at(i) == Some(Token::Punct(b'[')) && t.at(i + 1) == Some(Token::Punct(b']')) {
         i += 2;
     }
     i
 }
 
+/// The fields that may follow an interval literal (`INTERVAL '1' DAY TO SECOND`).
+fn is_interval_field(t: &Tokens, i: usize) -> bool {
+    ["year", "month", "day", "hour", "minute", "second"].iter().any(|f| t.word_is(i, f))
+}
+
+/// At a typed literal starting at `i` (`DATE '2024-01-01'`, `timestamp(3) with time zone '...'`,
+/// `INTERVAL (0) '1' DAY TO SECOND`, `pg_catalog.int4 '5'`): the index of its string constant
+/// and the index just past the literal. A type name the table does not know counts only where
+/// `any_type` (an operand position of a query, where gram.y reads `func_name Sconst` as a cast);
+/// after a known one a `$n` parameter counts too (pg_query's normalised form, `INTERVAL (0) $2`).
+pub(super) fn typed_literal(t: &Tokens, i: usize, any_type: bool) -> Option<(usize, usize)> {
+    let known_type = t.known(i).is_literal_type();
+    let unknown_word = matches!(t.at(i), Some(Token::Word(..))) && t.known(i) == Known::NONE;
+    if !(known_type || (any_type && unknown_word)) {
+        return None;
+    }
+    let c = type_name_end(t, i, false);
+    if c == i || !(t.is_string_const(c) || (known_type && t.at(c) == Some(Token::Param))) {
+        return None;
+    }
+    let mut end = c + 1;
+    if t.is(i, INTERVAL) && is_interval_field(t, end) {
+        end += 1;
+        if t.word_is(end, "to") && is_interval_field(t, end + 1) {
+            end += 2;
+        }
+        if t.at(end) == Some(Token::Punct(b'('))
+            && matches!(t.at(end + 1), Some(Token::Const(..)))
+            && t.at(end + 2) == Some(Token::Punct(b')'))
+        {
+            end += 3;
+        }
+    }
+    Some((c, end))
+}
+
 /// At `CAST ( constant AS type )` starting at `i`: the index of its closing parenthesis.
-pub(super) fn cast_of_constant(src: &[u8], toks: &[Token], i: usize) -> Option<usize> {
-    let at = |j: usize| toks.get(j).copied();
-    let shape = is_word(src, at(i), "cast")
-        && at(i + 1) == Some(Token::Punct(b'('))
-        && matches!(at(i + 2), Some(Token::Const(..)) | Some(Token::Param))
-        && is_word(src, at(i + 3), "as");
+pub(super) fn cast_of_constant(t: &Tokens, i: usize) -> Option<usize> {
+    let shape = t.is(i, CAST)
+        && t.at(i + 1) == Some(Token::Punct(b'('))
+        && matches!(t.at(i + 2), Some(Token::Const(..)) | Some(Token::Param))
+        && !is_sign_operator(t, i + 2)
+        && t.is(i + 3, AS);
     if !shape {
         return None;
     }
-    let close = skip_type_name(src, toks, i + 4);
-    (close > i + 4 && at(close) == Some(Token::Punct(b')'))).then_some(close)
+    let close = type_name_end(t, i + 4, true);
+    (close > i + 4 && t.at(close) == Some(Token::Punct(b')'))).then_some(close)
+}
+
+/// True when the constant at `i` starts with a sign that gram.y reads as an operator: `+5` (only
+/// `-` folds into a number, doNegate) and `-5::int` (the cast binds first: `-(5::int)`).
+pub(super) fn is_sign_operator(t: &Tokens, i: usize) -> bool {
+    match t.at(i) {
+        Some(Token::Const(s, _)) => match t.src.get(s) {
+            Some(b'+') => true,
+            Some(b'-') => t.at(i + 1) == Some(Token::Cast),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// At a `-` operator at `i` that folds into the number after it (`- 5`, gram.y's doNegate).
+pub(super) fn folding_minus(t: &Tokens, i: usize) -> bool {
+    t.is_operator(i, b'-') && t.is_unsigned_number(i + 1) && t.at(i + 2) != Some(Token::Cast)
 }
 
 /// At a constant written any way PostgreSQL folds to one (`5`, `-5`, `'5'::int`, `$1::int`,
 /// `CAST(5 AS int)`, `int '5'`) starting at `i`: the index of the constant token and the index
 /// just past the whole expression.
-pub(super) fn constant_end(src: &[u8], toks: &[Token], i: usize) -> Option<(usize, usize)> {
-    let at = |j: usize| toks.get(j).copied();
-    match at(i)? {
-        Token::Const(..) | Token::Param => {
+pub(super) fn constant_end(t: &Tokens, i: usize) -> Option<(usize, usize)> {
+    match t.at(i)? {
+        Token::Const(..) | Token::Param if !is_sign_operator(t, i) => {
             let mut end = i + 1;
-            while at(end) == Some(Token::Cast) {
-                let past = skip_type_name(src, toks, end + 1);
-                if past == end + 1 {
-                    break;
+            if t.at(end) == Some(Token::Cast) {
+                let past = type_name_end(t, end + 1, true);
+                if past > end + 1 {
+                    end = past;
                 }
-                end = past;
             }
             Some((i, end))
         }
-        Token::Operator(s, e) if e == s + 1 && matches!(src[s], b'-' | b'+') => match at(i + 1)? {
-            Token::Const(c, _) if src[c].is_ascii_digit() || src[c] == b'.' => constant_end(src, toks, i + 1),
-            _ => None,
+        Token::Operator(..) if folding_minus(t, i) => Some((i + 1, i + 2)),
+        Token::Keyword(..) if matches!(t.known(i), TRUE | FALSE | NULL) => Some((i, i + 1)),
+        Token::Word(..) | Token::Keyword(..) => match typed_literal(t, i, false) {
+            Some(literal) => Some(literal),
+            None => cast_of_constant(t, i).map(|close| (i + 2, close + 1)),
         },
-        Token::Word(..) | Token::Keyword(..) if is_string_const(src, at(i + 1)) && is_literal_type(src, at(i)) => {
-            Some((i + 1, i + 2))
-        }
-        Token::Word(..) | Token::Keyword(..) => cast_of_constant(src, toks, i).map(|close| (i + 2, close + 1)),
         _ => None,
+    }
+}
+
+/// At `(` at `i` opening a list of constants only (`EXECUTE q(1, 'a')`): the index past `)`.
+pub(super) fn constant_list_end(t: &Tokens, i: usize) -> Option<usize> {
+    if t.at(i) != Some(Token::Punct(b'(')) {
+        return None;
+    }
+    let mut j = i + 1;
+    loop {
+        let (_, end) = constant_end(t, j)?;
+        j = end;
+        match t.at(j)? {
+            Token::Punct(b',') => j += 1,
+            Token::Punct(b')') => return Some(j + 1),
+            _ => return None,
+        }
     }
 }
 
@@ -209,10 +245,5 @@ pub(super) fn plain_quoted(src: &[u8], s: usize, e: usize) -> Option<&[u8]> {
     let (&first, rest) = inner.split_first()?;
     let plain = (first.is_ascii_lowercase() || first == b'_')
         && rest.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    (plain && !is_keyword(inner)).then_some(inner)
-}
-
-/// True when `tok` is a keyword after which a relation name follows.
-pub(super) fn precedes_relation(src: &[u8], tok: Option<Token>) -> bool {
-    ["from", "join", "update", "into", "table"].iter().any(|k| is_word(src, tok, k))
+    (plain && !crate::keywords::is_keyword(inner)).then_some(inner)
 }

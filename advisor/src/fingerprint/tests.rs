@@ -242,3 +242,175 @@ fn a_constant_offset_is_not_part_of_the_shape_however_written() {
     differ("SELECT a FROM t OFFSET x", "SELECT a FROM t");
     differ("SELECT CASE WHEN a THEN 1 END - 5 FROM t", "SELECT CASE WHEN a THEN 1 END + 5 FROM t");
 }
+
+/// Statements of the constructs the rules of docs/fingerprints.md cover, with libpg_query's
+/// fingerprint of each (pglast 8.8): the grouping to reproduce.
+const PG_QUERY_GROUPS: &[(&str, &str)] = &[
+    ("SELECT INTERVAL (0) $2", "50fde20626009aba"),
+    ("SELECT 2", "50fde20626009aba"),
+    ("SELECT date '2024-01-01'", "50fde20626009aba"),
+    ("SELECT timestamp(3) with time zone 'x'", "50fde20626009aba"),
+    ("SELECT numeric(10,2) '1.5'", "50fde20626009aba"),
+    ("SELECT interval '1' day to second", "50fde20626009aba"),
+    ("SELECT myfunc 'x'", "50fde20626009aba"),
+    ("SELECT pg_catalog.int4 '5'", "50fde20626009aba"),
+    ("SELECT timestamp with time zone 'x'::text", "069972a3728cf8f2"),
+    ("SELECT x FROM t WHERE a = -5::int", "7f86a22ad21f136d"),
+    ("SELECT x FROM t WHERE a = -$1", "7f86a22ad21f136d"),
+    ("SELECT x FROM t WHERE a = -5", "3b7cb1d319e0365f"),
+    ("SELECT x FROM t WHERE a = +5", "d3bd1958f96c2525"),
+    ("SELECT extract(doy from d) FROM t", "9563bcedd24ca916"),
+    ("SELECT extract(year from d) FROM t", "9563bcedd24ca916"),
+    ("EXECUTE q", "44ef1d2beabd53e8"),
+    ("EXECUTE q2(1, 'a', true)", "44ef1d2beabd53e8"),
+    ("EXECUTE q(x)", "4da97d4e9ced2897"),
+    ("DEALLOCATE PREPARE q", "d8a65a814fbc5f95"),
+    ("DEALLOCATE q2", "d8a65a814fbc5f95"),
+    ("FETCH NEXT FROM c", "81daee5623e71d72"),
+    ("FETCH 1 IN c2", "81daee5623e71d72"),
+    ("FETCH c", "81daee5623e71d72"),
+    ("FETCH FORWARD ALL FROM c", "177cc47209e3bb6a"),
+    ("FETCH ALL IN c", "177cc47209e3bb6a"),
+    ("FETCH PRIOR FROM c", "c1db20292effe803"),
+    ("FETCH BACKWARD 1 FROM c", "c1db20292effe803"),
+    ("CREATE TEMP TABLE a (x int)", "18759b9b2ff919d8"),
+    ("CREATE TEMPORARY TABLE b (x int)", "18759b9b2ff919d8"),
+    ("CREATE LOCAL TEMP TABLE c (x int)", "18759b9b2ff919d8"),
+    ("CREATE TABLE d (x int)", "6e8cd0d510cf2ff5"),
+    ("DROP ROLE a", "f538c9be30bdfedc"),
+    ("DROP GROUP b", "f538c9be30bdfedc"),
+    ("DROP USER IF EXISTS c", "8966c75ff804a16c"),
+    ("CREATE USER x", "8d9f10c6e24b8680"),
+    ("CREATE USER y", "8d9f10c6e24b8680"),
+    ("CREATE ROLE r WITH LOGIN", "72e32969dad50325"),
+    ("CREATE ROLE s LOGIN", "72e32969dad50325"),
+    ("GRANT SELECT ON t TO a", "f86b23019e03710a"),
+    ("GRANT SELECT ON t TO b", "f86b23019e03710a"),
+    ("GRANT SELECT ON t TO PUBLIC", "be946a827ba619be"),
+    ("ALTER TABLE t OWNER TO a", "2f9c0704252f8951"),
+    ("ALTER TABLE t OWNER TO b", "2f9c0704252f8951"),
+    ("SET SESSION AUTHORIZATION a", "532a0ea53df105d9"),
+    ("SET SESSION AUTHORIZATION b", "532a0ea53df105d9"),
+    ("SET ROLE a", "56facc463e2de425"),
+    ("SET ROLE NONE", "56facc463e2de425"),
+    ("SELECT x FROM t LIMIT ALL", "aa63ea33bec4e2c9"),
+    ("SELECT x FROM t LIMIT 5", "aa63ea33bec4e2c9"),
+    ("SELECT x FROM t", "fb21bbb7f498cf13"),
+    ("INSERT INTO t VALUES (1)", "7e11840ee96d5416"),
+    ("INSERT INTO t VALUES (1, DEFAULT)", "7e11840ee96d5416"),
+    ("INSERT INTO t VALUES (1, 2), (3, 4)", "7e11840ee96d5416"),
+    ("INSERT INTO t VALUES (now())", "7b348981c3c3085f"),
+    ("INSERT INTO t (a, b) VALUES (1, 2)", "ecffa724a4836a7b"),
+    ("INSERT INTO t (b, a) VALUES (1, 2)", "ecffa724a4836a7b"),
+    ("SELECT * FROM public.users", "267bb22fb46c39bf"),
+    ("SELECT * FROM users", "267bb22fb46c39bf"),
+    ("SELECT x FROM t GROUP BY 1", "fb21bbb7f498cf13"),
+    ("SELECT x FROM t GROUP BY x, 1", "212f600ae788b86e"),
+    ("SELECT x FROM t GROUP BY x", "212f600ae788b86e"),
+    ("SELECT a b FROM t", "2f2a6b825f662fa2"),
+    ("SELECT a FROM t", "2f2a6b825f662fa2"),
+    ("SELECT a FROM t WHERE a != 1", "8284152149ce0d18"),
+    ("SELECT a FROM t WHERE a <> 1", "8284152149ce0d18"),
+    ("SELECT * FROM t1 INNER JOIN t2 USING (a)", "e45e035dd5a2745a"),
+    ("SELECT * FROM t1 JOIN t2 USING (a)", "e45e035dd5a2745a"),
+    ("SELECT * FROM t1 LEFT OUTER JOIN t2 USING (a)", "d8c26f025437d90f"),
+    ("SELECT * FROM t1 LEFT JOIN t2 USING (a)", "d8c26f025437d90f"),
+    ("CREATE SEQUENCE s INCREMENT BY 1", "3bd13edcf681b687"),
+    ("CREATE SEQUENCE s INCREMENT BY 2", "b5b72714eb8f0689"),
+    ("ALTER TABLE t SET (fillfactor = 70)", "51d15f9fb5ad12d2"),
+    ("ALTER TABLE t SET (fillfactor = 80)", "904181f155384cd6"),
+    ("BEGIN", "b16b431979fc3e05"),
+    ("BEGIN WORK", "b16b431979fc3e05"),
+    ("COMMIT TRANSACTION", "7bbcde9cfab6c79c"),
+    ("COMMIT", "7bbcde9cfab6c79c"),
+    ("ROLLBACK TO SAVEPOINT a", "ede7bfabb934a1db"),
+    ("ROLLBACK TO b", "ede7bfabb934a1db"),
+    ("NOTIFY ch", "92f42ef7b6fa8f62"),
+    ("NOTIFY ch, 'x'", "92f42ef7b6fa8f62"),
+    ("DO $$ BEGIN END $$", "f936eab75b8c1b90"),
+    ("DO LANGUAGE plpgsql $$ BEGIN NULL; END $$", "f936eab75b8c1b90"),
+    ("CREATE FUNCTION f(a int) RETURNS int AS 'select 1' LANGUAGE sql", "af1ccbbbfac0e515"),
+    ("CREATE FUNCTION f(a int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'begin return 1; end'", "af1ccbbbfac0e515"),
+    ("CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql RETURN 1", "99994f6f4f645097"),
+    ("CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql RETURN a", "4074a49967b95178"),
+    ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "4eda03fc699fb9e7"),
+    ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "4eda03fc699fb9e7"),
+    ("SET TRANSACTION READ ONLY", "fee49076a028cdb2"),
+    ("SET TRANSACTION READ WRITE", "fee49076a028cdb2"),
+    ("SET search_path TO a", "972eb2e22f47f95c"),
+    ("SET search_path TO b, c", "972eb2e22f47f95c"),
+    ("SET search_path = default", "471d80087d54895e"),
+];
+
+#[test]
+fn groups_the_rules_constructs_as_pg_query_does() {
+    let ours: Vec<Fingerprint> = PG_QUERY_GROUPS.iter().map(|(q, _)| fingerprint(q.as_bytes()).fingerprint).collect();
+    let mut wrong = Vec::new();
+    for (i, (qi, pi)) in PG_QUERY_GROUPS.iter().enumerate() {
+        for (j, (qj, pj)) in PG_QUERY_GROUPS.iter().enumerate().skip(i + 1) {
+            if (pi == pj) != (ours[i] == ours[j]) {
+                wrong.push(format!("{qi:?} / {qj:?}: pg_query {}, pgvisor {}", pi == pj, ours[i] == ours[j]));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+proptest::proptest! {
+    /// The lexer's one-sweep check of a quoted identifier (the fast path the rewrite takes for
+    /// `"users"`) agrees with the full check, and both texts agree with the identifier written
+    /// without quotes whenever they say it means the same.
+    #[test]
+    fn plain_quoted_fast_path_agrees_with_the_full_check(name in "[a-zA-Z_0-9$\" ]{0,12}") {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        let sql = format!("SELECT {quoted} FROM t");
+        let mut lexer = Lexer::new(sql.as_bytes());
+        let _select = lexer.next();
+        let tok = lexer.next();
+        let fast = lexer.known() == Known::PLAIN_QUOTED;
+        let full = match tok {
+            Some(Token::QuotedIdent(s, e)) => rules::plain_quoted(sql.as_bytes(), s, e).is_some(),
+            _ => false,
+        };
+        proptest::prop_assert_eq!(fast, full, "{}", sql);
+        if fast {
+            let unquoted = fingerprint(format!("SELECT {name} FROM t").as_bytes());
+            let n = fingerprint(sql.as_bytes());
+            proptest::prop_assert_eq!(&n.text, &unquoted.text);
+            proptest::prop_assert_eq!(n.fingerprint, unquoted.fingerprint);
+        }
+    }
+}
+
+#[test]
+fn names_pg_query_ignores_stay_in_the_text() {
+    // Detectors read these texts: the names are left out of the hash only.
+    assert_eq!(norm("DROP ROLE IF EXISTS regress_a"), "DROP ROLE IF EXISTS regress_a");
+    assert_eq!(norm("create temporary table tmp_1 (x int)"), "CREATE TEMP TABLE tmp_1(x int)");
+    assert_eq!(norm("SELECT x FROM t LIMIT ALL"), "SELECT x FROM t LIMIT ALL");
+    assert_eq!(norm("SELECT * FROM public.users u"), "SELECT * FROM public.users u");
+    assert_eq!(norm("INSERT INTO t (b, a) VALUES (1, DEFAULT)"), "INSERT INTO t(b, a) VALUES ($1, DEFAULT)");
+    assert_eq!(norm("fetch all in c1"), "FETCH FORWARD ALL FROM _");
+    assert_eq!(norm("SELECT a FROM t WHERE a != 1"), "SELECT a FROM t WHERE a <> $1");
+    assert_eq!(norm("select count(*) n from t"), "SELECT count(*) FROM t");
+    assert_eq!(norm("CREATE SEQUENCE s INCREMENT BY 5"), "CREATE sequence s increment BY 5");
+}
+
+#[test]
+fn display_of_the_new_rules() {
+    assert_eq!(display("select timestamp with time zone '2024-01-01', +5"), "select timestamp with time zone $1, +$2");
+    assert_eq!(display("select a b from t where x = -5::int"), "select a b from t where x = -$1::int");
+    assert_eq!(display("EXECUTE q(1, 'a')"), "EXECUTE q($1, $2)");
+    assert_eq!(display("fetch next in c1"), "fetch next in c1");
+    assert_eq!(display("alter table t set (fillfactor = 70)"), "alter table t set (fillfactor = 70)");
+}
+
+#[test]
+fn deliberate_differences_stay() {
+    differ("SELECT * FROM t WHERE a = 1 AND b = 2", "SELECT * FROM t WHERE b = 2 AND a = 1");
+    differ("SELECT * FROM t WHERE a = $1", "SELECT * FROM t WHERE a IN (1, 2)");
+    differ("SELECT * FROM t WHERE a = ANY($1)", "SELECT * FROM t WHERE a = $1");
+    differ("SELECT f(1) FROM t", "SELECT f() FROM t");
+    // And a table with an alias keeps its name (pg_query keeps only the alias).
+    differ("SELECT * FROM users u", "SELECT * FROM orders u");
+}

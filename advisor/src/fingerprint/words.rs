@@ -1,0 +1,249 @@
+//! The words the rules look for, and the rules that start at a word and consume tokens:
+//! aliases, typed literals, `CAST(constant AS type)`, a constant OFFSET, `LIMIT ALL`,
+//! EXECUTE's arguments, and the clauses (target lists, GROUP BY) the rewrite tracks.
+
+use super::key::{self, Edit, KeyEdit};
+use super::rules::{cast_of_constant, constant_end, constant_list_end, type_name_end, typed_literal, Tokens};
+use super::utility::StatementKind;
+use super::writer::ListKind;
+use super::{Clause, Fingerprinter, KeywordKind, Prev};
+use crate::keywords::{known, Known};
+use crate::lexer::Token;
+
+pub(super) const AS: Known = known("as");
+pub(super) const CAST: Known = known("cast");
+pub(super) const OFFSET: Known = known("offset");
+pub(super) const LIMIT: Known = known("limit");
+pub(super) const ALL: Known = known("all");
+pub(super) const EXTRACT: Known = known("extract");
+pub(super) const EXECUTE: Known = known("execute");
+pub(super) const PREPARE: Known = known("prepare");
+pub(super) const OWNER: Known = known("owner");
+pub(super) const TO: Known = known("to");
+pub(super) const FROM: Known = known("from");
+pub(super) const JOIN: Known = known("join");
+pub(super) const UPDATE: Known = known("update");
+pub(super) const INTO: Known = known("into");
+pub(super) const TABLE: Known = known("table");
+pub(super) const SET: Known = known("set");
+pub(super) const SELECT: Known = known("select");
+pub(super) const DISTINCT: Known = known("distinct");
+pub(super) const ON: Known = known("on");
+pub(super) const GROUP: Known = known("group");
+pub(super) const BY: Known = known("by");
+pub(super) const HAVING: Known = known("having");
+pub(super) const WINDOW: Known = known("window");
+pub(super) const ORDER: Known = known("order");
+pub(super) const FETCH: Known = known("fetch");
+pub(super) const FOR: Known = known("for");
+pub(super) const UNION: Known = known("union");
+pub(super) const INTERSECT: Known = known("intersect");
+pub(super) const EXCEPT: Known = known("except");
+pub(super) const RETURNING: Known = known("returning");
+pub(super) const WHERE: Known = known("where");
+pub(super) const INNER: Known = known("inner");
+pub(super) const RETURN: Known = known("return");
+pub(super) const DO: Known = known("do");
+pub(super) const RETURNS: Known = known("returns");
+pub(super) const BEGIN: Known = known("begin");
+pub(super) const NOTIFY: Known = known("notify");
+pub(super) const SETOF: Known = known("setof");
+pub(super) const WORK: Known = known("work");
+pub(super) const TRANSACTION: Known = known("transaction");
+pub(super) const COMMIT: Known = known("commit");
+pub(super) const END: Known = known("end");
+pub(super) const ROLLBACK: Known = known("rollback");
+pub(super) const ABORT: Known = known("abort");
+pub(super) const SAVEPOINT: Known = known("savepoint");
+pub(super) const RELEASE: Known = known("release");
+pub(super) const LEVEL: Known = known("level");
+pub(super) const ISOLATION: Known = known("isolation");
+pub(super) const READ: Known = known("read");
+pub(super) const REPEATABLE: Known = known("repeatable");
+pub(super) const ONLY: Known = known("only");
+pub(super) const WRITE: Known = known("write");
+pub(super) const OUTER: Known = known("outer");
+pub(super) const RESET: Known = known("reset");
+pub(super) const WITH: Known = known("with");
+pub(super) const SESSION: Known = known("session");
+pub(super) const LOCAL: Known = known("local");
+pub(super) const ROLE: Known = known("role");
+pub(super) const AUTHORIZATION: Known = known("authorization");
+pub(super) const DEFAULT: Known = known("default");
+pub(super) const TRUE: Known = known("true");
+pub(super) const FALSE: Known = known("false");
+pub(super) const NULL: Known = known("null");
+
+impl Fingerprinter {
+    /// Rules that start at a word and consume tokens: aliases, typed literals, `CAST(constant AS
+    /// type)`, a constant OFFSET, `LIMIT ALL`, EXECUTE's constant arguments. Returns the index
+    /// of the next token when one applied.
+    pub(super) fn word_rules(&mut self, t: &Tokens, i: usize, kind: StatementKind, prev: &mut Prev) -> Option<usize> {
+        let sql = t.src;
+        let k = t.known(i);
+        let next_const = matches!(t.at(i + 1), Some(Token::Const(..)))
+            || (t.at(i + 1) == Some(Token::Punct(b'.')) && matches!(t.at(i + 3), Some(Token::Const(..))));
+        if !k.is_keyword() && !k.is_literal_type() && !next_const {
+            // An identifier no rule starts at: the common case.
+            return None;
+        }
+        if k == AS && t.is_name(i + 1) && self.stack.last().is_none_or(|o| o.kind != ListKind::Cast) {
+            // Column and table aliases are not part of the shape.
+            self.show(t, i, i + 2);
+            return Some(i + 2);
+        }
+        let operand = matches!(*prev, Prev::Operator | Prev::Open | Prev::Comma | Prev::Keyword(_))
+            && *prev != Prev::Keyword(KeywordKind::Operand);
+        let maybe_literal = k.is_literal_type() || next_const;
+        if let Some((c, end)) =
+            maybe_literal.then(|| typed_literal(t, i, kind == StatementKind::Query && operand)).flatten()
+        {
+            // `DATE '2024-01-01'` is a constant, like `'2024-01-01'::date`.
+            self.show(t, i, c);
+            *prev = self.constant(t, c, *prev);
+            self.show(t, c + 1, end);
+            return Some(end);
+        }
+        if k == CAST {
+            let close = cast_of_constant(t, i)?;
+            // `CAST(5 AS int)` is the constant, like `5::int`.
+            self.show(t, i, i + 2);
+            *prev = self.constant(t, i + 2, *prev);
+            self.show(t, i + 3, close + 1);
+            return Some(close + 1);
+        }
+        if k == OFFSET {
+            let (constant, end) = constant_end(t, i + 1)?;
+            // A constant OFFSET, cast or not, is not part of the shape (pg_query).
+            self.show(t, i, constant);
+            match t.toks[constant] {
+                Token::Const(s, e) => {
+                    self.constants.push((s, e));
+                    self.display.constant(sql, t.spans[constant]);
+                }
+                _ => self.display.token(sql, t.spans[constant]),
+            }
+            self.show(t, constant + 1, end);
+            return Some(end);
+        }
+        if k == LIMIT && t.is(i + 1, ALL) {
+            // `LIMIT ALL` is `LIMIT` of a constant (pg_query); the text keeps ALL for the detectors.
+            *prev = self.push(sql, t.toks[i], t.spans[i], *prev);
+            let before = self.out.len();
+            *prev = self.push(sql, t.toks[i + 1], t.spans[i + 1], *prev);
+            self.params += 1;
+            self.unhashed(before, Edit::Param(self.params));
+            return Some(i + 2);
+        }
+        if k == EXECUTE && t.is_name(i + 1) {
+            // EXECUTE's name and constant arguments are not part of the shape.
+            *prev = self.push(sql, t.toks[i], t.spans[i], *prev);
+            self.display.token(sql, t.spans[i + 1]);
+            *prev = self.anonymous(*prev);
+            let Some(end) = constant_list_end(t, i + 2) else { return Some(i + 2) };
+            for j in i + 2..end {
+                match t.toks[j] {
+                    Token::Const(s, e) => {
+                        self.constants.push((s, e));
+                        self.display.constant(sql, t.spans[j]);
+                    }
+                    _ => self.display.token(sql, t.spans[j]),
+                }
+            }
+            return Some(end);
+        }
+        None
+    }
+
+    /// Closes a target list or GROUP BY clause at the current end of the output.
+    pub(super) fn end_clause(&mut self, clause: Clause) {
+        let end = self.out.len();
+        let Some(list) = self.out.get(clause.start..end) else { return };
+        if clause.group_by
+            && key::items(list.get(key::GROUP_BY.len()..).unwrap_or_default()).iter().any(|i| key::is_placeholder(i))
+        {
+            self.key.push(KeyEdit { start: clause.start, end, edit: Edit::GroupBy });
+        }
+        // pg_query also reads a target list as a set (`SELECT a, b` is `SELECT b, a`); sorting
+        // every query's target list costs more than the rare reordered pair is worth.
+    }
+
+    /// Writes the constant token at `c` and records it.
+    pub(super) fn constant(&mut self, t: &Tokens, c: usize, prev: Prev) -> Prev {
+        if let Token::Const(s, e) = t.toks[c] {
+            self.constants.push((s, e));
+        }
+        self.push(t.src, t.toks[c], t.spans[c], prev)
+    }
+
+    /// At `::` at `i` after a constant: shows the cast and returns the index past its type name.
+    pub(super) fn skip_cast(&mut self, t: &Tokens, i: usize) -> Option<usize> {
+        if t.at(i) != Some(Token::Cast) {
+            return None;
+        }
+        let j = type_name_end(t, i + 1, true);
+        if j == i + 1 {
+            return None;
+        }
+        self.show(t, i, j);
+        Some(j)
+    }
+}
+
+/// True when the bracket depth is `depth`.
+pub(super) fn depth_is(f: &Fingerprinter, depth: usize) -> bool {
+    f.stack.len() == depth
+}
+
+/// At the type after a function's RETURNS starting at `i` (`int`, `SETOF t`, `TABLE (a int)`):
+/// the index of the first option after it.
+pub(super) fn function_options(t: &Tokens, mut i: usize) -> usize {
+    if t.is(i, SETOF) {
+        i += 1;
+    }
+    if t.is(i, TABLE) && t.at(i + 1) == Some(Token::Punct(b'(')) {
+        let mut depth = 0usize;
+        while let Some(tok) = t.at(i) {
+            i += 1;
+            match tok {
+                Token::Punct(b'(') => depth += 1,
+                Token::Punct(b')') => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        return i;
+    }
+    type_name_end(t, i, true)
+}
+
+/// True when the token at `i` ends a target list (`group_by` false) or a GROUP BY clause open at
+/// the current depth.
+pub(super) fn ends_clause(t: &Tokens, i: usize, group_by: bool) -> bool {
+    match t.toks[i] {
+        Token::Punct(b')' | b';') => true,
+        Token::Keyword(..) => match t.known[i] {
+            HAVING | WINDOW | ORDER | LIMIT | OFFSET | FETCH | FOR | UNION | INTERSECT | EXCEPT | RETURNING => true,
+            FROM | INTO | WHERE | GROUP => !group_by,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// True when the name at `i` is a column alias written without AS: a name right after a whole
+/// item of a target list and before the end of the item.
+pub(super) fn is_column_alias(t: &Tokens, i: usize, prev: Prev) -> bool {
+    let name = match t.toks[i] {
+        Token::Word(..) => t.known[i] == Known::NONE,
+        Token::QuotedIdent(..) => true,
+        _ => false,
+    };
+    name && matches!(prev, Prev::Word | Prev::Operand | Prev::Close)
+        && !t.known(i.wrapping_sub(1)).is_literal_type()
+        && (t.at(i + 1).is_none() || t.at(i + 1) == Some(Token::Punct(b',')) || ends_clause(t, i + 1, false))
+}
