@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod advice;
+pub mod capture;
 pub mod detect;
 pub mod engine;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod observer;
 pub mod orm;
 pub mod scopes;
 pub mod sessions;
+pub mod sql_shape;
 pub mod stats;
 pub mod sync;
 pub mod tags;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::capture::{Params, ResultDigest};
 use crate::fingerprint::Fingerprint;
-use crate::observer::capture::{Params, ResultDigest};
 use crate::orm::OrmStyle;
 use crate::sessions::SessionIdentity;
 use crate::tags::Tags;
@@ -62,16 +62,16 @@ pub struct Statement {
 /// the statement is first seen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Shape {
-    /// It only reads ([`crate::detect::sql_shape::is_read`]): it may be an N+1 child or parent.
+    /// It only reads ([`crate::sql_shape::is_read`]): it may be an N+1 child or parent.
     pub read: bool,
-    /// It names a table ([`crate::detect::sql_shape::has_table`]).
+    /// It names a table ([`crate::sql_shape::has_table`]).
     pub has_table: bool,
 }
 
 impl Shape {
     /// The shape of a normalised text.
     pub fn of(text: &str) -> Self {
-        Self { read: crate::detect::sql_shape::is_read(text), has_table: crate::detect::sql_shape::has_table(text) }
+        Self { read: crate::sql_shape::is_read(text), has_table: crate::sql_shape::has_table(text) }
     }
 }
 

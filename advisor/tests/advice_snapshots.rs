@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use advisor::advice::{CallerLinks, Finding, Kind, Occurrence};
-use advisor::detect::ddl::{DdlWatch, Executed};
+use advisor::capture::{text_key, Params};
 use advisor::detect::deadlock;
 use advisor::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
 use advisor::detect::lock_contention::{self, BlockingReport};
+use advisor::detect::lock_hazard_ddl::{DdlWatch, Executed};
 use advisor::detect::missing_index::{self, IndexCandidate, SeqScan};
 use advisor::detect::n_plus_one::{BurstWatch, Execution, NPlusOneConfig, NPlusOneDetector, ResultDigest};
 use advisor::detect::repeated_query::{RepeatedQueryConfig, RepeatedQueryDetector};
@@ -30,7 +31,6 @@ use advisor::detect::transactions::{session_label, TransactionThresholds, Transa
 use advisor::detect::unbounded_result::{self, UnboundedResultConfig};
 use advisor::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use advisor::events::{Caller, SessionOrigin, SqlState, Statement, StatementEvent};
-use advisor::observer::capture::{text_key, Params};
 use advisor::orm::OrmStyle;
 use advisor::sessions::{SessionActivity, SessionIdentity, SessionState};
 use advisor::stats::QueryStats;

@@ -9,26 +9,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use advisor::advice::Occurrence;
-use advisor::detect::ddl::{classify, DdlWatch, Executed};
+use advisor::capture::{literal_value, text_key, value_text, Params, ResultFormats, MAX_SAMPLED_COLUMNS};
 use advisor::detect::deadlock;
 use advisor::detect::error_spike::{ErrorSpikeConfig, ErrorSpikeWatch};
 use advisor::detect::lock_contention::{self, BlockingReport};
+use advisor::detect::lock_hazard_ddl::{classify, DdlWatch, Executed};
 use advisor::detect::missing_index::{self, IndexCandidate, SeqScan};
 use advisor::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector, ResultDigest};
 use advisor::detect::repeated_query::{RepeatedQueryConfig, RepeatedQueryDetector};
+use advisor::detect::select_star;
 use advisor::detect::session_checks::FinishedStatement;
 use advisor::detect::transactions::{TransactionThresholds, TransactionWatch};
 use advisor::detect::unbounded_result::{self, UnboundedResultConfig};
 use advisor::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
-use advisor::detect::{select_star, sql_shape};
 use advisor::events::SessionOrigin;
 use advisor::events::{SqlState, Statement, StatementEvent};
 use advisor::fingerprint::{Fingerprint, Fingerprinter};
 use advisor::keywords::is_keyword;
 use advisor::lexer::{split_statements, Lexer, Token};
-use advisor::observer::capture::{literal_value, text_key, value_text, Params, ResultFormats, MAX_SAMPLED_COLUMNS};
 use advisor::orm::OrmStyle;
 use advisor::sessions::{SessionActivity, SessionIdentity, SessionState};
+use advisor::sql_shape;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use protocol::frontend::Format;
@@ -542,7 +543,7 @@ proptest! {
         let _ = literal_value(&bytes);
         for format in [Format::Text, Format::Binary] {
             if value_text(&bytes, format).is_some() {
-                prop_assert!(bytes.len() <= advisor::observer::capture::MAX_VALUE);
+                prop_assert!(bytes.len() <= advisor::capture::MAX_VALUE);
             }
         }
         let formats = ResultFormats::from_codes(&codes);

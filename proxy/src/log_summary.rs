@@ -3,20 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use advisor::engine::Advisor;
 use advisor::stats::SortBy;
 use tracing::info;
 
 use crate::counters::ProxyCounters;
-use crate::net::shared::Shared;
 
 /// Logs a summary every `interval` while there was traffic since the last one.
-pub async fn log_periodically(shared: Arc<Shared>, interval: Duration) {
+pub async fn log_periodically(advisor: Arc<Advisor>, counters: Arc<ProxyCounters>, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.tick().await;
     let mut last = 0;
     loop {
         ticker.tick().await;
-        let advisor = &shared.advisor;
         let recorded = advisor.stats.recorded();
         if recorded == last {
             continue;
@@ -28,7 +27,7 @@ pub async fn log_periodically(shared: Arc<Shared>, interval: Duration) {
             .unwrap_or_default();
         info!(
             statements = recorded - last,
-            sessions = ProxyCounters::get(&shared.stats.connections_active),
+            sessions = ProxyCounters::get(&counters.connections_active),
             fingerprints = advisor.stats.len(),
             dropped_events = advisor.events.dropped(),
             top_fingerprint = %top_fp,

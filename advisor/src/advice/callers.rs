@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::Finding;
-use crate::events::Caller;
+use crate::model::Caller;
 use crate::tags::TRACE_KEYS;
 
 /// Trace ids kept per finding.

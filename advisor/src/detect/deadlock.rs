@@ -5,9 +5,9 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::sql_shape;
 use crate::model::session_label;
 use crate::sessions::{SessionActivity, SessionIdentity};
+use crate::sql_shape;
 
 /// The backend pids a deadlock DETAIL names ("Process 123 waits for ...; blocked by process 456."),
 /// in order of first mention.

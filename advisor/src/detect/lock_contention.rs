@@ -12,11 +12,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::sql_shape;
 use crate::detect::transactions::session_evidence;
 use crate::model::session_label;
 pub use crate::model::BlockingReport;
 use crate::sessions::{SessionActivity, SessionIdentity, SessionState};
+use crate::sql_shape;
 pub use watch::{InspectRequest, LockWatch};
 
 /// Builds the finding for a waiter. `waited` is the wait so far, or the final wait when the

@@ -15,10 +15,10 @@ use serde_json::{json, Value};
 pub use classify::{classify, Ddl, Hazard, TableLock};
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::sql_shape;
 use crate::fingerprint::Fingerprint;
 use crate::model::{session_label, BlockingReport, Statement, StatementEvent};
 use crate::sessions::{SessionActivity, SessionIdentity, SessionState};
+use crate::sql_shape;
 
 /// A table counts as in use when another session touched it this recently.
 pub const RECENT_USE: Duration = Duration::from_secs(5 * 60);

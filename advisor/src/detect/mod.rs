@@ -11,13 +11,6 @@ pub mod repeated_query;
 pub mod select_star;
 pub mod session_checks;
 pub mod slow_query;
-pub mod sql_shape;
 pub mod transactions;
 pub mod unbounded_result;
 pub mod unparameterized;
-
-/// The former name of [`lock_hazard_ddl`]: `advisor/tests/text_properties.rs`,
-/// `advisor/tests/advice_snapshots.rs` and `fuzz/fuzz_targets/sql_text.rs` still import it from
-/// here. Remove it once they name `lock_hazard_ddl`.
-#[doc(hidden)]
-pub use lock_hazard_ddl as ddl;

@@ -9,9 +9,9 @@
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::sql_shape;
 use crate::detect::unbounded_result::top_level;
 use crate::model::FinishedStatement;
+use crate::sql_shape;
 
 /// Thresholds (`--select-star-row-bytes`, `--select-star-columns`).
 #[derive(Debug, Clone)]

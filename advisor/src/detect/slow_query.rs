@@ -17,9 +17,9 @@ use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
 use crate::detect::lock_contention::truncate;
-use crate::detect::sql_shape;
 use crate::events::StatementEvent;
 use crate::fingerprint::Fingerprint;
+use crate::sql_shape;
 use crate::stats::{FingerprintStats, QueryStats};
 
 /// Thresholds (`--slow`, `--slow-min-calls`, `--slow-once`).

@@ -8,8 +8,8 @@
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::sql_shape;
 use crate::model::FinishedStatement;
+use crate::sql_shape;
 
 /// Thresholds (`--unbounded-rows`, `--unbounded-bytes`).
 #[derive(Debug, Clone)]

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use protocol::frontend::{Bind, Execute, Parse, Target};
 
-use super::capture::{bind_param_texts, bind_params, Params, ResultFormats};
 use super::{remember, Pending, Portal, Run, SessionObserver};
+use crate::capture::{bind_param_texts, bind_params, Params, ResultFormats};
 use crate::events::Statement;
 
 impl SessionObserver {

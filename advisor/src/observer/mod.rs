@@ -6,7 +6,6 @@
 //! each request will be answered with is enough to pair them, for simple, extended and
 //! pipelined use.
 
-pub mod capture;
 mod clock;
 mod extended;
 
@@ -23,6 +22,7 @@ use protocol::backend::{
 use protocol::frontend::{Query, Target};
 use protocol::{BackendTag, FrontendTag, ScannedMessage};
 
+use crate::capture::{self, literal_value, text_key, Params, ResultFormats, ResultSample, MAX_PARAMS};
 use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
 use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
 use crate::detect::transactions::session_label;
@@ -33,7 +33,6 @@ use crate::orm::OrmStyle;
 use crate::sessions::{SessionEntry, SessionState};
 use crate::sync::lock;
 use crate::tags::Tags;
-use capture::{literal_value, text_key, Params, ResultFormats, ResultSample, MAX_PARAMS};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 pub const MAX_PENDING: usize = 10_000;

@@ -40,7 +40,7 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 20, value_parser = count::<usize>(1, usize::MAX as u64, ""), allow_negative_numbers = true)]
     pub limit: usize,
     /// Only queries run with this tag, KEY:VALUE (route:/users/:id, application_name:shop-web).
-    #[arg(long, value_name = "KEY:VALUE", value_parser = crate::cli::report::parse_tag)]
+    #[arg(long, value_name = "KEY:VALUE", value_parser = values::parse_tag)]
     pub tag: Option<String>,
 }
 

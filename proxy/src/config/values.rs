@@ -150,6 +150,14 @@ pub fn parse_fingerprint_arg(s: &str) -> Result<Fingerprint, String> {
         .ok_or_else(|| format!("expected a fingerprint of 16 hex digits such as 52867f37ae911b51, got {s:?}"))
 }
 
+/// Checks a `--tag` value: `key:value`, split at the first colon as the API does.
+pub fn parse_tag(s: &str) -> Result<String, String> {
+    match s.split_once(':') {
+        Some((key, _)) if !key.trim().is_empty() => Ok(s.to_string()),
+        _ => Err(format!("expected KEY:VALUE such as route:/users/:id, got {s:?}")),
+    }
+}
+
 /// What was wrong with a value clap refused, as pgvisor's own parsers say it (`expected a
 /// duration such as ..., got "fast"`), or `None` for errors about something other than a value.
 pub fn value_error_reason(e: &clap::Error) -> Option<String> {
@@ -169,6 +177,14 @@ pub fn value_error_reason(e: &clap::Error) -> Option<String> {
 mod tests {
     use super::*;
     use crate::config::UpstreamAddr;
+
+    #[test]
+    fn tag_filters_are_key_colon_value() {
+        assert_eq!(parse_tag("route:/users/:id").unwrap(), "route:/users/:id");
+        assert_eq!(parse_tag("job:").unwrap(), "job:");
+        assert!(parse_tag("route").unwrap_err().contains("KEY:VALUE"));
+        assert!(parse_tag(":x").is_err());
+    }
 
     #[test]
     fn upstream_addresses() {

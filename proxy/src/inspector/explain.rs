@@ -34,8 +34,8 @@
 use advisor::detect::missing_index::{
     filter_columns, seq_scans, total_cost, IndexCandidate, MissingIndexConfig, SeqScan,
 };
-use advisor::detect::sql_shape;
 use advisor::events::{ExplainSample, PlanOutcome, SkipReason};
+use advisor::sql_shape;
 use serde_json::Value;
 use tokio_postgres::Client;
 

@@ -306,8 +306,13 @@ impl Proxy {
         let engine = EngineThread::start(engine, self.events);
         let admin_stopper = self.admin.as_ref().map(|a| a.stopper());
         let admin = self.admin.map(|a| tokio::spawn(a.serve()));
-        let summary = (!self.summary_interval.is_zero())
-            .then(|| tokio::spawn(crate::log_summary::log_periodically(self.shared.clone(), self.summary_interval)));
+        let summary = (!self.summary_interval.is_zero()).then(|| {
+            tokio::spawn(crate::log_summary::log_periodically(
+                self.shared.advisor.clone(),
+                self.shared.stats.clone(),
+                self.summary_interval,
+            ))
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

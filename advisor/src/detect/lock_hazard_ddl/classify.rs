@@ -1,7 +1,7 @@
 //! Reading a normalised DDL statement: which table it locks, how strongly, and which of the
 //! well-known migration hazards it contains (the ones squawk lints for before a migration runs).
 
-use crate::detect::sql_shape;
+use crate::sql_shape;
 
 /// A way a DDL statement holds a strong lock for longer than a catalog update, or breaks the
 /// queries of the application running beside it.

@@ -364,8 +364,8 @@ fn since(earlier: SystemTime, later: SystemTime) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::{text_key, Params};
     use crate::events::{SessionOrigin, Statement};
-    use crate::observer::capture::{text_key, Params};
 
     struct Feed {
         watch: BurstWatch,

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::advice::{Finding, Occurrence};
+use crate::capture::Params;
+pub use crate::capture::ResultDigest;
 use crate::events::Statement;
 use crate::fingerprint::Fingerprint;
-use crate::observer::capture::Params;
-pub use crate::observer::capture::ResultDigest;
 use crate::orm::OrmStyle;
 pub use burst_watch::BurstWatch;
 use report::{Burst as Described, Proof};
@@ -271,7 +271,7 @@ mod tests {
             let rows = column.map_or(0, |(_, values)| values.len() as u64);
             let result = column
                 .map(|(name, values)| {
-                    let keys = values.iter().map(|v| crate::observer::capture::text_key(v.as_bytes())).collect();
+                    let keys = values.iter().map(|v| crate::capture::text_key(v.as_bytes())).collect();
                     ResultDigest::new(vec![Some(Arc::from(name))].into(), [keys])
                 })
                 .unwrap_or_default();

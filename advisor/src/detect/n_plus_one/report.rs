@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::ResultDigest;
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::detect::sql_shape;
 use crate::events::Statement;
 use crate::orm::OrmStyle;
+use crate::sql_shape;
 
 /// How the children were tied to their parent.
 pub(crate) enum Proof<'a> {
