@@ -19,7 +19,6 @@ use crate::detect::slow_query::{self, SlowQueryConfig, SlowQueryWatch};
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use crate::events::{self, Caller, Event, EventSender, ExplainSample, PlanOutcome};
-use crate::fingerprint::Fingerprint;
 use crate::health::{AnalysisHealth, Stage};
 use crate::scopes::{ScopeConfig, ScopeStats};
 use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry};
@@ -152,6 +151,16 @@ enum Request {
     Reset(oneshot::Sender<()>),
 }
 
+/// What became of a request to the engine.
+enum Answer {
+    /// Applied.
+    Done,
+    /// Not confirmed within [`FLUSH_WAIT`]; it may still be applied.
+    Late,
+    /// No engine runs to take it.
+    NoEngine,
+}
+
 /// Longest an API request waits for the engine to apply what is queued.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 /// Longest an API request waits for sessions to finish observing bytes already forwarded.
@@ -198,22 +207,36 @@ impl Advisor {
     /// (as [`Self::caught_up`]), then forgotten with the rest: the engine does both in its own
     /// order, so a statement queued before the reset is never counted after it. Without a running
     /// engine (tests), it clears at once.
-    pub async fn reset(&self) {
+    ///
+    /// Returns false when the engine did not confirm within [`FLUSH_WAIT`] (it is far behind):
+    /// the reset then happens when the engine gets to it.
+    pub async fn reset(&self) -> bool {
         self.sessions.wait_observed(OBSERVE_WAIT).await;
-        if !self.ask(Request::Reset).await {
-            self.forget();
+        match self.ask(Request::Reset).await {
+            Answer::Done => true,
+            Answer::Late => false,
+            Answer::NoEngine => {
+                self.forget();
+                true
+            }
         }
     }
 
-    /// Sends the engine `request` and waits (at most [`FLUSH_WAIT`]) for its answer; false when
-    /// no engine runs to take it.
-    async fn ask(&self, request: impl FnOnce(oneshot::Sender<()>) -> Request) -> bool {
+    /// Sends the engine `request` and waits for its answer, at most [`FLUSH_WAIT`] in all (a
+    /// full request queue included).
+    async fn ask(&self, request: impl FnOnce(oneshot::Sender<()>) -> Request) -> Answer {
         let (tx, rx) = oneshot::channel();
-        if self.requests.send(request(tx)).await.is_err() {
-            return false;
-        }
-        let _ = tokio::time::timeout(FLUSH_WAIT, rx).await;
-        true
+        let asked = async {
+            if self.requests.send(request(tx)).await.is_err() {
+                return Answer::NoEngine;
+            }
+            match rx.await {
+                Ok(()) => Answer::Done,
+                // The engine dropped the request unanswered: it stopped.
+                Err(_) => Answer::NoEngine,
+            }
+        };
+        tokio::time::timeout(FLUSH_WAIT, asked).await.unwrap_or(Answer::Late)
     }
 
     fn forget(&self) {
@@ -230,8 +253,9 @@ impl Advisor {
 #[derive(Default)]
 struct ExplainBudget {
     sender: Option<mpsc::Sender<ExplainSample>>,
-    /// Per fingerprint: the earliest time it may be offered again.
-    not_before: HashMap<Fingerprint, std::time::Instant>,
+    /// Per normalised text ([`crate::model::text_key`]): the earliest time it may be offered
+    /// again. Not per fingerprint, which may stand for the same query on another schema.
+    not_before: HashMap<u64, std::time::Instant>,
 }
 
 impl ExplainBudget {
@@ -243,9 +267,9 @@ impl ExplainBudget {
 
     fn offer(&mut self, sample: ExplainSample) {
         let Some(sender) = &self.sender else { return };
-        let fp = sample.statement.fingerprint;
+        let key = sample.statement.text_key;
         let now = std::time::Instant::now();
-        if self.not_before.get(&fp).is_some_and(|t| *t > now) {
+        if self.not_before.get(&key).is_some_and(|t| *t > now) {
             return;
         }
         if self.not_before.len() >= Self::REMEMBERED {
@@ -253,17 +277,17 @@ impl ExplainBudget {
         }
         // A full queue drops the offer; the fingerprint is offered again by its next slow run.
         if sender.try_send(sample).is_ok() {
-            self.not_before.insert(fp, now + Self::ANSWER_WITHIN);
+            self.not_before.insert(key, now + Self::ANSWER_WITHIN);
         }
     }
 
-    /// The Inspector answered about `fp`.
-    fn answered(&mut self, fp: Fingerprint, outcome: &PlanOutcome) {
+    /// The Inspector answered about the statement whose normalised text is `statement`.
+    fn answered(&mut self, statement: &str, outcome: &PlanOutcome) {
         let pause = match outcome {
             PlanOutcome::Explained(_) | PlanOutcome::Skipped(_) => Self::AGAIN_AFTER,
             PlanOutcome::Failed(_) => Self::RETRY_AFTER,
         };
-        self.not_before.insert(fp, std::time::Instant::now() + pause);
+        self.not_before.insert(crate::model::text_key(statement), std::time::Instant::now() + pause);
     }
 }
 
@@ -407,7 +431,7 @@ impl Engine {
             }
             Event::ExplainCandidate(sample) => self.explain.offer(sample),
             Event::Plan { fingerprint, statement, outcome } => {
-                self.explain.answered(fingerprint, &outcome);
+                self.explain.answered(&statement, &outcome);
                 let mean_ms = self.advisor.stats.get(fingerprint).map(|s| s.mean_us() / 1000.0);
                 if let PlanOutcome::Explained(candidates) = outcome {
                     for c in candidates {
@@ -455,7 +479,10 @@ impl Engine {
         for f in waits {
             self.record(f);
         }
-        self.ddl.retain_sessions(|id| sessions.iter().any(|(i, _)| i.id == id));
+        // Asked of the registry, not of `sessions`: a session that opened after that snapshot may
+        // already have statements applied (a SET lock_timeout) that must not be forgotten.
+        let registry = &self.advisor.sessions;
+        self.ddl.retain_sessions(|id| registry.contains(id));
         self.advisor.advice.flush();
         self.show_updates();
     }
@@ -563,20 +590,25 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         let mut budget = ExplainBudget { sender: Some(tx), not_before: HashMap::new() };
         let s = sample("select * from t where a = 1");
-        let fp = s.statement.fingerprint;
         budget.offer(s.clone());
         budget.offer(s.clone());
         assert_eq!(queued(&mut rx), 1, "in flight: not offered twice");
+        // The same query on another schema has the same fingerprint, and its own plan.
+        let other = sample("select * from tenant_b.t where a = 1");
+        assert_eq!(other.statement.fingerprint, s.statement.fingerprint);
+        budget.offer(other);
+        assert_eq!(queued(&mut rx), 1, "another schema's text is explained too");
 
-        budget.answered(fp, &PlanOutcome::Failed("the Inspector is down".into()));
-        let wait = budget.not_before[&fp].saturating_duration_since(std::time::Instant::now());
+        let key = s.statement.text_key;
+        budget.answered(&s.statement.text, &PlanOutcome::Failed("the Inspector is down".into()));
+        let wait = budget.not_before[&key].saturating_duration_since(std::time::Instant::now());
         assert!(wait <= ExplainBudget::RETRY_AFTER, "a failure is retried after {wait:?}, not ten minutes");
-        budget.not_before.insert(fp, std::time::Instant::now());
+        budget.not_before.insert(key, std::time::Instant::now());
         budget.offer(s.clone());
         assert_eq!(queued(&mut rx), 1, "offered again once the pause is over");
 
         for outcome in [PlanOutcome::Explained(Vec::new()), PlanOutcome::Skipped(SkipReason::RoleNotAssumable)] {
-            budget.answered(fp, &outcome);
+            budget.answered(&s.statement.text, &outcome);
             budget.offer(s.clone());
             assert_eq!(queued(&mut rx), 0, "{outcome:?}: not asked again for ten minutes");
         }

@@ -56,6 +56,15 @@ pub struct Statement {
     pub tags: Option<Arc<Tags>>,
     /// What the detectors ask of its text on every execution, read once.
     pub shape: Shape,
+    /// A hash of its normalised text ([`text_key`]): statements that share a fingerprint but not
+    /// a text (another schema, `LIMIT ALL` against `LIMIT 5`) are apart where that matters, in
+    /// what is EXPLAINed and in what counts as the same query repeated.
+    pub text_key: u64,
+}
+
+/// The key of a normalised text (see [`Statement::text_key`]).
+pub fn text_key(text: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }
 
 /// What the detectors ask of a statement's normalised text on every execution, read once when
@@ -84,8 +93,8 @@ impl Statement {
         style: OrmStyle,
         tags: Option<Arc<Tags>>,
     ) -> Self {
-        let shape = Shape::of(&text);
-        Self { fingerprint, text, display, style, tags, shape }
+        let (shape, text_key) = (Shape::of(&text), text_key(&text));
+        Self { fingerprint, text, display, style, tags, shape, text_key }
     }
 }
 

@@ -352,6 +352,11 @@ impl SessionRegistry {
         all
     }
 
+    /// True while session `id` is open (the registry's map only: no slot is read).
+    pub fn contains(&self, id: u64) -> bool {
+        self.sessions.contains_key(&id)
+    }
+
     /// A copy of live session `id` as published.
     pub fn get(&self, id: u64) -> Option<(SessionIdentity, SessionActivity)> {
         let entry = self.sessions.get(&id)?.value().clone();

@@ -4,12 +4,13 @@
 //! machine is doing. See docs/performance.md.
 //!
 //!   cargo build --release -p pgvisor-bench --example observer_loop
-//!   valgrind --tool=callgrind target/release/examples/observer_loop 20000   (minus the run with 0)
+//!   valgrind --tool=callgrind target/release/examples/observer_loop 5000 [tpcb]   (minus N = 0)
 //!
-//! Each transaction is the messages libpq sends and PostgreSQL answers for
-//! `SELECT abalance FROM pgbench_accounts WHERE aid = $1`: Bind, Describe, Execute and Sync,
-//! then BindComplete, RowDescription, DataRow, CommandComplete and ReadyForQuery. The relay
-//! hands the observer two chunks per transaction, one a direction.
+//! Each statement is the messages libpq sends and PostgreSQL answers: Bind, Describe, Execute
+//! and Sync, then BindComplete, RowDescription and DataRow (or NoData), CommandComplete and
+//! ReadyForQuery, handed to the observer in two chunks, one a direction as the relay does. The
+//! transaction is `pgbench -S`'s one select, or with `tpcb` the seven statements of pgbench's
+//! default TPC-B-like script.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -18,8 +19,6 @@ use advisor::engine::{Advisor, AdvisorConfig, Engine};
 use advisor::observer::SessionObserver;
 use advisor::sessions::SessionIdentity;
 use protocol::ScannedMessage;
-
-const SQL: &[u8] = b"SELECT abalance FROM pgbench_accounts WHERE aid = $1;";
 
 fn cstr(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
@@ -34,22 +33,65 @@ fn i32be(out: &mut Vec<u8>, v: i32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
-/// The Bind of one transaction: statement `P0_1`, one text parameter.
-fn bind(aid: u32) -> Vec<u8> {
+/// One extended-protocol statement of a transaction, as pgbench runs it.
+struct Step {
+    /// Its Bind messages, one used per transaction in turn (parameters vary).
+    binds: Vec<Vec<u8>>,
+    /// Its RowDescription when it returns rows (else NoData answers the Describe).
+    columns: Option<Vec<u8>>,
+    /// Its DataRow.
+    row: Vec<u8>,
+    /// CommandComplete's tag.
+    tag: &'static [u8],
+    /// ReadyForQuery's status after it.
+    status: u8,
+}
+
+/// `pgbench -S`: the one select-only statement.
+const SELECT_ONLY: &[(&str, usize, bool, &str, u8)] =
+    &[("SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 1, true, "SELECT 1", b'I')];
+
+/// pgbench's built-in TPC-B-like script, each command a statement of its own.
+const TPCB: &[(&str, usize, bool, &str, u8)] = &[
+    ("BEGIN;", 0, false, "BEGIN", b'T'),
+    ("UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;", 2, false, "UPDATE 1", b'T'),
+    ("SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 1, true, "SELECT 1", b'T'),
+    ("UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2;", 2, false, "UPDATE 1", b'T'),
+    ("UPDATE pgbench_branches SET bbalance = bbalance + $1 WHERE bid = $2;", 2, false, "UPDATE 1", b'T'),
+    (
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP);",
+        4,
+        false,
+        "INSERT 0 1",
+        b'T',
+    ),
+    ("END;", 0, false, "COMMIT", b'I'),
+];
+
+/// The Bind of statement `name` with `params` text parameters drawn from `seed`.
+fn bind(name: &str, params: usize, seed: &mut u32) -> Vec<u8> {
     let mut b = Vec::new();
     cstr(&mut b, b"");
-    cstr(&mut b, b"P0_1");
+    cstr(&mut b, name.as_bytes());
     i16be(&mut b, 0);
-    i16be(&mut b, 1);
-    let value = aid.to_string();
-    i32be(&mut b, value.len() as i32);
-    b.extend_from_slice(value.as_bytes());
+    i16be(&mut b, params as i16);
+    for _ in 0..params {
+        *seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345) % 1_000_000 + 1;
+        let value = seed.to_string();
+        i32be(&mut b, value.len() as i32);
+        b.extend_from_slice(value.as_bytes());
+    }
     i16be(&mut b, 0);
     b
 }
 
 fn main() {
-    let n: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let args: Vec<String> = std::env::args().collect();
+    let n: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let script = match args.get(2).map(String::as_str) {
+        Some("tpcb") => TPCB,
+        _ => SELECT_ONLY,
+    };
     let config = AdvisorConfig::default();
     let n_plus_one = config.n_plus_one.clone();
     let checks = config.session_checks.clone();
@@ -67,12 +109,12 @@ fn main() {
     let mut observer = SessionObserver::new(1, entry, events, n_plus_one).with_checks(checks);
     let mut engine = Engine::new(advisor.clone(), Box::new(|_: &advisor::advice::Advice| {}), None);
 
-    let mut parse = Vec::new();
-    cstr(&mut parse, b"P0_1");
-    cstr(&mut parse, SQL);
-    i16be(&mut parse, 0);
-    let describe = b"P\0".to_vec();
-    let execute = [0u8, 0, 0, 0, 0].to_vec();
+    let client = |o: &mut SessionObserver, tag: u8, body: &[u8]| {
+        o.frontend(ScannedMessage { tag, body_len: body.len(), body });
+    };
+    let server = |o: &mut SessionObserver, tag: u8, body: &[u8]| {
+        o.backend(ScannedMessage { tag, body_len: body.len(), body });
+    };
     let mut row_description = Vec::new();
     i16be(&mut row_description, 1);
     cstr(&mut row_description, b"abalance");
@@ -86,41 +128,50 @@ fn main() {
     i16be(&mut data_row, 1);
     i32be(&mut data_row, 1);
     data_row.push(b'0');
-    let command_complete = b"SELECT 1\0".to_vec();
-    let ready = b"I".to_vec();
 
-    let client = |o: &mut SessionObserver, tag: u8, body: &[u8]| {
-        o.frontend(ScannedMessage { tag, body_len: body.len(), body });
-    };
-    let server = |o: &mut SessionObserver, tag: u8, body: &[u8]| {
-        o.backend(ScannedMessage { tag, body_len: body.len(), body });
-    };
-    observer.chunk_arrived();
-    client(&mut observer, b'P', &parse);
-    client(&mut observer, b'S', b"");
-    observer.chunk_arrived();
-    server(&mut observer, b'1', b"");
-    server(&mut observer, b'Z', &ready);
-    // Built before the loop, so that the loop counts pgvisor's work only.
-    let mut aid: u32 = 12345;
-    let binds: Vec<Vec<u8>> = (0..1024)
-        .map(|_| {
-            aid = aid.wrapping_mul(1_103_515_245).wrapping_add(12_345) % 1_000_000 + 1;
-            bind(aid)
-        })
-        .collect();
-    for i in 0..n {
+    // Prepared once, as pgbench -M prepared does; the Binds are built before the loop, so that
+    // the loop counts pgvisor's work only.
+    let mut seed: u32 = 12345;
+    let mut steps = Vec::new();
+    for (i, &(sql, params, rows, tag, status)) in script.iter().enumerate() {
+        let name = format!("P0_{}", i + 1);
+        let mut parse = Vec::new();
+        cstr(&mut parse, name.as_bytes());
+        cstr(&mut parse, sql.as_bytes());
+        i16be(&mut parse, 0);
         observer.chunk_arrived();
-        client(&mut observer, b'B', &binds[i as usize % binds.len()]);
-        client(&mut observer, b'D', &describe);
-        client(&mut observer, b'E', &execute);
+        client(&mut observer, b'P', &parse);
         client(&mut observer, b'S', b"");
         observer.chunk_arrived();
-        server(&mut observer, b'2', b"");
-        server(&mut observer, b'T', &row_description);
-        server(&mut observer, b'D', &data_row);
-        server(&mut observer, b'C', &command_complete);
-        server(&mut observer, b'Z', &ready);
+        server(&mut observer, b'1', b"");
+        server(&mut observer, b'Z', b"I");
+        let binds = (0..256).map(|_| bind(&name, params, &mut seed)).collect();
+        let columns = rows.then(|| row_description.clone());
+        let mut complete = tag.as_bytes().to_vec();
+        complete.push(0);
+        steps.push(Step { binds, columns, row: data_row.clone(), tag: complete.leak(), status });
+    }
+    let describe = b"P\0".to_vec();
+    let execute = [0u8, 0, 0, 0, 0].to_vec();
+    for i in 0..n {
+        for step in &steps {
+            observer.chunk_arrived();
+            client(&mut observer, b'B', &step.binds[i as usize % step.binds.len()]);
+            client(&mut observer, b'D', &describe);
+            client(&mut observer, b'E', &execute);
+            client(&mut observer, b'S', b"");
+            observer.chunk_arrived();
+            server(&mut observer, b'2', b"");
+            match &step.columns {
+                Some(columns) => {
+                    server(&mut observer, b'T', columns);
+                    server(&mut observer, b'D', &step.row);
+                }
+                None => server(&mut observer, b'n', b""),
+            }
+            server(&mut observer, b'C', step.tag);
+            server(&mut observer, b'Z', &[step.status]);
+        }
         // The engine drains its queue in batches, as its thread does every 50 ms.
         if i % 256 == 255 {
             while let Ok(event) = queue.try_recv() {

@@ -245,7 +245,12 @@ impl DdlWatch {
             ["SET", "LOCAL", "LOCK_TIMEOUT", _, ..] => Some((None, Some(words.get(4) != Some(&"DEFAULT")))),
             ["RESET", "LOCK_TIMEOUT"] | ["RESET", "ALL"] | ["DISCARD", "ALL"] => Some((Some(false), Some(false))),
             ["COMMIT", ..] | ["END", ..] | ["ABORT", ..] | ["PREPARE", "TRANSACTION", ..] => Some((None, Some(false))),
+            // ROLLBACK [WORK | TRANSACTION] [AND [NO] CHAIN] ends the transaction; ROLLBACK ... TO a
+            // savepoint does not.
             ["ROLLBACK"] | ["ROLLBACK", "AND", ..] | ["ROLLBACK", "PREPARED", ..] => Some((None, Some(false))),
+            ["ROLLBACK", "WORK" | "TRANSACTION"] | ["ROLLBACK", "WORK" | "TRANSACTION", "AND", ..] => {
+                Some((None, Some(false)))
+            }
             _ => None,
         };
         let Some((session_level, transaction_level)) = entry else { return };

@@ -15,7 +15,6 @@ use foldhash::{HashMap, HashMapExt};
 use serde_json::json;
 
 use crate::advice::{Finding, Kind, Occurrence, Severity};
-use crate::fingerprint::Fingerprint;
 use crate::model::FinishedStatement;
 
 /// Thresholds (`--repeated-query-min`, `--repeated-query-window`).
@@ -59,7 +58,7 @@ impl Repeats {
 #[derive(Debug, Default)]
 pub struct RepeatedQueryDetector {
     config: RepeatedQueryConfig,
-    tracked: HashMap<(Fingerprint, u64), Repeats>,
+    tracked: HashMap<(u64, u64), Repeats>,
 }
 
 impl RepeatedQueryDetector {
@@ -73,7 +72,8 @@ impl RepeatedQueryDetector {
         if !s.statement.shape.read || !s.statement.shape.has_table {
             return None;
         }
-        let key = (s.statement.fingerprint, s.params.unwrap_or(0));
+        // The text, not the fingerprint: the same query on another schema is another answer.
+        let key = (s.statement.text_key, s.params.unwrap_or(0));
         let window = self.config.window;
         if !self.tracked.contains_key(&key) && self.tracked.len() >= MAX_TRACKED {
             self.tracked.retain(|_, r| r.recent.back().is_some_and(|t| s.at.duration_since(*t) <= window));

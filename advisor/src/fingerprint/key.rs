@@ -40,12 +40,17 @@ pub(super) fn hash(out: &[u8], edits: &mut [KeyEdit], key: &mut Vec<u8>) -> u64 
     edits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     key.clear();
     let mut next = 0;
-    render(out, edits, &mut next, 0, out.len(), key);
+    render(out, edits, &mut next, 0, out.len(), key, 0);
     xxhash_rust::xxh3::xxh3_64(key)
 }
 
+/// Edits nested deeper than this are not applied (their text counts as written): each level
+/// copies what it encloses, so unbounded nesting (`GROUP BY (SELECT ... GROUP BY (...), 1), 1`
+/// a thousand deep) would cost the square of the statement's length.
+const MAX_NESTED: usize = 8;
+
 /// Writes `out[from..to]` to `dst` with the edits from `edits[*next..]` that start before `to`.
-fn render(out: &[u8], edits: &[KeyEdit], next: &mut usize, from: usize, to: usize, dst: &mut Vec<u8>) {
+fn render(out: &[u8], edits: &[KeyEdit], next: &mut usize, from: usize, to: usize, dst: &mut Vec<u8>, depth: usize) {
     let mut pos = from;
     while let Some(&e) = edits.get(*next) {
         if e.start >= to {
@@ -62,9 +67,14 @@ fn render(out: &[u8], edits: &[KeyEdit], next: &mut usize, from: usize, to: usiz
                 *next += 1;
             }
             apply(e.edit, &[], dst);
+        } else if depth >= MAX_NESTED {
+            while edits.get(*next).is_some_and(|inner| inner.start < e.end) {
+                *next += 1;
+            }
+            dst.extend_from_slice(&out[e.start..e.end]);
         } else {
             let mut inner = Vec::new();
-            render(out, edits, next, e.start, e.end, &mut inner);
+            render(out, edits, next, e.start, e.end, &mut inner, depth + 1);
             apply(e.edit, &inner, dst);
         }
         pos = e.end;

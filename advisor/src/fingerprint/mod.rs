@@ -184,6 +184,8 @@ impl Fingerprinter {
             self.out.pop();
         }
         self.display.finish(sql);
+        // Hashed before any lossy repair below: the key's edits point at bytes of `out` as it is.
+        let fingerprint = Fingerprint(key::hash(&self.out, &mut self.key, &mut self.key_text));
         if !sql.is_ascii() {
             for out in [&mut self.out, &mut self.display.out] {
                 if std::str::from_utf8(out).is_err() {
@@ -191,7 +193,7 @@ impl Fingerprinter {
                 }
             }
         }
-        Fingerprint(key::hash(&self.out, &mut self.key, &mut self.key_text))
+        fingerprint
     }
 
     /// Walks the tokens, applying the rules of [`rules`] and [`utility`] before the generic

@@ -40,14 +40,20 @@ impl ChunkClock {
     /// Now on the wall clock.
     pub(super) fn wall(&mut self) -> SystemTime {
         let now = self.now();
-        let (at, wall) = self.anchor;
+        if let Some(wall) = Self::derive(self.anchor, now) {
+            return wall;
+        }
+        // Both clocks read together; the chunk's time may be a little earlier than that.
+        self.anchor = (Instant::now(), SystemTime::now());
+        Self::derive(self.anchor, now).unwrap_or(self.anchor.1)
+    }
+
+    /// The wall-clock time of `now` from `anchor`, unless the anchor is a second old or more.
+    fn derive((at, wall): (Instant, SystemTime), now: Instant) -> Option<SystemTime> {
         match now.checked_duration_since(at) {
-            Some(since) if since < REANCHOR_EVERY => wall + since,
-            _ => {
-                let wall = SystemTime::now();
-                self.anchor = (now, wall);
-                wall
-            }
+            Some(since) if since < REANCHOR_EVERY => Some(wall + since),
+            Some(_) => None,
+            None => wall.checked_sub(at.duration_since(now)),
         }
     }
 }
@@ -72,6 +78,19 @@ mod tests {
         let real = SystemTime::now();
         let off = real.duration_since(later).unwrap_or_else(|e| e.duration());
         assert!(off < Duration::from_millis(100), "within a second of the system clock: {off:?}");
+    }
+
+    #[test]
+    fn a_chunk_read_before_the_anchor_is_placed_before_it() {
+        let mut clock = ChunkClock::default();
+        clock.tick();
+        let chunk_wall = clock.wall();
+        std::thread::sleep(Duration::from_millis(5));
+        // A stale chunk time, re-anchored now: its wall time stays where it was.
+        clock.anchor = (Instant::now() - Duration::from_secs(2), SystemTime::now() - Duration::from_secs(2));
+        let again = clock.wall();
+        let off = again.duration_since(chunk_wall).unwrap_or_else(|e| e.duration());
+        assert!(off < Duration::from_millis(3), "the chunk's wall time moved by {off:?}");
     }
 
     #[test]

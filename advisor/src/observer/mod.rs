@@ -166,7 +166,7 @@ pub struct SessionObserver {
     n_plus_one: NPlusOneDetector,
     checks: SessionChecks,
     /// The raw text of each recent fingerprint, for EXPLAIN.
-    raw_texts: HashMap<Fingerprint, Arc<str>>,
+    raw_texts: HashMap<u64, Arc<str>>,
     /// Bytes held by `raw_texts`.
     raw_text_bytes: usize,
     /// Test hook: see [`Self::with_injected_panic`].
@@ -180,7 +180,7 @@ pub struct SessionObserver {
     /// A statement at least this slow is offered for an EXPLAIN (`--explain-min`, missing_index).
     explain_min: Duration,
     /// When each fingerprint was last offered for an EXPLAIN.
-    explain_offered: HashMap<Fingerprint, Instant>,
+    explain_offered: HashMap<u64, Instant>,
     /// The server is in copy-in mode (CopyInResponse seen, CopyDone/CopyFail not yet sent).
     copy_in: bool,
     /// An extended-protocol request failed before the client sent its Sync: the server discards
@@ -254,21 +254,22 @@ impl SessionObserver {
             return known.clone();
         }
         let fingerprint = self.fingerprinter.fingerprint(sql);
-        // One raw text per fingerprint is enough to EXPLAIN it: texts that differ only in their
-        // literals (a load test in simple mode) are not copied again and again.
-        if sql.len() <= MAX_RAW_TEXT && !self.raw_texts.contains_key(&fingerprint) {
-            if self.raw_text_bytes + sql.len() > MAX_RAW_TEXT_BYTES {
-                self.raw_texts.clear();
-                self.raw_text_bytes = 0;
-            }
-            let text: Arc<str> = String::from_utf8_lossy(sql).into();
-            self.raw_text_bytes += text.len();
-            self.raw_texts.insert(fingerprint, text);
-        }
         let text: Arc<str> = self.fingerprinter.text().into();
         let tags = Some(crate::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
         let display = self.fingerprinter.display().into();
         let statement = Arc::new(Statement::new(fingerprint, text, display, OrmStyle::detect(sql), tags));
+        // One raw text per normalised text is enough to EXPLAIN it: texts that differ only in
+        // their literals (a load test in simple mode) are not copied again and again. Not one per
+        // fingerprint: a fingerprint may stand for texts on other schemas.
+        if sql.len() <= MAX_RAW_TEXT && !self.raw_texts.contains_key(&statement.text_key) {
+            if self.raw_text_bytes + sql.len() > MAX_RAW_TEXT_BYTES {
+                self.raw_texts.clear();
+                self.raw_text_bytes = 0;
+            }
+            let raw: Arc<str> = String::from_utf8_lossy(sql).into();
+            self.raw_text_bytes += raw.len();
+            self.raw_texts.insert(statement.text_key, raw);
+        }
         let literal = |&(s, e): &(usize, usize)| sql.get(s..e).and_then(literal_value);
         let ranges = self.fingerprinter.constants();
         let constants =
@@ -570,8 +571,8 @@ impl SessionObserver {
                 self.events.send(Event::Finding(finding, self.caller(statement.tags.as_ref())));
             }
         }
-        if error.is_none() && duration >= self.explain_min && self.explain_due(statement.fingerprint, now) {
-            if let Some(sql) = self.raw_texts.get(&statement.fingerprint) {
+        if error.is_none() && duration >= self.explain_min && self.explain_due(statement.text_key, now) {
+            if let Some(sql) = self.raw_texts.get(&statement.text_key) {
                 let (database, user) = {
                     let identity = lock(&self.entry.identity);
                     (identity.database.as_str().into(), identity.user.as_str().into())
@@ -596,14 +597,15 @@ impl SessionObserver {
     }
 
     /// True (and noted) when `fp` was not offered for an EXPLAIN in the last minute.
-    fn explain_due(&mut self, fp: Fingerprint, now: Instant) -> bool {
-        if self.explain_offered.get(&fp).is_some_and(|t| now.saturating_duration_since(*t) < EXPLAIN_OFFER_EVERY) {
+    fn explain_due(&mut self, text_key: u64, now: Instant) -> bool {
+        if self.explain_offered.get(&text_key).is_some_and(|t| now.saturating_duration_since(*t) < EXPLAIN_OFFER_EVERY)
+        {
             return false;
         }
         if self.explain_offered.len() >= MAX_EXPLAIN_OFFERS {
             self.explain_offered.clear();
         }
-        self.explain_offered.insert(fp, now);
+        self.explain_offered.insert(text_key, now);
         true
     }
 

@@ -156,8 +156,10 @@ pub(crate) async fn sessions(State(state): State<AdminState>) -> Json<serde_json
 pub(crate) async fn reset(State(state): State<AdminState>) -> Json<serde_json::Value> {
     // What finished before the request is applied first, then forgotten with the rest, in the
     // engine's order.
-    state.advisor.reset().await;
-    Json(serde_json::json!({ "reset": true }))
+    // `applied: false`: the engine, far behind, did not confirm within 2 s; it resets when it
+    // gets to the request.
+    let applied = state.advisor.reset().await;
+    Json(serde_json::json!({ "reset": true, "applied": applied }))
 }
 
 /// `ok`, or `degraded` for a minute after analysis failed somewhere (it was contained: the

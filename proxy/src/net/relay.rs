@@ -247,6 +247,7 @@ where
             return Ok(None);
         }
         let mut ready = false;
+        tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).chunk();
         while let Some((frame, used)) = parse_message(&buf, MAX_MESSAGE_LEN).map_err(SessionError::UpstreamProtocol)? {
             {
                 let mut tap = tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -58,6 +58,10 @@ pub struct LockWatch {
     /// Per session, the start of its last statement whose wait ended: a check that read the
     /// sessions just before that statement's event was applied does not start following it again.
     ended: HashMap<u64, SystemTime>,
+    /// Sessions that finished a statement of `--lock-wait` or longer since the last check: the
+    /// sessions that check reads were published before those events were applied, and may still
+    /// show the statement running. Not followed by that check; emptied by it.
+    finished_since_check: HashSet<u64>,
     /// Statements seen waiting for a lock (bounded): their slowness is not their plan's.
     lock_waited: HashSet<String>,
 }
@@ -71,6 +75,7 @@ impl LockWatch {
             inspector_down: !inspector,
             waiters: HashMap::new(),
             ended: HashMap::new(),
+            finished_since_check: HashSet::new(),
             lock_waited: HashSet::new(),
         }
     }
@@ -85,6 +90,9 @@ impl LockWatch {
         live: impl FnOnce() -> Option<Session>,
         now: SystemTime,
     ) -> Option<Finding> {
+        if waited >= self.lock_wait {
+            self.finished_since_check.insert(session);
+        }
         let w = self.waiters.remove(&session)?;
         self.ended.insert(session, w.statement_started);
         let (then, named) = w.reported?;
@@ -118,6 +126,7 @@ impl LockWatch {
             let Some(started) = running(activity) else { continue };
             if now.duration_since(started).unwrap_or_default() < self.lock_wait
                 || self.ended.get(&identity.id) == Some(&started)
+                || self.finished_since_check.contains(&identity.id)
             {
                 continue;
             }
@@ -145,6 +154,7 @@ impl LockWatch {
         let live: HashMap<u64, &SessionActivity> = sessions.iter().map(|(i, a)| (i.id, a)).collect();
         self.waiters.retain(|id, _| live.get(id).is_some_and(|a| running(a).is_some()));
         self.ended.retain(|id, _| live.contains_key(id));
+        self.finished_since_check.clear();
         let reports = self.report(None, Occurrence::Update, sessions, now);
         (ask, reports)
     }
@@ -274,6 +284,21 @@ mod tests {
         let (ask, reports) = watch.check(&[committed, sessions[1].clone()], now);
         assert!(ask.is_empty() && reports.is_empty());
         assert!(watch.waiters.is_empty());
+    }
+
+    #[test]
+    fn a_long_statement_that_finished_before_its_first_check_is_not_followed() {
+        let mut watch = LockWatch::new(Duration::from_millis(200), true);
+        let now = SystemTime::now();
+        // Its event is applied after the sessions were read, before the check looks at them.
+        let stale = blocked(now, Duration::from_millis(300));
+        assert!(watch.statement_finished(2, Duration::from_millis(300), || None, now).is_none());
+        let (ask, reports) = watch.check(&stale, now);
+        assert!(ask.is_empty() && reports.is_empty(), "no question about a statement that is over");
+        assert!(watch.waiters.is_empty());
+        // The next check reads the session as it is: a new long statement is followed again.
+        let (ask, _) = watch.check(&stale, now + Duration::from_millis(100));
+        assert_eq!(ask.len(), 1);
     }
 
     #[test]

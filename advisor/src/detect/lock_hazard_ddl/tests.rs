@@ -138,6 +138,28 @@ fn set_local_lasts_until_the_transaction_ends() {
 }
 
 #[test]
+fn every_way_to_end_a_transaction_ends_set_local() {
+    let now = SystemTime::now();
+    // `abort work` reaches the detector as the fingerprint writes it: ROLLBACK WORK.
+    for end in ["rollback", "ROLLBACK WORK", "rollback transaction", "rollback and no chain", "abort", "end work"] {
+        let mut w = busy_orders(now);
+        w.statement(event(2, "begin", 1, now).get(), sessions);
+        w.statement(event(2, "set local lock_timeout = '1s'", 1, now).get(), sessions);
+        w.statement(event(2, end, 1, now).get(), sessions);
+        assert!(
+            w.statement(event(2, "alter table orders add column b int", 5, now).get(), sessions).is_some(),
+            "{end}"
+        );
+    }
+    // A rollback to a savepoint leaves the transaction, and its SET LOCAL, in place.
+    let mut w = busy_orders(now);
+    w.statement(event(2, "begin", 1, now).get(), sessions);
+    w.statement(event(2, "set local lock_timeout = '1s'", 1, now).get(), sessions);
+    w.statement(event(2, "rollback work to savepoint s1", 1, now).get(), sessions);
+    assert!(w.statement(event(2, "alter table orders add column c int", 5, now).get(), sessions).is_none());
+}
+
+#[test]
 fn validate_constraint_and_not_valid_are_the_safe_forms() {
     let now = SystemTime::now();
     let mut w = busy_orders(now);
