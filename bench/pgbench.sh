@@ -181,6 +181,8 @@ EOC
 is_root && chown postgres: "$WORK"/userlist.txt "$WORK"/pgbouncer.ini
 as_pg "$PGBOUNCER" -d "$WORK/pgbouncer.ini"
 wait_port "$BOUNCER_PORT" PgBouncer "$WORK/pgbouncer.log"
+# It listens before it writes its pid file: give it a moment.
+for _ in $(seq 50); do [ -s "$WORK/pgbouncer.pid" ] && break; sleep 0.1; done
 [ -s "$WORK/pgbouncer.pid" ] || die "PgBouncer wrote no pid file ($WORK/pgbouncer.pid)"
 
 say "starting pgvisor on 127.0.0.1:$PGVISOR_PORT (default flags)"
