@@ -3,11 +3,11 @@
 //! cheap invariants of `advisor/tests/text_properties.rs` must hold.
 #![no_main]
 
+use advisor::capture::literal_value;
 use advisor::detect::lock_hazard_ddl::classify;
-use advisor::sql_shape;
 use advisor::fingerprint::Fingerprinter;
 use advisor::lexer::{split_statements, Lexer, Token};
-use advisor::capture::literal_value;
+use advisor::sql_shape;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
