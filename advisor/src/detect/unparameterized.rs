@@ -62,7 +62,8 @@ impl UnparameterizedWatch {
     /// doubles.
     pub fn observe(&mut self, e: &StatementEvent, config: &UnparameterizedConfig) -> Option<Finding> {
         let literals = e.literals?;
-        if is_pgbench(&e.application_name) {
+        // EXECUTE passes values to a statement the server already prepared: parameters, as SQL.
+        if is_pgbench(&e.application_name) || e.statement.text.starts_with("EXECUTE ") {
             return None;
         }
         let (now, fp) = (e.finished_at, e.statement.fingerprint);
@@ -177,6 +178,21 @@ mod tests {
             let at = t0 + Duration::from_secs(i * 2);
             assert!(w.observe(&event("select * from items where id = 1", Some(i), at), &config).is_none());
         }
+    }
+
+    #[test]
+    fn execute_of_prepared_statements_is_not_counted() {
+        let (t0, config) = (SystemTime::now(), UnparameterizedConfig::default());
+        let mut w = UnparameterizedWatch::default();
+        // Every PREPAREd statement's EXECUTE shares one fingerprint: none is a literal text.
+        let found = (0..200u64).filter(|i| {
+            let sql = format!("execute q{}({i}, 'x')", i % 7);
+            w.observe(&event(&sql, Some(*i), t0), &config).is_some()
+        });
+        assert_eq!(found.count(), 0);
+        // The detector does run: a literal query is still counted.
+        let literal = (0..50u64).filter_map(|i| w.observe(&event("select * from t where a = 1", Some(i), t0), &config));
+        assert_eq!(literal.count(), 1);
     }
 
     #[test]
