@@ -230,17 +230,12 @@ fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 
 /// One live session.
 ///
-/// `identity` and `activity` are its observer's own record: only the observer locks them while
-/// the session runs (so they never make it wait), and publishes each change it makes through
-/// [`Self::update`] and [`Self::update_identity`]. Everyone else reads the published copy
-/// ([`SessionRegistry::snapshot`]). The record stays in the entry, rather than in the observer,
-/// so that a harness holding the entry can read it after feeding the observer.
+/// Its observer keeps the session's record (who it is, what it is doing: a [`SessionRecord`])
+/// and publishes each change it makes through [`Self::update`] and [`Self::update_identity`].
+/// Everyone else reads the published copy ([`SessionRegistry::snapshot`]); nothing the
+/// observer holds is locked by anyone else.
 #[derive(Debug)]
 pub struct SessionEntry {
-    /// Identity as the observer keeps it (application_name may change).
-    pub identity: Mutex<SessionIdentity>,
-    /// Activity as the observer keeps it.
-    pub activity: Mutex<SessionActivity>,
     published: Publication,
     /// Odd while bytes are forwarded but not yet observed; each step adds one. Only this session
     /// writes it (no shared cache line on the forwarding path); the API reads it to wait for
@@ -248,41 +243,48 @@ pub struct SessionEntry {
     observing: AtomicU64,
 }
 
+/// A session's record, as its observer keeps it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// Who the session is (application_name may change).
+    pub identity: SessionIdentity,
+    /// What it is doing.
+    pub activity: SessionActivity,
+}
+
 impl SessionEntry {
-    fn new(identity: SessionIdentity) -> Self {
-        let record = (identity, SessionActivity::default());
-        Self {
-            published: Publication::new(&record),
-            identity: Mutex::new(record.0),
-            activity: Mutex::new(record.1),
-            observing: AtomicU64::new(0),
-        }
+    fn new(identity: &SessionIdentity) -> Self {
+        let record = (identity.clone(), SessionActivity::default());
+        Self { published: Publication::new(&record), observing: AtomicU64::new(0) }
     }
 
-    /// The observer changes the session's activity: `change` is applied to its record and to the
-    /// published copy (the same change, so both stay equal).
-    pub fn update(&self, change: impl Fn(&mut SessionActivity)) {
-        let mut activity = lock(&self.activity);
-        change(&mut activity);
+    /// The session as published: what its observer starts from.
+    pub fn record(&self) -> SessionRecord {
+        let (identity, activity) = self.published.read();
+        SessionRecord { identity, activity }
+    }
+
+    /// The observer changes the session's activity: `change` is applied to its `record` and to
+    /// the published copy (the same change, so both stay equal).
+    pub fn update(&self, record: &mut SessionRecord, change: impl Fn(&mut SessionActivity)) {
+        change(&mut record.activity);
         self.published.apply(
             |(_, published)| change(published),
             |(identity, published)| {
-                identity.clone_from(&lock(&self.identity));
-                published.clone_from(&activity);
+                identity.clone_from(&record.identity);
+                published.clone_from(&record.activity);
             },
         );
     }
 
     /// The observer changes the session's identity (its application_name).
-    pub fn update_identity(&self, change: impl Fn(&mut SessionIdentity)) {
-        let activity = lock(&self.activity);
-        let mut identity = lock(&self.identity);
-        change(&mut identity);
+    pub fn update_identity(&self, record: &mut SessionRecord, change: impl Fn(&mut SessionIdentity)) {
+        change(&mut record.identity);
         self.published.apply(
             |(published, _)| change(published),
             |(published_identity, published)| {
-                published_identity.clone_from(&identity);
-                published.clone_from(&activity);
+                published_identity.clone_from(&record.identity);
+                published.clone_from(&record.activity);
             },
         );
     }
@@ -314,9 +316,8 @@ pub struct SessionRegistry {
 impl SessionRegistry {
     /// Adds a session and returns its entry.
     pub fn open(&self, identity: SessionIdentity) -> Arc<SessionEntry> {
-        let id = identity.id;
-        let entry = Arc::new(SessionEntry::new(identity));
-        self.sessions.insert(id, entry.clone());
+        let entry = Arc::new(SessionEntry::new(&identity));
+        self.sessions.insert(identity.id, entry.clone());
         entry
     }
 
@@ -425,28 +426,36 @@ mod tests {
 
     /// One statement as the observer reports it, answered at once: the transaction status goes
     /// from `before` to `after`.
-    fn run(entry: &SessionEntry, sql: &str, before: TransactionStatus, after: TransactionStatus, now: SystemTime) {
+    fn run(
+        entry: &SessionEntry,
+        record: &mut SessionRecord,
+        sql: &str,
+        before: TransactionStatus,
+        after: TransactionStatus,
+        now: SystemTime,
+    ) {
         let text: Arc<str> = Arc::from(sql);
-        entry.update(|a| a.statement_started(Some(&text), before, now));
-        entry.update(|a| a.statement_finished(&text));
+        entry.update(record, |a| a.statement_started(Some(&text), before, now));
+        entry.update(record, |a| a.statement_finished(&text));
         let state = if after == Idle { SessionState::Idle } else { SessionState::IdleInTransaction };
-        entry.update(|a| a.ready(state, after, before, true, now));
+        entry.update(record, |a| a.ready(state, after, before, true, now));
     }
 
     #[test]
     fn readers_see_what_the_observer_recorded() {
         let registry = SessionRegistry::default();
         let entry = registry.open(SessionIdentity::sample(1));
+        let mut record = entry.record();
         let now = SystemTime::now();
-        run(&entry, "BEGIN", Idle, InTransaction, now);
-        run(&entry, "UPDATE t SET v = $1", InTransaction, InTransaction, now);
+        run(&entry, &mut record, "BEGIN", Idle, InTransaction, now);
+        run(&entry, &mut record, "UPDATE t SET v = $1", InTransaction, InTransaction, now);
         let (_, a) = registry.get(1).expect("open");
         assert_eq!(a.state, SessionState::IdleInTransaction);
         assert_eq!(texts(&a.transaction_statements), vec!["BEGIN", "UPDATE t SET v = $1"]);
         assert_eq!(a.transaction_started, Some(now));
 
-        run(&entry, "COMMIT", InTransaction, Idle, now);
-        entry.update_identity(|i| i.application_name = "renamed".into());
+        run(&entry, &mut record, "COMMIT", InTransaction, Idle, now);
+        entry.update_identity(&mut record, |i| i.application_name = "renamed".into());
         let (i, a) = registry.snapshot().pop().expect("listed");
         assert_eq!((i.application_name.as_str(), a.state), ("renamed", SessionState::Idle));
         assert!(a.transaction_statements.is_empty() && a.transaction_started.is_none());
@@ -466,20 +475,20 @@ mod tests {
     fn a_change_while_a_reader_holds_the_slot_does_not_wait_and_is_not_lost() {
         let registry = SessionRegistry::default();
         let entry = registry.open(SessionIdentity::sample(1));
+        let mut record = entry.record();
         let now = SystemTime::now();
         let text: Arc<str> = "UPDATE t SET v = $1".into();
         let held = lock(&entry.published.slots[entry.published.latest.load(Ordering::Acquire)]);
-        entry.update(|a| a.statement_started(Some(&text), Idle, now));
+        entry.update(&mut record, |a| a.statement_started(Some(&text), Idle, now));
         drop(held);
         let (_, a) = registry.get(1).expect("open");
         assert_eq!((a.state, a.current_statement.as_deref()), (SessionState::Active, Some(&*text)));
 
-        entry.update(|a| a.statement_finished(&text));
-        entry.update(|a| a.ready(SessionState::IdleInTransaction, InTransaction, Idle, true, now));
+        entry.update(&mut record, |a| a.statement_finished(&text));
+        entry.update(&mut record, |a| a.ready(SessionState::IdleInTransaction, InTransaction, Idle, true, now));
         let (_, published) = registry.get(1).expect("open");
-        let record = lock(&entry.activity).clone();
         assert_eq!(published.state, SessionState::IdleInTransaction);
-        assert_eq!(texts(&published.transaction_statements), texts(&record.transaction_statements));
+        assert_eq!(texts(&published.transaction_statements), texts(&record.activity.transaction_statements));
         assert_eq!(published.statement_started, None);
     }
 

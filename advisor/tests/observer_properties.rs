@@ -16,8 +16,7 @@ use advisor::detect::unbounded_result::UnboundedResultConfig;
 use advisor::engine::{Advisor, AdvisorConfig, Engine};
 use advisor::events::{channel, Event};
 use advisor::observer::{SessionObserver, MAX_PENDING};
-use advisor::sessions::{SessionEntry, SessionIdentity, MAX_TRANSACTION_STATEMENTS};
-use advisor::sync::lock;
+use advisor::sessions::{SessionIdentity, MAX_TRANSACTION_STATEMENTS};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use protocol::ScannedMessage;
@@ -319,7 +318,6 @@ fn eager_config() -> AdvisorConfig {
 
 struct Wire {
     observer: SessionObserver,
-    entry: Arc<SessionEntry>,
     rx: tokio::sync::mpsc::Receiver<Event>,
     engine: Engine,
     advisor: Arc<Advisor>,
@@ -343,13 +341,13 @@ impl Wire {
             connected_at: SystemTime::now(),
         });
         let (tx, rx) = channel(256);
-        let observer = SessionObserver::new(7, entry.clone(), tx, n_plus_one).with_checks(checks);
+        let observer = SessionObserver::new(7, entry, tx, n_plus_one).with_checks(checks);
         let sink = Box::new(|advice: &advisor::advice::Advice| {
             assert!(!advice.to_block().is_empty());
         });
         let (explainer, _) = tokio::sync::mpsc::channel(1);
         let engine = Engine::new(advisor.clone(), sink, None).with_explainer(explainer);
-        Self { observer, entry, rx, engine, advisor, cycles: 0 }
+        Self { observer, rx, engine, advisor, cycles: 0 }
     }
 
     fn feed(&mut self, step: &Step) {
@@ -383,7 +381,9 @@ impl Wire {
 
     fn check_bounds(&self) -> Result<(), TestCaseError> {
         prop_assert!(self.observer.pending_requests() <= MAX_PENDING);
-        let activity = lock(&self.entry.activity).clone();
+        // What readers see: the published copy, equal to the observer's own record.
+        let (_, activity) = self.advisor.sessions.get(7).expect("the session is open");
+        prop_assert_eq!(activity.state, self.observer.record().activity.state);
         prop_assert!(activity.transaction_statements.len() <= MAX_TRANSACTION_STATEMENTS);
         prop_assert!(activity.previous_transaction.len() <= MAX_TRANSACTION_STATEMENTS);
         Ok(())
@@ -396,7 +396,7 @@ impl Wire {
         self.observer.finish();
         self.drain();
         self.engine.check();
-        let started = lock(&self.entry.activity).statement_started;
+        let started = self.observer.record().activity.statement_started;
         if let Some(statement_started) = started {
             let report = BlockingReport {
                 waiter_pid: 1,

@@ -1,12 +1,11 @@
 //! Request/response pairing, fed the message sequences real clients and servers exchange.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use advisor::events::{channel, Event, StatementEvent};
 use advisor::observer::SessionObserver;
-use advisor::sessions::{SessionEntry, SessionIdentity, SessionRegistry, SessionState};
+use advisor::sessions::{SessionIdentity, SessionRegistry, SessionState};
 use bytes::{Bytes, BytesMut};
 use pgwire::messages::data::{DataRow, NoData, RowDescription};
 use pgwire::messages::extendedquery::{
@@ -42,7 +41,6 @@ fn s(m: impl Message) -> Dir {
 struct Harness {
     observer: SessionObserver,
     rx: Receiver<Event>,
-    entry: Arc<SessionEntry>,
 }
 
 fn harness() -> Harness {
@@ -57,7 +55,7 @@ fn harness() -> Harness {
         tls: false,
         connected_at: SystemTime::now(),
     });
-    Harness { observer: SessionObserver::new(7, entry.clone(), tx, Default::default()), rx, entry }
+    Harness { observer: SessionObserver::new(7, entry, tx, Default::default()), rx }
 }
 
 impl Harness {
@@ -225,12 +223,12 @@ fn transaction_state_follows_ready_for_query() {
         rfq(TransactionStatus::Transaction),
     ]);
     {
-        let a = h.entry.activity.lock().unwrap();
+        let a = h.observer.record().activity.clone();
         assert_eq!(a.state, SessionState::IdleInTransaction);
         assert!(a.transaction_started.is_some());
     }
     h.feed(vec![c(Query::new("update t set x = 1".into())), s(CommandComplete::new("UPDATE 1".into()))]);
-    assert_eq!(h.entry.activity.lock().unwrap().state, SessionState::Active);
+    assert_eq!(h.observer.record().activity.clone().state, SessionState::Active);
     h.feed(vec![
         rfq(TransactionStatus::Transaction),
         c(Query::new("select x".into())),
@@ -238,7 +236,7 @@ fn transaction_state_follows_ready_for_query() {
         rfq(TransactionStatus::Error),
     ]);
     {
-        let a = h.entry.activity.lock().unwrap();
+        let a = h.observer.record().activity.clone();
         assert_eq!(a.state, SessionState::IdleInTransactionFailed);
         let stmts: Vec<&str> = a.transaction_statements.iter().map(|s| &**s).collect();
         assert_eq!(stmts, vec!["BEGIN", "UPDATE t SET x = $1", "SELECT x"]);
@@ -248,7 +246,7 @@ fn transaction_state_follows_ready_for_query() {
         s(CommandComplete::new("ROLLBACK".into())),
         rfq(TransactionStatus::Idle),
     ]);
-    let a = h.entry.activity.lock().unwrap();
+    let a = h.observer.record().activity.clone();
     assert_eq!(a.state, SessionState::Idle);
     assert!(a.transaction_started.is_none() && a.transaction_statements.is_empty());
 }

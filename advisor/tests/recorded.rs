@@ -55,7 +55,7 @@ fn replay(name: &str) -> (Vec<StatementEvent>, SessionState) {
             events.push(e);
         }
     }
-    let state = entry.activity.lock().unwrap().state;
+    let state = observer.record().activity.state;
     (events, state)
 }
 

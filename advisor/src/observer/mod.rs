@@ -30,8 +30,7 @@ use crate::events::{Caller, Event, EventSender, ExplainSample, SessionOrigin, Sq
 use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::lexer::split_statements;
 use crate::orm::OrmStyle;
-use crate::sessions::{SessionEntry, SessionState};
-use crate::sync::lock;
+use crate::sessions::{SessionEntry, SessionRecord, SessionState};
 use crate::tags::Tags;
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
@@ -162,6 +161,8 @@ pub struct SessionObserver {
     clock: clock::ChunkClock,
     events: EventSender,
     entry: Arc<SessionEntry>,
+    /// The session's record: the observer's own, published through `entry` on every change.
+    record: SessionRecord,
     status: TransactionStatus,
     n_plus_one: NPlusOneDetector,
     checks: SessionChecks,
@@ -191,9 +192,10 @@ pub struct SessionObserver {
 impl SessionObserver {
     /// An observer for session `id`, publishing state to `entry` and events to `events`.
     pub fn new(id: u64, entry: Arc<SessionEntry>, events: EventSender, n_plus_one: NPlusOneConfig) -> Self {
-        let label = session_label(&lock(&entry.identity), None);
-        let application_name = lock(&entry.identity).application_name.as_str().into();
-        let origin = Arc::new(SessionOrigin::of(&lock(&entry.identity), None));
+        let record = entry.record();
+        let label = session_label(&record.identity, None);
+        let application_name = record.identity.application_name.as_str().into();
+        let origin = Arc::new(SessionOrigin::of(&record.identity, None));
         let log_params = n_plus_one.log_params;
         Self {
             id,
@@ -209,6 +211,7 @@ impl SessionObserver {
             clock: clock::ChunkClock::default(),
             events,
             entry,
+            record,
             status: TransactionStatus::Idle,
             n_plus_one: NPlusOneDetector::new(n_plus_one, label.clone()),
             checks: SessionChecks::new(SessionChecksConfig::default(), label),
@@ -235,8 +238,8 @@ impl SessionObserver {
     /// The same observer with these thresholds for `repeated_query`, `unbounded_result` and
     /// `select_star`.
     pub fn with_checks(mut self, config: SessionChecksConfig) -> Self {
-        let pid = lock(&self.entry.activity).backend_pid;
-        self.checks = SessionChecks::new(config, session_label(&lock(&self.entry.identity), pid));
+        let pid = self.record.activity.backend_pid;
+        self.checks = SessionChecks::new(config, session_label(&self.record.identity, pid));
         self
     }
 
@@ -413,9 +416,9 @@ impl SessionObserver {
             }
             BackendTag::BackendKeyData => {
                 if let Ok(key) = BackendKeyData::parse(m.body) {
-                    self.entry.update(|a| a.backend_pid = Some(key.pid));
-                    let label = session_label(&lock(&self.entry.identity), Some(key.pid));
-                    self.origin = Arc::new(SessionOrigin::of(&lock(&self.entry.identity), Some(key.pid)));
+                    self.entry.update(&mut self.record, |a| a.backend_pid = Some(key.pid));
+                    let label = session_label(&self.record.identity, Some(key.pid));
+                    self.origin = Arc::new(SessionOrigin::of(&self.record.identity, Some(key.pid)));
                     self.n_plus_one.set_label(label.clone());
                     self.checks.set_label(label);
                 }
@@ -425,9 +428,9 @@ impl SessionObserver {
                     if p.name == b"application_name" {
                         let name = String::from_utf8_lossy(p.value);
                         self.application_name = name.as_ref().into();
-                        let pid = lock(&self.entry.activity).backend_pid;
-                        self.entry.update_identity(|i| i.application_name.replace_range(.., &name));
-                        self.origin = Arc::new(SessionOrigin::of(&lock(&self.entry.identity), pid));
+                        let pid = self.record.activity.backend_pid;
+                        self.entry.update_identity(&mut self.record, |i| i.application_name.replace_range(.., &name));
+                        self.origin = Arc::new(SessionOrigin::of(&self.record.identity, pid));
                     }
                 }
             }
@@ -534,7 +537,7 @@ impl SessionObserver {
         let started = run.sent.max(self.last_done);
         self.last_done = now;
         let Some(statement) = run.statement else { return };
-        self.entry.update(|a| a.statement_finished(&statement.text));
+        self.entry.update(&mut self.record, |a| a.statement_finished(&statement.text));
         let duration = now.saturating_duration_since(started);
         // A portal suspended at its row limit (a driver fetching in chunks) is one statement still
         // running, not a finished one: only a completion with a row count is checked.
@@ -573,10 +576,8 @@ impl SessionObserver {
         }
         if error.is_none() && duration >= self.explain_min && self.explain_due(statement.text_key, now) {
             if let Some(sql) = self.raw_texts.get(&statement.text_key) {
-                let (database, user) = {
-                    let identity = lock(&self.entry.identity);
-                    (identity.database.as_str().into(), identity.user.as_str().into())
-                };
+                let identity = &self.record.identity;
+                let (database, user) = (identity.database.as_str().into(), identity.user.as_str().into());
                 let sample = ExplainSample { statement: statement.clone(), sql: sql.clone(), database, user };
                 self.events.send(Event::ExplainCandidate(sample));
             }
@@ -632,7 +633,7 @@ impl SessionObserver {
             Some(Pending::Query { runs, .. }) => runs.front().and_then(|r| r.statement.clone()),
             _ => None,
         };
-        let transaction = lock(&self.entry.activity).transaction_statements.iter().map(|s| s.to_string()).collect();
+        let transaction = self.record.activity.transaction_statements.iter().map(|s| s.to_string()).collect();
         self.events.send(Event::Deadlock {
             session: self.id,
             statement: statement.map(|s| s.text.to_string()).unwrap_or_default(),
@@ -690,17 +691,22 @@ impl SessionObserver {
             (TransactionStatus::Failed, true) => SessionState::IdleInTransactionFailed,
         };
         let (done, now) = (self.pending.is_empty(), self.clock.wall());
-        self.entry.update(|a| a.ready(state, status, previous, done, now));
+        self.entry.update(&mut self.record, |a| a.ready(state, status, previous, done, now));
     }
 
     fn set_active(&mut self, statement: Option<&Arc<Statement>>) {
         let (text, status, now) = (statement.map(|s| &s.text), self.status, self.clock.wall());
-        self.entry.update(|a| a.statement_started(text, status, now));
+        self.entry.update(&mut self.record, |a| a.statement_started(text, status, now));
     }
 
     /// A chunk of bytes arrived: its messages, about to be shown, share one reading of the clock.
     pub fn chunk_arrived(&mut self) {
         self.clock.tick();
+    }
+
+    /// The session's record as this observer keeps it (what it last published).
+    pub fn record(&self) -> &SessionRecord {
+        &self.record
     }
 
     /// Time since the last response completed.
