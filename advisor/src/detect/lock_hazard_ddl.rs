@@ -232,7 +232,7 @@ impl DdlWatch {
     fn lock_timeout_statement(&mut self, session: u64, text: &str) {
         // Runs for every statement: the verb alone rules out almost all of them.
         const VERBS: [&str; 8] = ["SET", "RESET", "DISCARD", "COMMIT", "END", "ABORT", "PREPARE", "ROLLBACK"];
-        let verb = text.split_whitespace().next().unwrap_or_default();
+        let verb = sql_shape::verb(text);
         if !VERBS.iter().any(|v| v.eq_ignore_ascii_case(verb)) {
             return;
         }

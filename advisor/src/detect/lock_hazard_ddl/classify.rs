@@ -111,7 +111,7 @@ const VOLATILE_FUNCTIONS: [&str; 9] = [
 /// `None` for anything else, `CREATE INDEX CONCURRENTLY` included.
 pub fn classify(text: &str) -> Option<Ddl> {
     // Runs for every statement: the verb alone rules out almost all of them.
-    let verb = text.split_whitespace().next().unwrap_or_default();
+    let verb = sql_shape::verb(text);
     if !verb.eq_ignore_ascii_case("CREATE") && !verb.eq_ignore_ascii_case("ALTER") {
         return None;
     }
