@@ -20,6 +20,7 @@ use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use crate::events::{self, Caller, Event, EventSender, ExplainSample, PlanOutcome};
 use crate::health::{AnalysisHealth, Stage};
+use crate::model::StatementEvent;
 use crate::scopes::{ScopeConfig, ScopeStats};
 use crate::sessions::{SessionActivity, SessionIdentity, SessionRegistry};
 use crate::stats::QueryStats;
@@ -357,43 +358,45 @@ impl Engine {
         }
     }
 
+    /// Applies one finished statement: statistics, scopes and the engine's detectors.
+    fn statement(&mut self, s: &StatementEvent) {
+        InjectedPanics::check(&self.advisor.config.injected_panics.engine, s.statement.text.as_bytes());
+        let live = || self.advisor.sessions.get(s.session);
+        if let Some(f) = self.locks.statement_finished(s.session, s.duration, live, s.finished_at) {
+            self.record(f);
+        }
+        self.advisor.stats.record(s);
+        if let Some(config) = &self.advisor.config.scopes {
+            let scope = config.scope_of(s.statement.tags.as_deref(), &s.application_name);
+            self.advisor.scopes.record(&scope, s);
+        }
+        let advisor = &self.advisor;
+        if let Some(f) = self.ddl.statement(s.into(), || advisor.sessions.snapshot()) {
+            self.record(f);
+        }
+        for (f, caller) in self.bursts.statement(s) {
+            self.record_from(f, Some(&caller));
+        }
+        let config = &self.advisor.config;
+        if let Some(mut f) = self.slow_queries.observe(s, &config.slow_query) {
+            self.note_lock_waits(&mut f);
+            let caller = Caller { tags: s.statement.tags.clone(), application_name: s.application_name.clone() };
+            self.record_from(f, Some(&caller));
+        }
+        let config = &self.advisor.config;
+        let found = [
+            self.unparameterized.observe(s, &config.unparameterized),
+            self.error_spikes.observe(s, &config.error_spike),
+        ];
+        for f in found.into_iter().flatten() {
+            self.record(f);
+        }
+    }
+
     /// Applies one event.
     pub fn apply(&mut self, event: Event) {
         match event {
-            Event::Statement(s) => {
-                InjectedPanics::check(&self.advisor.config.injected_panics.engine, s.statement.text.as_bytes());
-                let live = || self.advisor.sessions.get(s.session);
-                if let Some(f) = self.locks.statement_finished(s.session, s.duration, live, SystemTime::now()) {
-                    self.record(f);
-                }
-                self.advisor.stats.record(&s);
-                if let Some(config) = &self.advisor.config.scopes {
-                    let scope = config.scope_of(s.statement.tags.as_deref(), &s.application_name);
-                    self.advisor.scopes.record(&scope, &s);
-                }
-                let advisor = &self.advisor;
-                if let Some(f) = self.ddl.statement((&s).into(), || advisor.sessions.snapshot()) {
-                    self.record(f);
-                }
-                for (f, caller) in self.bursts.statement(&s) {
-                    self.record_from(f, Some(&caller));
-                }
-                let config = &self.advisor.config;
-                if let Some(mut f) = self.slow_queries.observe(&s, &config.slow_query) {
-                    self.note_lock_waits(&mut f);
-                    let caller =
-                        Caller { tags: s.statement.tags.clone(), application_name: s.application_name.clone() };
-                    self.record_from(f, Some(&caller));
-                }
-                let config = &self.advisor.config;
-                let found = [
-                    self.unparameterized.observe(&s, &config.unparameterized),
-                    self.error_spikes.observe(&s, &config.error_spike),
-                ];
-                for f in found.into_iter().flatten() {
-                    self.record(f);
-                }
-            }
+            Event::Statement(s) => self.statement(&s),
             Event::Finding(f, caller) => {
                 if f.kind == Kind::NPlusOne {
                     let now = SystemTime::now();
@@ -554,7 +557,12 @@ impl Engine {
     fn drain(&mut self, rx: &mut mpsc::Receiver<Event>) -> bool {
         loop {
             match rx.try_recv() {
-                Ok(event) => self.contained(|engine| engine.apply(event)),
+                // A statement (almost every event) is applied where it lies: it is large, and
+                // moving it into the closure and on costs more than some of its detectors.
+                Ok(event) => match &event {
+                    Event::Statement(s) => self.contained(|engine| engine.statement(s)),
+                    _ => self.contained(|engine| engine.apply(event)),
+                },
                 Err(mpsc::error::TryRecvError::Empty) => return true,
                 Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }

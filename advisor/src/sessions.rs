@@ -306,7 +306,7 @@ const RECENTLY_CLOSED: usize = 32;
 /// All live sessions; a session leaves when its connection closes.
 #[derive(Debug, Default)]
 pub struct SessionRegistry {
-    sessions: DashMap<u64, Arc<SessionEntry>>,
+    sessions: DashMap<u64, Arc<SessionEntry>, foldhash::fast::RandomState>,
     recently_closed: Mutex<VecDeque<Published>>,
     /// Readers of the published activity take turns, so a reader holds at most one slot of a
     /// session at a time and its observer always finds the other one free.

@@ -3,7 +3,17 @@
 
 /// The statement's verb, upper-cased (`SELECT`, `UPDATE`...).
 pub fn verb(text: &str) -> &str {
-    text.split_whitespace().next().unwrap_or_default()
+    // Runs for every statement: ASCII text (nearly all) is read as bytes, where an ASCII
+    // byte is always a char boundary; a non-ASCII byte before the verb's end leaves it to
+    // `split_whitespace`, which also splits at Unicode spaces.
+    let blank = |b: u8| b.is_ascii() && char::from(b).is_whitespace();
+    let bytes = text.as_bytes();
+    let start = bytes.iter().position(|&b| !blank(b)).unwrap_or(bytes.len());
+    match bytes[start..].iter().position(|&b| blank(b) || !b.is_ascii()) {
+        Some(len) if bytes[start + len].is_ascii() => &text[start..start + len],
+        None => &text[start..],
+        Some(_) => text.split_whitespace().next().unwrap_or_default(),
+    }
 }
 
 /// True for a statement that only reads (SELECT, or WITH ... SELECT without writes).

@@ -101,7 +101,7 @@ impl FingerprintStats {
 /// The registry of all fingerprints.
 #[derive(Debug)]
 pub struct QueryStats {
-    map: DashMap<Fingerprint, Mutex<FingerprintStats>>,
+    map: DashMap<Fingerprint, Mutex<FingerprintStats>, foldhash::fast::RandomState>,
     max_fingerprints: usize,
     evicted: AtomicU64,
     recorded: AtomicU64,
@@ -251,7 +251,7 @@ impl QueryStats {
     /// A registry holding at most `max_fingerprints` fingerprints.
     pub fn new(max_fingerprints: usize) -> Self {
         Self {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             max_fingerprints: max_fingerprints.max(1),
             evicted: AtomicU64::new(0),
             recorded: AtomicU64::new(0),

@@ -278,7 +278,8 @@ impl TagCounts {
                 return;
             }
         };
-        if let Some((_, calls)) = values.iter_mut().find(|(v, _)| v == value) {
+        // The same Arc most of the time (a session's application_name): no bytes compared.
+        if let Some((_, calls)) = values.iter_mut().find(|(v, _)| Arc::ptr_eq(v, value) || v == value) {
             *calls += 1;
         } else if values.len() < MAX_VALUES {
             values.push((value.clone(), 1));

@@ -47,6 +47,10 @@ struct Step {
     status: u8,
 }
 
+/// Bind messages made per statement, used in turn: as many as a run has transactions, so that
+/// parameter values repeat about as rarely as in pgbench (random ids among a million).
+const BINDS: usize = 8192;
+
 /// `pgbench -S`: the one select-only statement.
 const SELECT_ONLY: &[(&str, usize, bool, &str, u8)] =
     &[("SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 1, true, "SELECT 1", b'I')];
@@ -76,8 +80,9 @@ fn bind(name: &str, params: usize, seed: &mut u32) -> Vec<u8> {
     i16be(&mut b, 0);
     i16be(&mut b, params as i16);
     for _ in 0..params {
-        *seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345) % 1_000_000 + 1;
-        let value = seed.to_string();
+        // A multiplicative hash of a counter: ids spread over a million, none repeated in a run.
+        *seed += 1;
+        let value = ((u64::from(*seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1_000_000 + 1).to_string();
         i32be(&mut b, value.len() as i32);
         b.extend_from_slice(value.as_bytes());
     }
@@ -145,7 +150,7 @@ fn main() {
         observer.chunk_arrived();
         server(&mut observer, b'1', b"");
         server(&mut observer, b'Z', b"I");
-        let binds = (0..256).map(|_| bind(&name, params, &mut seed)).collect();
+        let binds = (0..BINDS).map(|_| bind(&name, params, &mut seed)).collect();
         let columns = rows.then(|| row_description.clone());
         let mut complete = tag.as_bytes().to_vec();
         complete.push(0);
@@ -183,4 +188,7 @@ fn main() {
         engine.apply(event);
     }
     println!("{} statements recorded", advisor.stats.recorded());
+    for advice in advisor.advice.list() {
+        println!("advice: {:?} seen {}x: {}", advice.kind, advice.count, advice.title);
+    }
 }

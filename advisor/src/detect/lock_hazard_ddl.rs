@@ -236,24 +236,34 @@ impl DdlWatch {
         if !VERBS.iter().any(|v| v.eq_ignore_ascii_case(verb)) {
             return;
         }
-        let upper = text.to_ascii_uppercase();
-        let words: Vec<&str> = upper.split_whitespace().take(5).collect();
-        let entry = match words.as_slice() {
-            ["SET", "LOCK_TIMEOUT", _, value, ..] | ["SET", "SESSION", "LOCK_TIMEOUT", _, value] => {
-                Some((Some(*value != "DEFAULT"), None))
+        let entry = if ["COMMIT", "END", "ABORT"].iter().any(|v| v.eq_ignore_ascii_case(verb)) {
+            // The end of every transaction (pgbench's END): decided by the verb alone, without
+            // upper-casing the statement.
+            Some((None, Some(false)))
+        } else {
+            let upper = text.to_ascii_uppercase();
+            let words: Vec<&str> = upper.split_whitespace().take(5).collect();
+            match words.as_slice() {
+                ["SET", "LOCK_TIMEOUT", _, value, ..] | ["SET", "SESSION", "LOCK_TIMEOUT", _, value] => {
+                    Some((Some(*value != "DEFAULT"), None))
+                }
+                ["SET", "LOCAL", "LOCK_TIMEOUT", _, ..] => Some((None, Some(words.get(4) != Some(&"DEFAULT")))),
+                ["RESET", "LOCK_TIMEOUT"] | ["RESET", "ALL"] | ["DISCARD", "ALL"] => Some((Some(false), Some(false))),
+                ["PREPARE", "TRANSACTION", ..] => Some((None, Some(false))),
+                // ROLLBACK [WORK | TRANSACTION] [AND [NO] CHAIN] ends the transaction; ROLLBACK ...
+                // TO a savepoint does not.
+                ["ROLLBACK"] | ["ROLLBACK", "AND", ..] | ["ROLLBACK", "PREPARED", ..] => Some((None, Some(false))),
+                ["ROLLBACK", "WORK" | "TRANSACTION"] | ["ROLLBACK", "WORK" | "TRANSACTION", "AND", ..] => {
+                    Some((None, Some(false)))
+                }
+                _ => None,
             }
-            ["SET", "LOCAL", "LOCK_TIMEOUT", _, ..] => Some((None, Some(words.get(4) != Some(&"DEFAULT")))),
-            ["RESET", "LOCK_TIMEOUT"] | ["RESET", "ALL"] | ["DISCARD", "ALL"] => Some((Some(false), Some(false))),
-            ["COMMIT", ..] | ["END", ..] | ["ABORT", ..] | ["PREPARE", "TRANSACTION", ..] => Some((None, Some(false))),
-            // ROLLBACK [WORK | TRANSACTION] [AND [NO] CHAIN] ends the transaction; ROLLBACK ... TO a
-            // savepoint does not.
-            ["ROLLBACK"] | ["ROLLBACK", "AND", ..] | ["ROLLBACK", "PREPARED", ..] => Some((None, Some(false))),
-            ["ROLLBACK", "WORK" | "TRANSACTION"] | ["ROLLBACK", "WORK" | "TRANSACTION", "AND", ..] => {
-                Some((None, Some(false)))
-            }
-            _ => None,
         };
         let Some((session_level, transaction_level)) = entry else { return };
+        if session_level.is_none() && transaction_level == Some(false) && !self.lock_timeouts.contains_key(&session) {
+            // A transaction ended in a session that never set a lock_timeout: nothing to forget.
+            return;
+        }
         if self.lock_timeouts.len() >= MAX_SESSIONS && !self.lock_timeouts.contains_key(&session) {
             self.lock_timeouts.clear();
         }
@@ -280,11 +290,12 @@ impl DdlWatch {
             }
         };
         for table in tables.iter() {
-            if !self.tables.contains_key(table) && self.tables.len() >= MAX_TABLES {
-                self.forget_least_recent_table();
-            }
-            // The name is cloned only for a table not seen before: this runs for every statement.
+            // One lookup for a table seen before: this runs for every statement. The name is
+            // cloned only for a new table.
             if !self.tables.contains_key(table.as_str()) {
+                if self.tables.len() >= MAX_TABLES {
+                    self.forget_least_recent_table();
+                }
                 self.tables.insert(table.clone(), Vec::new());
             }
             let Some(uses) = self.tables.get_mut(table.as_str()) else { continue };

@@ -37,7 +37,10 @@ const MAX_TRACKED: usize = 256;
 
 #[derive(Debug)]
 struct Repeats {
-    /// Executions within the window.
+    /// The one execution of a streak that has only one: most keys of a load test are seen once,
+    /// and then cost no allocation. `None` once `recent` holds the executions.
+    lone: Option<Instant>,
+    /// Executions within the window, once there are two or more.
     recent: VecDeque<Instant>,
     /// Executions since the streak started (0: no streak reported).
     streak: usize,
@@ -50,7 +53,25 @@ struct Repeats {
 impl Repeats {
     /// A streak starting at `at`.
     fn starting(at: Instant) -> Self {
-        Self { recent: VecDeque::new(), streak: 0, reported_at: 0, started: at, total: Duration::ZERO, rows: 0 }
+        Self {
+            lone: None,
+            recent: VecDeque::new(),
+            streak: 0,
+            reported_at: 0,
+            started: at,
+            total: Duration::ZERO,
+            rows: 0,
+        }
+    }
+
+    /// The latest execution.
+    fn last(&self) -> Option<Instant> {
+        self.recent.back().copied().or(self.lone)
+    }
+
+    /// Executions within the window.
+    fn within(&self) -> usize {
+        self.recent.len() + usize::from(self.lone.is_some())
     }
 }
 
@@ -76,7 +97,7 @@ impl RepeatedQueryDetector {
         let key = (s.statement.text_key, s.params.unwrap_or(0));
         let window = self.config.window;
         if !self.tracked.contains_key(&key) && self.tracked.len() >= MAX_TRACKED {
-            self.tracked.retain(|_, r| r.recent.back().is_some_and(|t| s.at.duration_since(*t) <= window));
+            self.tracked.retain(|_, r| r.last().is_some_and(|t| s.at.duration_since(t) <= window));
             if self.tracked.len() >= MAX_TRACKED {
                 self.tracked.clear();
             }
@@ -86,10 +107,15 @@ impl RepeatedQueryDetector {
             r.recent.pop_front();
         }
         if r.recent.is_empty() {
-            // Quiet for a whole window: a new streak.
-            *r = Repeats::starting(s.at);
+            match r.lone.take() {
+                // Seen twice within the window: now the executions are worth a list.
+                Some(t) if s.at.duration_since(t) <= window => r.recent.extend([t, s.at]),
+                // New, or quiet for a whole window: a new streak.
+                _ => *r = Repeats { lone: Some(s.at), ..Repeats::starting(s.at) },
+            }
+        } else {
+            r.recent.push_back(s.at);
         }
-        r.recent.push_back(s.at);
         r.streak += 1;
         r.total += s.duration;
         r.rows = s.rows;
@@ -98,7 +124,7 @@ impl RepeatedQueryDetector {
             r.recent.pop_front();
         }
         let occurrence = match r.reported_at {
-            0 if r.recent.len() >= self.config.min_repeats => Occurrence::New,
+            0 if r.within() >= self.config.min_repeats => Occurrence::New,
             n if n > 0 && r.streak >= n * 2 => Occurrence::Update,
             _ => return None,
         };
@@ -198,6 +224,24 @@ mod tests {
         // No parameters at all counts too.
         let mut f = Feed::new();
         assert_eq!((0..10).filter_map(|_| f.run("select * from flags", None, MS)).count(), 1);
+    }
+
+    #[test]
+    fn a_pause_longer_than_the_window_starts_a_new_streak() {
+        // A key seen once keeps no list; the second execution within the window starts one.
+        let mut f = Feed::new();
+        f.d.config.min_repeats = 2;
+        let sql = "select * from plans where id = $1";
+        assert!(f.run(sql, Some(3), MS).is_none());
+        assert!(f.run(sql, Some(3), Duration::from_secs(3)).is_none(), "the first one is out of the window");
+        let found = f.run(sql, Some(3), MS).expect("two within the window");
+        assert_eq!((found.occurrence, found.evidence["repeats"].as_u64()), (Occurrence::New, Some(2)));
+        assert!(f.run(sql, Some(3), MS).is_none(), "updated when it doubles");
+        assert!(f.run(sql, Some(3), MS).is_some_and(|u| u.occurrence == Occurrence::Update));
+        // Quiet again, after a streak with a list: a new streak, counted from one.
+        assert!(f.run(sql, Some(3), Duration::from_secs(3)).is_none());
+        let found = f.run(sql, Some(3), MS).expect("two within the window again");
+        assert_eq!(found.evidence["repeats"].as_u64(), Some(2));
     }
 
     #[test]

@@ -16,13 +16,16 @@ const REANCHOR_EVERY: Duration = Duration::from_secs(1);
 pub(super) struct ChunkClock {
     /// The time of the current chunk, when the relay gave one; otherwise each call reads it.
     chunk: Option<Instant>,
+    /// The current chunk's wall-clock time, once asked for (a statement's events ask up to
+    /// three times per chunk; deriving it costs more than keeping it).
+    chunk_wall: Option<SystemTime>,
     /// A monotonic instant and the wall-clock time read with it.
     anchor: (Instant, SystemTime),
 }
 
 impl Default for ChunkClock {
     fn default() -> Self {
-        Self { chunk: None, anchor: (Instant::now(), SystemTime::now()) }
+        Self { chunk: None, chunk_wall: None, anchor: (Instant::now(), SystemTime::now()) }
     }
 }
 
@@ -30,6 +33,7 @@ impl ChunkClock {
     /// A new chunk of bytes arrived now.
     pub(super) fn tick(&mut self) {
         self.chunk = Some(Instant::now());
+        self.chunk_wall = None;
     }
 
     /// Now: the current chunk's time (or the clock, when no chunk was announced).
@@ -39,13 +43,19 @@ impl ChunkClock {
 
     /// Now on the wall clock.
     pub(super) fn wall(&mut self) -> SystemTime {
-        let now = self.now();
-        if let Some(wall) = Self::derive(self.anchor, now) {
+        if let Some(wall) = self.chunk_wall {
             return wall;
         }
-        // Both clocks read together; the chunk's time may be a little earlier than that.
-        self.anchor = (Instant::now(), SystemTime::now());
-        Self::derive(self.anchor, now).unwrap_or(self.anchor.1)
+        let now = self.now();
+        let wall = Self::derive(self.anchor, now).unwrap_or_else(|| {
+            // Both clocks read together; the chunk's time may be a little earlier than that.
+            self.anchor = (Instant::now(), SystemTime::now());
+            Self::derive(self.anchor, now).unwrap_or(self.anchor.1)
+        });
+        if self.chunk.is_some() {
+            self.chunk_wall = Some(wall);
+        }
+        wall
     }
 
     /// The wall-clock time of `now` from `anchor`, unless the anchor is a second old or more.

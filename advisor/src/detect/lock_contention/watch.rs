@@ -2,7 +2,7 @@
 //! the Inspector is asked who blocks it (again each second until it answers), the wait is
 //! reported while it lasts, and once more with its whole length when the statement ends.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::time::{Duration, SystemTime};
 
 use super::{blockers, finding, inspector_unavailable, suspects};
