@@ -61,6 +61,17 @@ struct Run {
 }
 
 impl Run {
+    /// Counts one more child.
+    fn extend(&mut self, s: &StatementEvent) {
+        self.count += 1;
+        // A steady run is never reported (and stays steady): its parameters no longer matter.
+        if self.distinct.len() < MAX_DISTINCT && self.count <= MAX_BURST {
+            self.distinct.insert(s.params.hash());
+        }
+        self.last = s.finished_at;
+        self.total += s.duration;
+    }
+
     fn steady(&self) -> bool {
         self.count > MAX_BURST || self.last.duration_since(self.first).unwrap_or_default() > MAX_SPAN
     }
@@ -70,6 +81,9 @@ impl Run {
 /// recording one allocates nothing.
 #[derive(Clone)]
 struct Parent {
+    /// The statement's fingerprint, kept here: candidates are told apart by it on every child,
+    /// without reading the statement behind each pointer.
+    fingerprint: Fingerprint,
     statement: Arc<Statement>,
     result: Arc<ResultDigest>,
     at: SystemTime,
@@ -149,16 +163,22 @@ impl BurstWatch {
         let fp = s.statement.fingerprint;
         let child = s.error.is_none() && !s.params.is_empty() && s.statement.shape.read;
         // The session's run ends when it runs anything else, or after a pause.
-        let ended = self.runs.get(&s.session).is_some_and(|run| {
-            run.statement.fingerprint != fp || !child || since(run.last, s.finished_at) > self.config.gap
-        });
-        if ended {
-            if let Some(run) = self.runs.remove(&s.session) {
-                out.extend(self.unlinked(&run));
+        let gap = self.config.gap;
+        match self.runs.get_mut(&s.session) {
+            Some(run) if run.statement.fingerprint == fp && child && since(run.last, s.finished_at) <= gap => {
+                // The run goes on (a load test's every statement).
+                run.extend(s);
+                out.extend(self.pool_child(s));
             }
+            Some(_) => {
+                if let Some(run) = self.runs.remove(&s.session) {
+                    out.extend(self.unlinked(&run));
+                }
+            }
+            None => {}
         }
-        if child {
-            if !self.runs.contains_key(&s.session) && self.runs.len() >= MAX_SESSIONS {
+        if child && !self.runs.contains_key(&s.session) {
+            if self.runs.len() >= MAX_SESSIONS {
                 self.runs.clear();
             }
             let run = self.runs.entry(s.session).or_insert_with(|| Run {
@@ -171,20 +191,16 @@ impl BurstWatch {
                 last: s.finished_at,
                 total: Duration::ZERO,
             });
-            run.count += 1;
-            if run.distinct.len() < MAX_DISTINCT {
-                run.distinct.insert(s.params.hash());
-            }
-            run.last = s.finished_at;
-            run.total += s.duration;
+            run.extend(s);
             out.extend(self.pool_child(s));
         }
         if let Some(result) = s.result.as_ref().filter(|r| !r.is_empty()) {
-            let pool = self.pool(s.origin.pool);
+            let pool = pool(&mut self.pools, s.origin.pool);
             if pool.parents.len() >= POOL_PARENTS {
                 pool.parents.pop_front();
             }
             pool.parents.push_back(Parent {
+                fingerprint: fp,
                 statement: s.statement.clone(),
                 result: result.clone(),
                 at: s.finished_at,
@@ -199,8 +215,7 @@ impl BurstWatch {
         let gap = self.config.gap;
         let min = self.config.min_children;
         let mut out = None;
-        let proven = self.confirmed.get(&fp).is_some_and(|t| since(*t, s.finished_at) <= CONFIRMED_FOR);
-        let pool = self.pool(s.origin.pool);
+        let pool = pool(&mut self.pools, s.origin.pool);
         if pool.bursts.get(&fp).is_some_and(|b| since(b.last, s.finished_at) > gap) {
             if let Some(b) = pool.bursts.remove(&fp) {
                 out = final_report(&b);
@@ -212,7 +227,7 @@ impl BurstWatch {
                 .parents
                 .iter()
                 .rev()
-                .filter(|p| p.statement.fingerprint != fp && since(p.at, started) <= PARENT_WINDOW)
+                .filter(|p| p.fingerprint != fp && since(p.at, started) <= PARENT_WINDOW)
                 .take(CANDIDATES)
                 .cloned()
                 .collect();
@@ -264,6 +279,7 @@ impl BurstWatch {
         if due {
             // A session that ran part of the children may have reported its share already: this
             // is then the same finding, grown, not a second one.
+            let proven = self.confirmed.get(&fp).is_some_and(|t| since(*t, s.finished_at) <= CONFIRMED_FOR);
             let occurrence = if burst.reported_at == 0 && !proven { Occurrence::New } else { Occurrence::Update };
             burst.reported_at = burst.count;
             let reported = burst.describe(occurrence);
@@ -283,13 +299,6 @@ impl BurstWatch {
     /// session's own report of its share must not replace it.
     pub fn is_parallel(&self, key: &str, at: SystemTime) -> bool {
         self.parallel.get(key).is_some_and(|t| since(*t, at) <= CONFIRMED_FOR)
-    }
-
-    fn pool(&mut self, key: u64) -> &mut Pool {
-        if !self.pools.contains_key(&key) && self.pools.len() >= MAX_POOLS {
-            self.pools.clear();
-        }
-        self.pools.entry(key).or_default()
     }
 
     /// A session's run ended while the session lives on: a bounded burst with no proven parent.
@@ -351,6 +360,14 @@ impl BurstWatch {
         self.pools.retain(|_, p| !p.parents.is_empty() || !p.bursts.is_empty());
         out
     }
+}
+
+/// The pool `key` (a new one, when it has none yet).
+fn pool(pools: &mut HashMap<u64, Pool>, key: u64) -> &mut Pool {
+    if !pools.contains_key(&key) && pools.len() >= MAX_POOLS {
+        pools.clear();
+    }
+    pools.entry(key).or_default()
 }
 
 fn final_report(b: &PoolBurst) -> Option<Reported> {
