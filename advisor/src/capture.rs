@@ -2,7 +2,7 @@
 //! result, as text, bounded in count and size. Values stay in memory; they reach logs or the
 //! API only with `--log-params`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use protocol::backend::{DataRow, RowDescription};
 use protocol::frontend::{Bind, Format};
@@ -147,8 +147,15 @@ pub fn literal_value(raw: &[u8]) -> Option<String> {
     Some(text.replace('_', ""))
 }
 
-/// The result of one execution, sampled as its rows pass: the keys of the values of the first
-/// [`MAX_SAMPLED_ROWS`] rows, row after row in one buffer (no allocation per row or cell).
+/// Bytes of rows a result keeps as they came, unkeyed; rows past it are keyed as they pass.
+pub const MAX_RAW_BYTES: usize = 16 * 1024;
+
+/// The result of one execution, sampled as its rows pass: the first [`MAX_SAMPLED_ROWS`] rows.
+///
+/// Rows are kept as bytes, back to back in one buffer (up to [`MAX_RAW_BYTES`]), and keyed only
+/// if the result is ever searched as the parent of a burst: keying every value of every row cost
+/// more than all the rest of a many-row statement's analysis, and most results are never
+/// searched. Rows that do not fit are keyed as they pass, so a wide row is still sampled.
 #[derive(Debug, Default)]
 pub struct ResultSample {
     names: Arc<[Option<Arc<str>>]>,
@@ -156,18 +163,44 @@ pub struct ResultSample {
     formats: ResultFormats,
     /// Columns sampled per row (0 until the first row says).
     columns: usize,
-    /// Row-major keys, `columns` per row; 0 where a cell had no usable value.
+    /// Rows as they came: per row its column count (2 bytes), the length of its values (4
+    /// bytes), then the values.
+    raw: Vec<u8>,
+    /// Row-major keys of the rows that did not fit in `raw`, `columns` per row; 0 where a cell
+    /// had no usable value.
     keys: Vec<ValueKey>,
     rows: u64,
+}
+
+/// Appends the keys of `row`'s first `columns` values (0 for NULL, too long or missing).
+fn key_row(keys: &mut Vec<ValueKey>, row: &DataRow<'_>, columns: usize, formats: ResultFormats) {
+    let start = keys.len();
+    for (i, value) in row.values().enumerate().take(columns) {
+        keys.push(value.and_then(|v| value_key(v, formats.get(i))).unwrap_or(0));
+    }
+    // A short row (malformed) still fills its slots, so rows stay aligned.
+    keys.resize(start + columns, 0);
+}
+
+/// The rows `raw` holds (as [`ResultSample`] lays them out), in order.
+fn raw_rows(mut raw: &[u8]) -> impl Iterator<Item = DataRow<'_>> {
+    std::iter::from_fn(move || {
+        let (count, rest) = raw.split_first_chunk::<2>()?;
+        let (len, rest) = rest.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+        let values = rest.get(..len)?;
+        raw = &rest[len..];
+        Some(DataRow::from_values(usize::from(u16::from_be_bytes(*count)), values))
+    })
 }
 
 impl ResultSample {
     /// A sample whose columns are named `names` (from a RowDescription; empty when unknown).
     pub fn with_names(names: &Arc<[Option<Arc<str>>]>, formats: ResultFormats) -> Self {
-        Self { names: names.clone(), formats, columns: 0, keys: Vec::new(), rows: 0 }
+        Self { names: names.clone(), formats, ..Self::default() }
     }
 
-    /// Adds one row's values (only the first rows are kept).
+    /// Adds one row (only the first rows are kept).
     pub fn add(&mut self, row: &DataRow<'_>) {
         self.rows += 1;
         if self.rows > MAX_SAMPLED_ROWS {
@@ -175,25 +208,43 @@ impl ResultSample {
         }
         if self.columns == 0 {
             self.columns = row.len().min(MAX_SAMPLED_COLUMNS);
-            // One row's worth, exactly: most results are one row (then `finish` has no slack to
-            // give back), and the buffer doubles as more rows come.
-            self.keys.reserve_exact(self.columns);
         }
-        let start = self.keys.len();
-        for (i, value) in row.values().enumerate().take(self.columns) {
-            let format = self.formats.get(i);
-            self.keys.push(value.and_then(|v| value_key(v, format)).unwrap_or(0));
+        let values = row.values_bytes();
+        let count = u16::try_from(row.len()).unwrap_or(u16::MAX);
+        match u32::try_from(values.len()) {
+            Ok(len) if self.raw.len() + 6 + values.len() <= MAX_RAW_BYTES => {
+                let row_bytes = 6 + values.len();
+                if self.raw.is_empty() {
+                    // One row's worth, exactly: most results are one row (then `finish` has no
+                    // slack to give back).
+                    self.raw.reserve_exact(row_bytes);
+                } else if self.raw.len() == self.raw.capacity() {
+                    // A second row: room for a page of them at once rather than doubling.
+                    self.raw.reserve(MAX_RAW_BYTES.min(row_bytes * 32));
+                }
+                let [c0, c1] = count.to_be_bytes();
+                let [l0, l1, l2, l3] = len.to_be_bytes();
+                self.raw.extend_from_slice(&[c0, c1, l0, l1, l2, l3]);
+                self.raw.extend_from_slice(values);
+            }
+            _ => key_row(&mut self.keys, row, self.columns, self.formats),
         }
-        // A short row (malformed) still fills its slots, so rows stay aligned.
-        self.keys.resize(start + self.columns, 0);
     }
 
-    /// The sampled values.
+    /// The sampled rows.
     pub fn finish(self) -> ResultDigest {
-        let mut keys = self.keys;
+        let (mut raw, mut keys) = (self.raw, self.keys);
         // It may wait in the engine's queue and as a parent: no slack carried along.
+        raw.shrink_to_fit();
         keys.shrink_to_fit();
-        ResultDigest::from_rows(self.names, self.columns, keys)
+        ResultDigest {
+            names: self.names,
+            columns: self.columns,
+            formats: self.formats,
+            raw,
+            keyed: keys,
+            ..Default::default()
+        }
     }
 }
 
@@ -252,23 +303,23 @@ impl ResultFormats {
     }
 }
 
-/// The sampled values of one result (capped by the observer), row after row as they came: a
-/// result is only searched when it turns out to be the parent of a burst, so it is not sorted
-/// or indexed up front (most results never are).
+/// The sampled rows of one result (capped by the observer), as they came: a result is only
+/// searched when it turns out to be the parent of a burst, so its rows are keyed then, once,
+/// and never sorted or indexed (most results never are searched).
 #[derive(Debug, Clone, Default)]
 pub struct ResultDigest {
     names: Arc<[Option<Arc<str>>]>,
     columns: usize,
-    /// Row-major keys, `columns` per row; 0 where a cell had no usable value.
-    keys: Vec<ValueKey>,
+    formats: ResultFormats,
+    /// Rows kept as bytes ([`ResultSample`]'s layout), keyed at the first search.
+    raw: Vec<u8>,
+    /// The keys of `raw`'s rows, row-major, `columns` per row (0 where a cell had no usable value).
+    raw_keys: OnceLock<Vec<ValueKey>>,
+    /// The keys of the rows that were keyed as they came, laid out the same way.
+    keyed: Vec<ValueKey>,
 }
 
 impl ResultDigest {
-    /// A digest of row-major `keys`, `columns` per row (0 means no value).
-    pub fn from_rows(names: Arc<[Option<Arc<str>>]>, columns: usize, keys: Vec<ValueKey>) -> Self {
-        Self { names, columns, keys }
-    }
-
     /// A digest of `columns` given column by column (tests).
     pub fn new(names: Arc<[Option<Arc<str>>]>, columns: impl IntoIterator<Item = Vec<ValueKey>>) -> Self {
         let columns: Vec<Vec<ValueKey>> = columns.into_iter().collect();
@@ -277,7 +328,7 @@ impl ResultDigest {
         for r in 0..rows {
             keys.extend(columns.iter().map(|c| c.get(r).copied().unwrap_or(0)));
         }
-        Self { names, columns: columns.len(), keys }
+        Self { names, columns: columns.len(), keyed: keys, ..Self::default() }
     }
 
     /// Columns sampled.
@@ -285,9 +336,10 @@ impl ResultDigest {
         self.columns
     }
 
-    /// True when nothing was sampled.
+    /// True when no row was sampled (rows kept unkeyed count, whatever their values: a result
+    /// of NULLs is then kept as a parent that no child matches).
     pub fn is_empty(&self) -> bool {
-        self.keys.iter().all(|k| *k == 0)
+        self.columns == 0 || (self.raw.is_empty() && self.keyed.iter().all(|k| *k == 0))
     }
 
     /// Column `column`'s name from RowDescription, when known.
@@ -297,9 +349,21 @@ impl ResultDigest {
 
     /// True when column `column` held a value with this key.
     pub fn contains(&self, column: usize, key: ValueKey) -> bool {
-        key != 0
-            && column < self.columns
-            && self.keys.get(column..).is_some_and(|from| from.iter().step_by(self.columns).any(|k| *k == key))
+        let search = |keys: &[ValueKey]| {
+            keys.get(column..).is_some_and(|from| from.iter().step_by(self.columns).any(|k| *k == key))
+        };
+        key != 0 && column < self.columns && (search(&self.keyed) || search(self.raw_keys()))
+    }
+
+    /// The keys of the rows kept as bytes, computed at the first call.
+    fn raw_keys(&self) -> &[ValueKey] {
+        self.raw_keys.get_or_init(|| {
+            let mut keys = Vec::new();
+            for row in raw_rows(&self.raw) {
+                key_row(&mut keys, &row, self.columns, self.formats);
+            }
+            keys
+        })
     }
 }
 
@@ -337,17 +401,59 @@ mod tests {
         assert_eq!(literal_value(b"-5").as_deref(), Some("-5"));
     }
 
+    /// A DataRow body with these text values (`None`: NULL).
+    fn row(values: &[Option<&str>]) -> Vec<u8> {
+        let mut body = (values.len() as u16).to_be_bytes().to_vec();
+        for v in values {
+            match v {
+                Some(v) => {
+                    body.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                    body.extend_from_slice(v.as_bytes());
+                }
+                None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        body
+    }
+
+    fn key(v: &str) -> ValueKey {
+        value_key(v.as_bytes(), Format::Text).unwrap()
+    }
+
     #[test]
     fn a_digest_holds_each_columns_values() {
-        // Two columns, three rows, row-major; 0 is "no value".
-        let d = ResultDigest::from_rows(vec![Some(Arc::from("id")), None].into(), 2, vec![5, 9, 3, 0, 5, 9]);
+        let mut sample = ResultSample::with_names(&vec![Some(Arc::from("id")), None].into(), ResultFormats::TEXT);
+        for r in [row(&[Some("5"), Some("9")]), row(&[Some("3"), None]), row(&[Some("5"), Some("9")])] {
+            sample.add(&DataRow::parse(&r).unwrap());
+        }
+        let d = sample.finish();
         assert_eq!(d.columns(), 2);
-        assert!(d.contains(0, 5) && d.contains(0, 3) && !d.contains(0, 9));
-        assert!(d.contains(1, 9) && !d.contains(1, 0) && !d.contains(1, 5));
-        assert!(!d.contains(2, 5), "no such column");
+        assert!(d.keyed.is_empty() && !d.raw.is_empty(), "small rows are kept unkeyed");
+        assert!(d.contains(0, key("5")) && d.contains(0, key("3")) && !d.contains(0, key("9")));
+        assert!(d.contains(1, key("9")) && !d.contains(1, 0) && !d.contains(1, key("5")));
+        assert!(!d.contains(2, key("5")), "no such column");
         assert_eq!((d.name(0), d.name(1)), (Some("id"), None));
-        let same = ResultDigest::new(vec![Some(Arc::from("id")), None].into(), [vec![5, 3, 5], vec![9, 0, 9]]);
-        assert_eq!(same.keys, d.keys);
-        assert!(ResultDigest::from_rows(Arc::from([]), 0, Vec::new()).is_empty());
+        let same = ResultDigest::new(
+            vec![Some(Arc::from("id")), None].into(),
+            [vec![key("5"), key("3"), key("5")], vec![key("9"), 0, key("9")]],
+        );
+        assert_eq!(same.keyed, d.raw_keys(), "keyed at the first search, as if keyed as they came");
+        assert!(ResultDigest::default().is_empty());
+    }
+
+    #[test]
+    fn rows_past_the_byte_cap_are_keyed_as_they_pass() {
+        let wide = "x".repeat(MAX_VALUE);
+        let mut sample = ResultSample::with_names(&Arc::from([]), ResultFormats::TEXT);
+        // About 290 bytes a row: 56 rows fit, the next 44 do not.
+        let rows = 100;
+        for i in 0..rows {
+            let i = i.to_string();
+            sample.add(&DataRow::parse(&row(&[Some(&i), Some(&wide), Some(&wide), Some(&wide), Some(&wide)])).unwrap());
+        }
+        let d = sample.finish();
+        assert!(d.raw.len() <= MAX_RAW_BYTES && !d.keyed.is_empty(), "{} bytes, {} keys", d.raw.len(), d.keyed.len());
+        assert!((0..rows).all(|i| d.contains(0, key(&i.to_string()))), "every row is found, kept or keyed");
+        assert!(d.contains(1, key(&wide)) && !d.contains(0, key(&wide)));
     }
 }

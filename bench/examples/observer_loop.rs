@@ -4,13 +4,14 @@
 //! machine is doing. See docs/performance.md.
 //!
 //!   cargo build --release -p pgvisor-bench --example observer_loop
-//!   valgrind --tool=callgrind target/release/examples/observer_loop 5000 [tpcb]   (minus N = 0)
+//!   valgrind --tool=callgrind target/release/examples/observer_loop 5000 [tpcb|orm]   (minus N = 0)
 //!
 //! Each statement is the messages libpq sends and PostgreSQL answers: Bind, Describe, Execute
 //! and Sync, then BindComplete, RowDescription and DataRow (or NoData), CommandComplete and
 //! ReadyForQuery, handed to the observer in two chunks, one a direction as the relay does. The
-//! transaction is `pgbench -S`'s one select, or with `tpcb` the seven statements of pgbench's
-//! default TPC-B-like script.
+//! transaction is `pgbench -S`'s one select, with `tpcb` the seven statements of pgbench's
+//! default TPC-B-like script, with `orm` bench/pgbench-scripts/orm-50x10.sql's select of 50 rows
+//! of 10 columns.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -39,8 +40,8 @@ struct Step {
     binds: Vec<Vec<u8>>,
     /// Its RowDescription when it returns rows (else NoData answers the Describe).
     columns: Option<Vec<u8>>,
-    /// Its DataRow.
-    row: Vec<u8>,
+    /// Its DataRows.
+    rows: Vec<Vec<u8>>,
     /// CommandComplete's tag.
     tag: &'static [u8],
     /// ReadyForQuery's status after it.
@@ -54,6 +55,16 @@ const BINDS: usize = 8192;
 /// `pgbench -S`: the one select-only statement.
 const SELECT_ONLY: &[(&str, usize, bool, &str, u8)] =
     &[("SELECT abalance FROM pgbench_accounts WHERE aid = $1;", 1, true, "SELECT 1", b'I')];
+
+/// `bench/pgbench-scripts/orm-50x10.sql`: one select returning 50 rows of 10 columns.
+const ORM: &[(&str, usize, bool, &str, u8)] = &[(
+    "SELECT aid, bid, abalance, filler, aid + 1 AS a1, aid + 2 AS a2, bid * 2 AS b2, abalance * 2 AS ab2, \
+     md5(filler) AS h, now() AS t FROM pgbench_accounts WHERE aid BETWEEN $1 AND $1 + 49;",
+    1,
+    true,
+    "SELECT 50",
+    b'I',
+)];
 
 /// pgbench's built-in TPC-B-like script, each command a statement of its own.
 const TPCB: &[(&str, usize, bool, &str, u8)] = &[
@@ -93,9 +104,10 @@ fn bind(name: &str, params: usize, seed: &mut u32) -> Vec<u8> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u32 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let script = match args.get(2).map(String::as_str) {
-        Some("tpcb") => TPCB,
-        _ => SELECT_ONLY,
+    let (script, columns, rows_per_result) = match args.get(2).map(String::as_str) {
+        Some("tpcb") => (TPCB, 1, 1),
+        Some("orm") => (ORM, 10, 50),
+        _ => (SELECT_ONLY, 1, 1),
     };
     let config = AdvisorConfig::default();
     let n_plus_one = config.n_plus_one.clone();
@@ -121,18 +133,34 @@ fn main() {
         o.backend(ScannedMessage { tag, body_len: body.len(), body });
     };
     let mut row_description = Vec::new();
-    i16be(&mut row_description, 1);
-    cstr(&mut row_description, b"abalance");
-    i32be(&mut row_description, 16400);
-    i16be(&mut row_description, 3);
-    i32be(&mut row_description, 23);
-    i16be(&mut row_description, 4);
-    i32be(&mut row_description, -1);
-    i16be(&mut row_description, 0);
-    let mut data_row = Vec::new();
-    i16be(&mut data_row, 1);
-    i32be(&mut data_row, 1);
-    data_row.push(b'0');
+    i16be(&mut row_description, columns as i16);
+    for c in 0..columns {
+        cstr(&mut row_description, if c == 0 { b"abalance".to_vec() } else { format!("c{c}").into_bytes() }.as_slice());
+        i32be(&mut row_description, 16400);
+        i16be(&mut row_description, 3);
+        i32be(&mut row_description, 23);
+        i16be(&mut row_description, 4);
+        i32be(&mut row_description, -1);
+        i16be(&mut row_description, 0);
+    }
+    // Each result's rows, with values as long as the ORM script's (ids, balances, a filler).
+    let results: Vec<Vec<u8>> = (0..rows_per_result)
+        .map(|r| {
+            let mut row = Vec::new();
+            i16be(&mut row, columns as i16);
+            for c in 0..columns {
+                let value = match (columns, c) {
+                    (1, _) => "0".to_string(),
+                    (_, 3) => format!("{:<84}", ""),
+                    (_, 8) => format!("{:032x}", r * 7919 + c),
+                    _ => (1000 + r * 10 + c).to_string(),
+                };
+                i32be(&mut row, value.len() as i32);
+                row.extend_from_slice(value.as_bytes());
+            }
+            row
+        })
+        .collect();
 
     // Prepared once, as pgbench -M prepared does; the Binds are built before the loop, so that
     // the loop counts pgvisor's work only.
@@ -154,7 +182,7 @@ fn main() {
         let columns = rows.then(|| row_description.clone());
         let mut complete = tag.as_bytes().to_vec();
         complete.push(0);
-        steps.push(Step { binds, columns, row: data_row.clone(), tag: complete.leak(), status });
+        steps.push(Step { binds, columns, rows: results.clone(), tag: complete.leak(), status });
     }
     let describe = b"P\0".to_vec();
     let execute = [0u8, 0, 0, 0, 0].to_vec();
@@ -170,7 +198,9 @@ fn main() {
             match &step.columns {
                 Some(columns) => {
                     server(&mut observer, b'T', columns);
-                    server(&mut observer, b'D', &step.row);
+                    for row in &step.rows {
+                        server(&mut observer, b'D', row);
+                    }
                 }
                 None => server(&mut observer, b'n', b""),
             }

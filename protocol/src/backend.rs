@@ -254,6 +254,18 @@ impl<'a> DataRow<'a> {
         Ok(Self { count, values: c.remaining() })
     }
 
+    /// A row of `count` columns whose values are `values`, as [`DataRow::values_bytes`] gave
+    /// them (a row kept as bytes to be read later); values are checked lazily, as by
+    /// [`DataRow::parse`].
+    pub fn from_values(count: usize, values: &'a [u8]) -> Self {
+        Self { count, values }
+    }
+
+    /// The values as they came, after the column count.
+    pub fn values_bytes(&self) -> &'a [u8] {
+        self.values
+    }
+
     /// Number of columns.
     pub fn len(&self) -> usize {
         self.count
