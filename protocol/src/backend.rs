@@ -396,6 +396,18 @@ mod tests {
         assert_eq!(cut.values().count(), 1, "a cut value stops iteration");
     }
 
+    proptest::proptest! {
+        /// A row kept as its values' bytes reads back as the row it was, for any bytes.
+        #[test]
+        fn a_row_kept_as_bytes_reads_back_the_same(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Ok(row) = DataRow::parse(&b) {
+                let again = DataRow::from_values(row.len(), row.values_bytes());
+                proptest::prop_assert_eq!(again, row);
+                proptest::prop_assert!(again.values().eq(row.values()));
+            }
+        }
+    }
+
     #[test]
     fn negotiate_protocol_version() {
         let mut b = 0i32.to_be_bytes().to_vec();
