@@ -115,6 +115,16 @@ impl Params {
     }
 }
 
+/// One hash of a sequence of values (`None`: NULL, apart from `''`): each value hashed on its
+/// own, seeded with what came before and its length; xxh3's streaming state costs more than the
+/// short values of a statement.
+pub fn chain_hash<'a>(values: impl IntoIterator<Item = Option<&'a [u8]>>) -> u64 {
+    values.into_iter().fold(0, |h: u64, value| {
+        let len = value.map_or(u64::MAX, |v| v.len() as u64);
+        xxhash_rust::xxh3::xxh3_64_with_seed(value.unwrap_or_default(), h.rotate_left(17) ^ len)
+    })
+}
+
 /// The parameters of a Bind as keys.
 pub fn bind_params(bind: &Bind<'_>) -> Params {
     Params::from_keys(bind.params().map(|(format, value)| value.and_then(|v| value_key(v, format))))

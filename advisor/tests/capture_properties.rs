@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use advisor::capture::{value_key, ResultFormats, ResultSample, ValueKey, MAX_SAMPLED_COLUMNS, MAX_SAMPLED_ROWS};
+use advisor::capture::{
+    chain_hash, value_key, ResultFormats, ResultSample, ValueKey, MAX_SAMPLED_COLUMNS, MAX_SAMPLED_ROWS,
+};
 use proptest::prelude::*;
 use protocol::backend::DataRow;
 use protocol::frontend::Format;
@@ -96,5 +98,28 @@ proptest! {
             let _ = digest.contains(c, key);
         }
         let _ = value_key(&key.to_be_bytes(), Format::Binary);
+    }
+
+    #[test]
+    fn a_chain_hash_tells_values_apart_by_content_split_and_null(values in proptest::collection::vec(value(), 0..12)) {
+        fn refs(v: &[Option<Vec<u8>>]) -> Vec<Option<&[u8]>> {
+            v.iter().map(|x| x.as_deref()).collect()
+        }
+        let h = chain_hash(refs(&values));
+        prop_assert_eq!(h, chain_hash(refs(&values)), "deterministic");
+        // One more value, a NULL instead of an empty value, or two values joined: another hash.
+        let mut longer = values.clone();
+        longer.push(Some(Vec::new()));
+        prop_assert_ne!(h, chain_hash(refs(&longer)));
+        if let Some(i) = values.iter().position(|v| v.as_ref().is_some_and(|v| v.is_empty())) {
+            let mut null = values.clone();
+            null[i] = None;
+            prop_assert_ne!(h, chain_hash(refs(&null)));
+        }
+        if let [Some(a), Some(b), ..] = values.as_slice() {
+            let mut joined = values[1..].to_vec();
+            joined[0] = Some([a.as_slice(), b.as_slice()].concat());
+            prop_assert_ne!(h, chain_hash(refs(&joined)));
+        }
     }
 }

@@ -4,14 +4,15 @@
 //! machine is doing. See docs/performance.md.
 //!
 //!   cargo build --release -p pgvisor-bench --example observer_loop
-//!   valgrind --tool=callgrind target/release/examples/observer_loop 5000 [tpcb|orm]   (minus N = 0)
+//!   valgrind --tool=callgrind target/release/examples/observer_loop 5000 [tpcb|orm|simple]   (minus N = 0)
 //!
 //! Each statement is the messages libpq sends and PostgreSQL answers: Bind, Describe, Execute
 //! and Sync, then BindComplete, RowDescription and DataRow (or NoData), CommandComplete and
 //! ReadyForQuery, handed to the observer in two chunks, one a direction as the relay does. The
 //! transaction is `pgbench -S`'s one select, with `tpcb` the seven statements of pgbench's
 //! default TPC-B-like script, with `orm` bench/pgbench-scripts/orm-50x10.sql's select of 50 rows
-//! of 10 columns.
+//! of 10 columns, with `simple` the select-only transaction as `-M simple` sends it (a Query with
+//! its value inline).
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -107,6 +108,7 @@ fn main() {
     let (script, columns, rows_per_result) = match args.get(2).map(String::as_str) {
         Some("tpcb") => (TPCB, 1, 1),
         Some("orm") => (ORM, 10, 50),
+        Some("simple") => (SELECT_ONLY, 1, 1),
         _ => (SELECT_ONLY, 1, 1),
     };
     let config = AdvisorConfig::default();
@@ -184,10 +186,27 @@ fn main() {
         complete.push(0);
         steps.push(Step { binds, columns, rows: results.clone(), tag: complete.leak(), status });
     }
+    // `-M simple`: the select as a Query with its value inline, as pgbench sends it.
+    let simple = args.get(2).is_some_and(|m| m == "simple");
+    let queries: Vec<Vec<u8>> = (0..if simple { BINDS } else { 0 })
+        .map(|i| {
+            let aid = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+            format!("SELECT abalance FROM pgbench_accounts WHERE aid = {};\0", aid % 1_000_000 + 1).into_bytes()
+        })
+        .collect();
     let describe = b"P\0".to_vec();
     let execute = [0u8, 0, 0, 0, 0].to_vec();
     for i in 0..n {
-        for step in &steps {
+        if simple {
+            observer.chunk_arrived();
+            client(&mut observer, b'Q', &queries[i as usize % queries.len()]);
+            observer.chunk_arrived();
+            server(&mut observer, b'T', &row_description);
+            server(&mut observer, b'D', &results[0]);
+            server(&mut observer, b'C', b"SELECT 1\0");
+            server(&mut observer, b'Z', b"I");
+        }
+        for step in steps.iter().filter(|_| !simple) {
             observer.chunk_arrived();
             client(&mut observer, b'B', &step.binds[i as usize % step.binds.len()]);
             client(&mut observer, b'D', &describe);

@@ -7,7 +7,7 @@ use std::time::Instant;
 use protocol::frontend::{Bind, Execute, Parse, Target};
 
 use super::{remember, Pending, Portal, Run, SessionObserver};
-use crate::capture::{bind_param_texts, bind_params, Params, ResultFormats};
+use crate::capture::{bind_param_texts, bind_params, chain_hash, Params, ResultFormats};
 use crate::events::Statement;
 
 impl SessionObserver {
@@ -50,14 +50,7 @@ impl SessionObserver {
                 let read = statement.shape.read;
                 let params = if read { bind_params(&b) } else { Params::default() };
                 let param_texts = (read && self.log_params).then(|| bind_param_texts(&b).into());
-                let params_hash = (read && b.param_count() > 0).then(|| {
-                    // Each value hashed on its own, seeded with what came before and its length
-                    // (NULL apart from ''): xxh3's streaming state costs more than short values.
-                    b.params().fold(0, |h: u64, (_, value)| {
-                        let len = value.map_or(u64::MAX, |v| v.len() as u64);
-                        xxhash_rust::xxh3::xxh3_64_with_seed(value.unwrap_or_default(), h.rotate_left(17) ^ len)
-                    })
-                });
+                let params_hash = (read && b.param_count() > 0).then(|| chain_hash(b.params().map(|(_, v)| v)));
                 let portal = Portal {
                     statement: statement.clone(),
                     params,

@@ -8,6 +8,7 @@
 
 mod clock;
 mod extended;
+mod split;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,7 +29,6 @@ use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChe
 use crate::detect::transactions::session_label;
 use crate::events::{Caller, Event, EventSender, ExplainSample, SessionOrigin, SqlState, Statement, StatementEvent};
 use crate::fingerprint::{Fingerprint, Fingerprinter};
-use crate::lexer::split_statements;
 use crate::orm::OrmStyle;
 use crate::sessions::{SessionEntry, SessionRecord, SessionState};
 use crate::tags::Tags;
@@ -278,14 +278,8 @@ impl SessionObserver {
         let constants =
             Params::from_keys(ranges.iter().take(MAX_PARAMS).map(|r| literal(r).map(|v| text_key(v.as_bytes()))));
         let constant_texts = self.log_params.then(|| ranges.iter().take(MAX_PARAMS).filter_map(literal).collect());
-        let literals = (!self.fingerprinter.constants().is_empty()).then(|| {
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            for &(s, e) in self.fingerprinter.constants() {
-                h.update(sql.get(s..e).unwrap_or_default());
-                h.update(&[0]);
-            }
-            h.digest()
-        });
+        let literals = (!ranges.is_empty())
+            .then(|| capture::chain_hash(ranges.iter().map(|&(s, e)| Some(sql.get(s..e).unwrap_or_default()))));
         let parsed = Parsed { statement, constants, constant_texts, literals };
         if self.by_text.len() >= MAX_CACHED_TEXTS {
             self.by_text.clear();
@@ -320,7 +314,7 @@ impl SessionObserver {
                     Err(_) if !m.is_whole() => m.body,
                     Err(_) => return,
                 };
-                let runs: VecDeque<Run> = split_statements(sql)
+                let runs: VecDeque<Run> = split::statements(sql)
                     .into_iter()
                     .map(|sql| {
                         let parsed = self.parse(sql);
