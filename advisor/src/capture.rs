@@ -2,6 +2,7 @@
 //! result, as text, bounded in count and size. Values stay in memory; they reach logs or the
 //! API only with `--log-params`.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use protocol::backend::{DataRow, RowDescription};
@@ -136,25 +137,31 @@ pub fn bind_param_texts(bind: &Bind<'_>) -> Vec<String> {
 }
 
 /// The value of a literal constant as the server would see it: quotes and prefixes removed.
-pub fn literal_value(raw: &[u8]) -> Option<String> {
+pub fn literal_value(raw: &[u8]) -> Option<Cow<'_, str>> {
     if raw.len() > MAX_VALUE + 8 {
         return None;
     }
+    // Borrowed unless a quote or an underscore has to go: this runs for every constant of every
+    // simple Query.
     let text = std::str::from_utf8(raw).ok()?;
     let text = text.trim_start_matches(['+']);
     if let Some(body) = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
-        return Some(body.replace("''", "'"));
+        return Some(if body.contains("''") { Cow::Owned(body.replace("''", "'")) } else { Cow::Borrowed(body) });
     }
     for prefix in ["E'", "e'", "N'", "n'"] {
         if let Some(body) = text.strip_prefix(prefix).and_then(|t| t.strip_suffix('\'')) {
-            return Some(body.replace("''", "'").replace("\\'", "'"));
+            return Some(Cow::Owned(body.replace("''", "'").replace("\\'", "'")));
         }
     }
     if let Some(rest) = text.strip_prefix('$') {
         let tag_end = rest.find('$')? + 2;
-        return text.get(tag_end..text.len().checked_sub(tag_end)?).map(str::to_owned);
+        return text.get(tag_end..text.len().checked_sub(tag_end)?).map(Cow::Borrowed);
     }
-    Some(text.replace('_', ""))
+    if text.contains('_') {
+        Some(Cow::Owned(text.replace('_', "")))
+    } else {
+        Some(Cow::Borrowed(text))
+    }
 }
 
 /// Bytes of rows a result keeps as they came, unkeyed; rows past it are keyed as they pass.

@@ -44,7 +44,8 @@ impl Tags {
 pub fn parse(sql: &[u8]) -> Tags {
     let mut tags = Tags::default();
     // Most statements carry no comment at all: skip the scan.
-    if !sql.windows(2).any(|w| w == b"/*" || w == b"--") {
+    let starts_comment = |i: usize| matches!(sql.get(i..i + 2), Some(b"/*" | b"--"));
+    if !memchr::memchr2_iter(b'/', b'-', sql).any(starts_comment) {
         return tags;
     }
     for comment in comments(sql) {

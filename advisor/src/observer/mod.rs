@@ -10,6 +10,7 @@ mod clock;
 mod extended;
 mod split;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,6 +150,9 @@ pub struct SessionObserver {
     /// Fingerprints by hash of the raw text, so a statement parsed again and again (unnamed
     /// statements, `BEGIN`, health checks) is fingerprinted once.
     by_text: HashMap<u64, Parsed>,
+    /// Statements by normalised text ([`crate::model::text_key`]), untagged ones only: texts
+    /// that differ only in their literals (a load test in simple mode) share one statement.
+    by_normalized: HashMap<u64, Arc<Statement>>,
     unnamed_statement: Option<Arc<Statement>>,
     statements: HashMap<Vec<u8>, Arc<Statement>>,
     unnamed_portal: Option<Portal>,
@@ -201,6 +205,7 @@ impl SessionObserver {
             id,
             fingerprinter: Fingerprinter::default(),
             by_text: HashMap::new(),
+            by_normalized: HashMap::new(),
             unnamed_statement: None,
             statements: HashMap::new(),
             unnamed_portal: None,
@@ -257,10 +262,24 @@ impl SessionObserver {
             return known.clone();
         }
         let fingerprint = self.fingerprinter.fingerprint(sql);
-        let text: Arc<str> = self.fingerprinter.text().into();
         let tags = Some(crate::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
-        let display = self.fingerprinter.display().into();
-        let statement = Arc::new(Statement::new(fingerprint, text, display, OrmStyle::detect(sql), tags));
+        let normalized = crate::model::text_key(self.fingerprinter.text());
+        let statement = match self.by_normalized.get(&normalized) {
+            Some(known) if tags.is_none() && known.fingerprint == fingerprint => known.clone(),
+            _ => {
+                let text: Arc<str> = self.fingerprinter.text().into();
+                let display = self.fingerprinter.display().into();
+                let untagged = tags.is_none();
+                let statement = Arc::new(Statement::new(fingerprint, text, display, OrmStyle::detect(sql), tags));
+                if untagged {
+                    if self.by_normalized.len() >= MAX_CACHED_TEXTS {
+                        self.by_normalized.clear();
+                    }
+                    self.by_normalized.insert(normalized, statement.clone());
+                }
+                statement
+            }
+        };
         // One raw text per normalised text is enough to EXPLAIN it: texts that differ only in
         // their literals (a load test in simple mode) are not copied again and again. Not one per
         // fingerprint: a fingerprint may stand for texts on other schemas.
@@ -277,7 +296,9 @@ impl SessionObserver {
         let ranges = self.fingerprinter.constants();
         let constants =
             Params::from_keys(ranges.iter().take(MAX_PARAMS).map(|r| literal(r).map(|v| text_key(v.as_bytes()))));
-        let constant_texts = self.log_params.then(|| ranges.iter().take(MAX_PARAMS).filter_map(literal).collect());
+        let constant_texts = self
+            .log_params
+            .then(|| ranges.iter().take(MAX_PARAMS).filter_map(|r| literal(r).map(Cow::into_owned)).collect());
         let literals = (!ranges.is_empty())
             .then(|| capture::chain_hash(ranges.iter().map(|&(s, e)| Some(sql.get(s..e).unwrap_or_default()))));
         let parsed = Parsed { statement, constants, constant_texts, literals };
