@@ -262,8 +262,10 @@ impl QueryStats {
     pub fn record(&self, event: &StatementEvent) {
         let us = u64::try_from(event.duration.as_micros()).unwrap_or(u64::MAX);
         let fp = event.statement.fingerprint;
+        let mut added = false;
         {
             let entry = self.map.entry(fp).or_insert_with(|| {
+                added = true;
                 let text = cap_text(&event.statement.text);
                 Mutex::new(FingerprintStats::new(text, &event.statement.display, event.finished_at))
             });
@@ -283,7 +285,8 @@ impl QueryStats {
             s.tags.add(event.statement.tags.as_deref(), &event.application_name);
         }
         self.recorded.fetch_add(1, Ordering::Relaxed);
-        if self.map.len() > self.max_fingerprints {
+        // Counting the map locks every shard: only a new fingerprint can make it too big.
+        if added && self.map.len() > self.max_fingerprints {
             self.evict();
         }
     }
