@@ -180,13 +180,69 @@ pub struct ResultSample {
     formats: ResultFormats,
     /// Columns sampled per row (0 until the first row says).
     columns: usize,
-    /// Rows as they came: per row its column count (2 bytes), the length of its values (4
-    /// bytes), then the values.
+    /// Rows as they came, their first `columns` values only: per row the count of values kept
+    /// (2 bytes), their length (4 bytes), then the values as DataRow lays them out; in a row
+    /// longer than sampled values can be, a value longer than [`MAX_VALUE`] is written as NULL
+    /// (it is never a key).
     raw: Vec<u8>,
     /// Row-major keys of the rows that did not fit in `raw`, `columns` per row; 0 where a cell
     /// had no usable value.
     keys: Vec<ValueKey>,
+    /// Some cell had a usable value (one that has a key): a result without one is no parent.
+    any_key: bool,
     rows: u64,
+}
+
+/// Longest row kept whole: as long as its sampled values can be when each is kept.
+const MAX_KEPT_ROW: usize = MAX_SAMPLED_COLUMNS * (MAX_VALUE + 4);
+
+/// Appends `row`'s first `columns` values to `raw` in [`ResultSample`]'s layout; false, with
+/// nothing appended, when they would take `raw` past [`MAX_RAW_BYTES`].
+fn keep_row(raw: &mut Vec<u8>, row: &DataRow<'_>, columns: usize) -> bool {
+    let bytes = row.values_bytes();
+    let start = raw.len();
+    if row.len() <= columns && bytes.len() <= MAX_KEPT_ROW {
+        // Nearly every row: every value is sampled and the row is no longer than sampled values
+        // can be, so it is kept whole, unwalked (a long value in it is never a key either).
+        let (Ok(count), Ok(len)) = (u16::try_from(row.len()), u32::try_from(bytes.len())) else { return false };
+        if start + 6 + bytes.len() > MAX_RAW_BYTES {
+            return false;
+        }
+        let [c0, c1] = count.to_be_bytes();
+        let [l0, l1, l2, l3] = len.to_be_bytes();
+        raw.extend_from_slice(&[c0, c1, l0, l1, l2, l3]);
+        raw.extend_from_slice(bytes);
+        return true;
+    }
+    raw.extend_from_slice(&[0; 6]);
+    // Walked by their length prefixes; copied in runs, a run ending before each value too long
+    // to keep. A value cut short (a malformed row) ends the row, as DataRow::values does.
+    let (mut count, mut at, mut run) = (0u16, 0usize, 0usize);
+    while usize::from(count) < columns.min(row.len()) {
+        let Some(len) = bytes.get(at..at + 4).map(|l| i32::from_be_bytes([l[0], l[1], l[2], l[3]])) else { break };
+        let len = usize::try_from(len).unwrap_or(0);
+        let Some(end) = (at + 4).checked_add(len).filter(|end| *end <= bytes.len()) else { break };
+        if len > MAX_VALUE {
+            raw.extend_from_slice(&bytes[run..at]);
+            raw.extend_from_slice(&(-1i32).to_be_bytes());
+            run = end;
+        }
+        (at, count) = (end, count + 1);
+    }
+    raw.extend_from_slice(&bytes[run..at]);
+    let kept = raw.len() - start - 6;
+    match u32::try_from(kept) {
+        Ok(len) if raw.len() <= MAX_RAW_BYTES => {
+            let [c0, c1] = count.to_be_bytes();
+            let [l0, l1, l2, l3] = len.to_be_bytes();
+            raw[start..start + 6].copy_from_slice(&[c0, c1, l0, l1, l2, l3]);
+            true
+        }
+        _ => {
+            raw.truncate(start);
+            false
+        }
+    }
 }
 
 /// Appends the keys of `row`'s first `columns` values (0 for NULL, too long or missing).
@@ -226,33 +282,34 @@ impl ResultSample {
         if self.columns == 0 {
             self.columns = row.len().min(MAX_SAMPLED_COLUMNS);
         }
-        let values = row.values_bytes();
-        let count = u16::try_from(row.len()).unwrap_or(u16::MAX);
-        match u32::try_from(values.len()) {
-            Ok(len) if self.raw.len() + 6 + values.len() <= MAX_RAW_BYTES => {
-                let row_bytes = 6 + values.len();
-                if self.raw.is_empty() {
-                    // One row's worth, exactly: most results are one row (then `finish` has no
-                    // slack to give back).
-                    self.raw.reserve_exact(row_bytes);
-                } else if self.raw.len() == self.raw.capacity() {
-                    // A second row: room for a page of them at once rather than doubling.
-                    self.raw.reserve(MAX_RAW_BYTES.min(row_bytes * 32));
-                }
-                let [c0, c1] = count.to_be_bytes();
-                let [l0, l1, l2, l3] = len.to_be_bytes();
-                self.raw.extend_from_slice(&[c0, c1, l0, l1, l2, l3]);
-                self.raw.extend_from_slice(values);
-            }
-            _ => key_row(&mut self.keys, row, self.columns, self.formats),
+        if !self.any_key {
+            // Usually settled by the first cell of the first row.
+            let formats = self.formats;
+            self.any_key = row
+                .values()
+                .enumerate()
+                .take(self.columns)
+                .any(|(i, v)| v.and_then(|v| value_key(v, formats.get(i))).is_some());
+        }
+        if self.raw.is_empty() {
+            // One row's worth: most results are one row (then `finish` has no slack to give back).
+            self.raw.reserve_exact(6 + row.values_bytes().len().min(MAX_SAMPLED_COLUMNS * (MAX_VALUE + 4)));
+        } else if self.raw.len() == self.raw.capacity() {
+            // A second row: room for a page of them at once rather than doubling.
+            self.raw.reserve(MAX_RAW_BYTES.min(self.raw.len() * 32));
+        }
+        if !keep_row(&mut self.raw, row, self.columns) {
+            key_row(&mut self.keys, row, self.columns, self.formats);
         }
     }
 
     /// The sampled rows.
     pub fn finish(self) -> ResultDigest {
         let (mut raw, mut keys) = (self.raw, self.keys);
-        // It may wait in the engine's queue and as a parent: no slack carried along.
-        raw.shrink_to_fit();
+        // It may wait in the engine's queue and as a parent: no more than a little slack.
+        if raw.capacity() > raw.len() + 256 {
+            raw.shrink_to_fit();
+        }
         keys.shrink_to_fit();
         ResultDigest {
             names: self.names,
@@ -260,6 +317,7 @@ impl ResultSample {
             formats: self.formats,
             raw,
             keyed: keys,
+            any_key: self.any_key,
             ..Default::default()
         }
     }
@@ -334,6 +392,8 @@ pub struct ResultDigest {
     raw_keys: OnceLock<Vec<ValueKey>>,
     /// The keys of the rows that were keyed as they came, laid out the same way.
     keyed: Vec<ValueKey>,
+    /// Some cell has a key.
+    any_key: bool,
 }
 
 impl ResultDigest {
@@ -345,7 +405,8 @@ impl ResultDigest {
         for r in 0..rows {
             keys.extend(columns.iter().map(|c| c.get(r).copied().unwrap_or(0)));
         }
-        Self { names, columns: columns.len(), keyed: keys, ..Self::default() }
+        let any_key = keys.iter().any(|k| *k != 0);
+        Self { names, columns: columns.len(), keyed: keys, any_key, ..Self::default() }
     }
 
     /// Columns sampled.
@@ -353,10 +414,10 @@ impl ResultDigest {
         self.columns
     }
 
-    /// True when no row was sampled (rows kept unkeyed count, whatever their values: a result
-    /// of NULLs is then kept as a parent that no child matches).
+    /// True when no sampled cell has a usable value (none, or all NULL or too long): such a
+    /// result can be no parent.
     pub fn is_empty(&self) -> bool {
-        self.columns == 0 || (self.raw.is_empty() && self.keyed.iter().all(|k| *k == 0))
+        !self.any_key
     }
 
     /// Column `column`'s name from RowDescription, when known.
@@ -372,7 +433,9 @@ impl ResultDigest {
         key != 0 && column < self.columns && (search(&self.keyed) || search(self.raw_keys()))
     }
 
-    /// The keys of the rows kept as bytes, computed at the first call.
+    /// The keys of the rows kept as bytes, computed at the first call. The observer and the
+    /// engine may search one result at once: the second then waits for the first to key it
+    /// (microseconds, once per parent).
     fn raw_keys(&self) -> &[ValueKey] {
         self.raw_keys.get_or_init(|| {
             let mut keys = Vec::new();
@@ -456,6 +519,22 @@ mod tests {
         );
         assert_eq!(same.keyed, d.raw_keys(), "keyed at the first search, as if keyed as they came");
         assert!(ResultDigest::default().is_empty());
+    }
+
+    #[test]
+    fn only_sampled_columns_and_short_values_are_kept() {
+        let long = "y".repeat(MAX_VALUE + 1);
+        let mut sample = ResultSample::with_names(&Arc::from([]), ResultFormats::TEXT);
+        sample.add(&DataRow::parse(&row(&[None, Some(&long)])).unwrap());
+        assert!(sample.finish().is_empty(), "NULL and too long: nothing to match a child against");
+        let many: Vec<String> = (0..40).map(|i| format!("{i}{long}")).collect();
+        let mut cells: Vec<Option<&str>> = many.iter().map(|s| Some(s.as_str())).collect();
+        cells[1] = Some("7");
+        let mut sample = ResultSample::with_names(&Arc::from([]), ResultFormats::TEXT);
+        sample.add(&DataRow::parse(&row(&cells)).unwrap());
+        let d = sample.finish();
+        assert!(!d.is_empty() && d.contains(1, key("7")) && !d.contains(0, text_key(many[0].as_bytes())));
+        assert_eq!(d.raw.len(), 6 + 4 + 5 + 14 * 4, "16 columns: 15 long ones as NULL, one value");
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub const MAX_PENDING: usize = 10_000;
 const MAX_NAMED: usize = 10_000;
 /// Most raw statement texts whose fingerprint a session remembers.
 const MAX_CACHED_TEXTS: usize = 512;
+/// Longest normalised text whose statement is shared among texts differing only in literals.
+const MAX_SHARED_TEXT: usize = 4096;
 /// Most statement descriptions (result column names) remembered per session.
 const MAX_DESCRIPTIONS: usize = 1_000;
 /// How long a session waits before offering the same fingerprint for an EXPLAIN again: the
@@ -150,8 +152,9 @@ pub struct SessionObserver {
     /// Fingerprints by hash of the raw text, so a statement parsed again and again (unnamed
     /// statements, `BEGIN`, health checks) is fingerprinted once.
     by_text: HashMap<u64, Parsed>,
-    /// Statements by normalised text ([`crate::model::text_key`]), untagged ones only: texts
-    /// that differ only in their literals (a load test in simple mode) share one statement.
+    /// Statements by normalised and display text, untagged and at most [`MAX_SHARED_TEXT`]
+    /// bytes only: texts that differ only in their literals (a load test in simple mode) share
+    /// one statement.
     by_normalized: HashMap<u64, Arc<Statement>>,
     unnamed_statement: Option<Arc<Statement>>,
     statements: HashMap<Vec<u8>, Arc<Statement>>,
@@ -263,15 +266,17 @@ impl SessionObserver {
         }
         let fingerprint = self.fingerprinter.fingerprint(sql);
         let tags = Some(crate::tags::parse(sql)).filter(|t| !t.is_empty()).map(Arc::new);
-        let normalized = crate::model::text_key(self.fingerprinter.text());
+        let (text, display) = (self.fingerprinter.text(), self.fingerprinter.display());
+        // The display text too: texts that normalise alike but are written differently (quoted
+        // by an ORM, by hand) keep their own display and ORM style.
+        let shared = tags.is_none() && text.len() <= MAX_SHARED_TEXT;
+        let normalized = xxhash_rust::xxh3::xxh3_64_with_seed(display.as_bytes(), crate::model::text_key(text));
         let statement = match self.by_normalized.get(&normalized) {
-            Some(known) if tags.is_none() && known.fingerprint == fingerprint => known.clone(),
+            Some(known) if shared && known.fingerprint == fingerprint => known.clone(),
             _ => {
-                let text: Arc<str> = self.fingerprinter.text().into();
-                let display = self.fingerprinter.display().into();
-                let untagged = tags.is_none();
+                let (text, display) = (text.into(), display.into());
                 let statement = Arc::new(Statement::new(fingerprint, text, display, OrmStyle::detect(sql), tags));
-                if untagged {
+                if shared {
                     if self.by_normalized.len() >= MAX_CACHED_TEXTS {
                         self.by_normalized.clear();
                     }
@@ -762,4 +767,59 @@ fn remember<T>(map: &mut HashMap<Vec<u8>, T>, name: &[u8], value: T) {
         map.clear();
     }
     map.insert(name.to_vec(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::engine::{Advisor, AdvisorConfig};
+    use crate::sessions::SessionIdentity;
+
+    /// Runs `queries` as simple Queries, each answered by CommandComplete; the statements of the
+    /// events, in order.
+    fn statements_of(queries: &[&str]) -> Vec<Arc<Statement>> {
+        let (advisor, _inputs) = Advisor::new(AdvisorConfig::default());
+        let entry = advisor.sessions.open(SessionIdentity {
+            id: 1,
+            user: "u".into(),
+            database: "d".into(),
+            application_name: String::new(),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            tls: false,
+            connected_at: SystemTime::now(),
+        });
+        let (tx, mut rx) = crate::events::channel(64);
+        let mut observer = SessionObserver::new(1, entry, tx, NPlusOneConfig::default());
+        for q in queries {
+            let body = format!("{q}\0");
+            observer.frontend(ScannedMessage { tag: b'Q', body_len: body.len(), body: body.as_bytes() });
+            observer.backend(ScannedMessage { tag: b'C', body_len: 9, body: b"UPDATE 1\0" });
+            observer.backend(ScannedMessage { tag: b'Z', body_len: 1, body: b"I" });
+        }
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|e| match e {
+                Event::Statement(s) => Some(s.statement),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn texts_differing_only_in_literals_share_a_statement() {
+        let s = statements_of(&[
+            "update t set n = n + 1 where id = 5",
+            "update t set n = n + 1 where id = 77",
+            "UPDATE \"t\" SET \"n\" = \"n\" + 1 WHERE \"id\" = 5",
+            "update t set n = n + 1 where id = 5 /*route='/a'*/",
+        ]);
+        assert_eq!(s.len(), 4);
+        assert!(Arc::ptr_eq(&s[0], &s[1]), "only the literal differs");
+        assert_eq!(s[2].fingerprint, s[0].fingerprint);
+        assert!(!Arc::ptr_eq(&s[2], &s[0]), "written otherwise: its own display text");
+        assert_eq!(&*s[2].display, "UPDATE \"t\" SET \"n\" = \"n\" + $1 WHERE \"id\" = $2");
+        assert!(s[3].tags.is_some() && !Arc::ptr_eq(&s[3], &s[0]), "tags are per text");
+    }
 }
