@@ -384,11 +384,12 @@ impl Engine {
             self.record_from(f, Some(&caller));
         }
         let config = &self.advisor.config;
-        let found = [
-            self.unparameterized.observe(s, &config.unparameterized),
-            self.error_spikes.observe(s, &config.error_spike),
-        ];
-        for f in found.into_iter().flatten() {
+        // One at a time, not gathered: a finding is large, and nearly always there is none.
+        if let Some(f) = self.unparameterized.observe(s, &config.unparameterized) {
+            self.record(f);
+        }
+        let config = &self.advisor.config;
+        if let Some(f) = self.error_spikes.observe(s, &config.error_spike) {
             self.record(f);
         }
     }
