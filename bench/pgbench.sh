@@ -214,17 +214,23 @@ percentile() {
     sed -n "$(((n * $2 + 99) / 100))p" "$1"
 }
 
-# cpu_ticks PID: user + system CPU time of the whole process (all threads) so far, in clock
-# ticks: fields 14 and 15 of /proc/PID/stat, counted after the parenthesised command name.
+# cpu_ticks PID: user and system CPU time of the whole process (all threads) so far, in clock
+# ticks, as "USER SYSTEM": fields 14 and 15 of /proc/PID/stat, counted after the parenthesised
+# command name.
 cpu_ticks() {
     local stat
     stat=$(cat "/proc/$1/stat") || die "process $1 is gone"
     stat=${stat##*) }
     # After "comm)", the fields start at 3 (state), so utime and stime are the 12th and 13th.
-    awk '{ print $12 + $13 }' <<<"$stat"
+    awk '{ print $12, $13 }' <<<"$stat"
 }
 
-declare -A TPS P50 P99 CPU_US
+declare -A TPS P50 P99 CPU_US CPU_USER_US CPU_SYS_US
+
+# cpu_cell ROW TARGET: "total (user + system)" CPU µs per transaction, for the report.
+cpu_cell() {
+    echo "${CPU_US[$1,$2]} (${CPU_USER_US[$1,$2]} + ${CPU_SYS_US[$1,$2]})"
+}
 # run ROW TARGET ARGS...: one pgbench run; fills TPS, CPU_US for a proxy, P50/P99 at one client.
 run() {
     local row=$1 target=$2
@@ -237,7 +243,7 @@ run() {
     local jobs=$((clients < 2 ? clients : 2)) log=()
     local out="$WORK/run-$row-$target.txt" prefix="$WORK/latency-$row-$target"
     [ "$clients" -eq 1 ] && log=(-l "--log-prefix=$prefix")
-    local pid=${PID[$target]:-} before=0
+    local pid=${PID[$target]:-} before="0 0"
     [ -z "$pid" ] || before=$(cpu_ticks "$pid")
     # In the background, so a signal runs the clean-up at once instead of after this run; from
     # the repository, where the rows' script paths start.
@@ -250,7 +256,7 @@ run() {
         die "pgbench failed against $target: pgbench $*"
     fi
     PGBENCH_PID=
-    local after=0 failed transactions
+    local after="0 0" failed transactions
     [ -z "$pid" ] || after=$(cpu_ticks "$pid")
     failed=$(awk -F': ' '/^number of failed transactions/ {split($2, a, " "); print a[1]}' "$out")
     [ "${failed:-0}" = 0 ] || { cat "$out" >&2; die "$failed failed transactions against $target"; }
@@ -260,8 +266,12 @@ run() {
     transactions=$(awk -F': ' '/^number of transactions actually processed/ {split($2, a, "/"); print a[1] + 0; exit}' "$out")
     [ "${transactions:-0}" -gt 0 ] || { cat "$out" >&2; die "no transactions processed against $target"; }
     if [ -n "$pid" ]; then
-        CPU_US[$row,$target]=$(awk -v t="$((after - before))" -v hz="$CLK_TCK" -v n="$transactions" \
-            'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+        local user0 sys0 user1 sys1 per='BEGIN { printf "%.1f", t * 1e6 / hz / n }'
+        read -r user0 sys0 <<<"$before"
+        read -r user1 sys1 <<<"$after"
+        CPU_US[$row,$target]=$(awk -v t="$((user1 + sys1 - user0 - sys0))" -v hz="$CLK_TCK" -v n="$transactions" "$per")
+        CPU_USER_US[$row,$target]=$(awk -v t="$((user1 - user0))" -v hz="$CLK_TCK" -v n="$transactions" "$per")
+        CPU_SYS_US[$row,$target]=$(awk -v t="$((sys1 - sys0))" -v hz="$CLK_TCK" -v n="$transactions" "$per")
     fi
     if [ "$clients" -eq 1 ]; then
         # Per-transaction log: client_id transaction_no latency_us script_no epoch_s epoch_us.
@@ -374,13 +384,13 @@ passed=0 checked=0
     echo
     echo "## CPU per transaction"
     echo
-    echo "Each proxy process's user + system CPU time (\`/proc/PID/stat\`, all threads; $CLK_TCK ticks a second) over its run, divided by the transactions pgbench processed, in µs."
+    echo "Each proxy process's user + system CPU time (\`/proc/PID/stat\`, all threads; $CLK_TCK ticks a second) over its run, divided by the transactions pgbench processed, in µs; in parentheses user + system apart (system time is the kernel's work for the process's sockets: about the same for every proxy)."
     echo
     echo "| Workload | pgvisor | PgBouncer | floor | pgvisor − floor |"
     echo "| --- | ---: | ---: | ---: | ---: |"
     for i in "${!ROWS[@]}"; do
         printf '| %s | %s | %s | %s | %s |\n' "${ROWS[$i]%%|*}" \
-            "${CPU_US[$i,pgvisor]}" "${CPU_US[$i,pgbouncer]}" "${CPU_US[$i,floor]}" \
+            "$(cpu_cell "$i" pgvisor)" "$(cpu_cell "$i" pgbouncer)" "$(cpu_cell "$i" floor)" \
             "$(awk -v a="${CPU_US[$i,pgvisor]}" -v b="${CPU_US[$i,floor]}" 'BEGIN { printf "%+.1f", a - b }')"
     done
     echo
