@@ -1,7 +1,7 @@
 //! A PostgreSQL-aware SQL lexer (scan.l, simplified): enough to tell constants, parameters,
 //! identifiers, keywords, operators and punctuation apart, never to parse.
 
-use crate::keywords::{lookup, Known};
+use crate::keywords::{lookup, lookup_lower, Known};
 
 /// One lexical token, as a byte range of the source where it has text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +198,7 @@ impl<'a> Lexer<'a> {
         let i = first + rest.iter().position(|&b| CLASSES[usize::from(b)] & PLAIN == 0).unwrap_or(rest.len());
         let closed = src.get(i) == Some(&b'"') && src.get(i + 1) != Some(&b'"');
         let leads = src.get(first).is_some_and(|&b| b.is_ascii_lowercase() || b == b'_');
-        if !(closed && leads) || lookup(&src[first..i]).is_keyword() {
+        if !(closed && leads) || lookup_lower(&src[first..i]).is_keyword() {
             return false;
         }
         self.pos = i + 1;

@@ -5,7 +5,7 @@
 use super::display::Mark;
 use super::key::{Edit, KeyEdit};
 use super::rules::Tokens;
-use super::words::{CAST, END};
+use super::words::{ARRAY, CAST, END, IN, VALUES};
 use super::{Fingerprinter, KeywordKind, Prev};
 use crate::keywords::{known, Known};
 use crate::lexer::Token;
@@ -348,12 +348,9 @@ impl Fingerprinter {
     }
 }
 
-fn keyword_kind(k: Known) -> KeywordKind {
-    const IN: Known = known("in");
+pub(super) fn keyword_kind(k: Known) -> KeywordKind {
     const IS: Known = known("is");
     const NOT: Known = known("not");
-    const ARRAY: Known = known("array");
-    const VALUES: Known = known("values");
     const CURRENT_DATE: Known = known("current_date");
     const CURRENT_TIME: Known = known("current_time");
     const CURRENT_TIMESTAMP: Known = known("current_timestamp");
