@@ -511,6 +511,20 @@ static TABLE: [u16; SLOTS] = {
     table
 };
 
+/// Per word length, per first byte (`& 31`, the same for both cases of a letter): a bit per last
+/// byte (`& 31`) that some word of the table has. Most names (`id`, `user_id`) are told apart
+/// from every word of the table here, before their key is built.
+static ENDS: [[u32; 32]; MAX_WORD_LEN + 1] = {
+    let mut ends = [[0u32; 32]; MAX_WORD_LEN + 1];
+    let mut k = 0;
+    while k < WORDS {
+        let w = word_at(k).as_bytes();
+        ends[w.len()][(w[0] & 31) as usize] |= 1 << (w[w.len() - 1] & 31);
+        k += 1;
+    }
+    ends
+};
+
 /// The id of `word` (any case), or [`Known::NONE`].
 #[inline]
 pub fn lookup(word: &[u8]) -> Known {
@@ -526,8 +540,10 @@ pub fn lookup_lower(word: &[u8]) -> Known {
 
 #[inline(always)]
 fn find(word: &[u8], lower: fn(u64) -> u64) -> Known {
-    if word.is_empty() || word.len() > MAX_WORD_LEN {
-        return Known::NONE;
+    let (Some(&first), Some(&last)) = (word.first(), word.last()) else { return Known::NONE };
+    match ENDS.get(word.len()) {
+        Some(ends) if ends[usize::from(first & 31)] & (1 << (last & 31)) != 0 => {}
+        _ => return Known::NONE,
     }
     let key = Key::of(word, lower);
     let mut i = key.slot();

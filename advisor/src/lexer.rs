@@ -191,6 +191,7 @@ impl<'a> Lexer<'a> {
     /// At `"`: reads a quoted identifier that means the same unquoted (`"users"`, the common
     /// case from ORMs) in one sweep and notes it as [`Known::PLAIN_QUOTED`]; false, having read
     /// nothing, for any other.
+    #[inline(always)]
     fn plain_quoted(&mut self) -> bool {
         let src = self.src;
         let first = self.pos + 1;
@@ -295,7 +296,7 @@ impl<'a> Lexer<'a> {
         (start, end)
     }
 
-    #[inline]
+    #[inline(always)]
     fn next_token(&mut self) -> Option<Token> {
         self.skip_space_and_comments();
         let b = *self.src.get(self.pos)?;

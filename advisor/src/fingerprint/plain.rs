@@ -53,7 +53,7 @@ impl Fingerprinter {
         let mut last_known = Known::NONE;
         let mut depth = 0usize;
         // An `AS` not written yet: if a name follows, both are an alias and are only shown.
-        let mut pending_as: Option<(usize, usize)> = None;
+        let mut pending_as = false;
         // Output range of an `INNER` or `OUTER` just written: noise if `JOIN` follows.
         let mut join_noise: Option<(usize, usize)> = None;
         // The previous token was a relation name (after FROM, JOIN or UPDATE).
@@ -67,18 +67,23 @@ impl Fingerprinter {
                 // Not a SELECT (the first token is the only one written to an empty output).
                 return Err(GiveUp);
             }
-            if let Some(as_span) = pending_as.take() {
+            if std::mem::take(&mut pending_as) {
                 if matches!(tok, Token::Word(..) | Token::QuotedIdent(..)) {
                     // `AS alias`: column and table aliases are not part of the shape.
-                    self.display.token(sql, as_span);
                     self.display.token(sql, span);
                     (last, last_known, relation) = (tok, k, false);
                     continue;
                 }
-                self.display.token(sql, as_span);
                 prev = self.plain_keyword(AS, prev);
-                last = Token::Keyword(as_span.0, as_span.1);
                 last_known = AS;
+            }
+            // Every token is shown as written, in order, but a constant as `$n`.
+            let value = matches!(k, TRUE | FALSE | NULL)
+                && !matches!(prev, Prev::Keyword(KeywordKind::Is) | Prev::Keyword(KeywordKind::Not));
+            if matches!(tok, Token::Const(..)) || value {
+                self.display.constant(sql, span);
+            } else {
+                self.display.token(sql, span);
             }
             if let Some((start, end)) = join_noise.take() {
                 if k == JOIN {
@@ -108,7 +113,6 @@ impl Fingerprinter {
                     }
                     constants = true;
                     self.constants.push(span);
-                    self.display.constant(sql, span);
                     self.placeholder(prev);
                     prev = Prev::Operand;
                 }
@@ -117,7 +121,6 @@ impl Fingerprinter {
                         return Err(GiveUp);
                     }
                     params = true;
-                    self.display.token(sql, span);
                     self.placeholder(prev);
                     prev = Prev::Operand;
                 }
@@ -131,22 +134,18 @@ impl Fingerprinter {
                         return Err(GiveUp);
                     }
                     if k == AS {
-                        pending_as = Some(span);
+                        pending_as = true;
                         continue;
                     }
-                    if matches!(k, TRUE | FALSE | NULL)
-                        && !matches!(prev, Prev::Keyword(KeywordKind::Is) | Prev::Keyword(KeywordKind::Not))
-                    {
+                    if value {
                         // A value, not a test (`IS NULL`).
                         if params {
                             return Err(GiveUp);
                         }
                         constants = true;
-                        self.display.constant(sql, span);
                         self.placeholder(prev);
                         prev = Prev::Operand;
                     } else {
-                        self.display.token(sql, span);
                         prev = self.plain_keyword(k, prev);
                     }
                     match k {
@@ -163,7 +162,6 @@ impl Fingerprinter {
                         // A word a rule looks for, or a column alias without AS.
                         return Err(GiveUp);
                     }
-                    self.display.token(sql, span);
                     self.space_before(prev, false);
                     let at = self.out.len();
                     if word {
@@ -184,7 +182,6 @@ impl Fingerprinter {
                     }
                 }
                 Token::Operator(s, e) => {
-                    self.display.token(sql, span);
                     self.space_before(prev, false);
                     let op = &sql[s..e];
                     // `!=` is `<>` (scan.l turns one into the other).
@@ -195,7 +192,6 @@ impl Fingerprinter {
                     if prev == Prev::Keyword(KeywordKind::In) {
                         return Err(GiveUp);
                     }
-                    self.display.token(sql, span);
                     // Function calls and array subscripts hug their name; keywords keep a space.
                     let tight = matches!(prev, Prev::Word | Prev::Operand | Prev::Close) || open == b'[';
                     self.space_before(prev, tight);
@@ -204,13 +200,11 @@ impl Fingerprinter {
                     prev = Prev::Open;
                 }
                 Token::Punct(close @ (b')' | b']')) => {
-                    self.display.token(sql, span);
                     self.out.push(close);
                     depth = depth.saturating_sub(1);
                     prev = Prev::Close;
                 }
                 Token::Punct(b',') => {
-                    self.display.token(sql, span);
                     self.out.push(b',');
                     prev = Prev::Comma;
                 }
@@ -219,13 +213,11 @@ impl Fingerprinter {
                     if relation {
                         return Err(GiveUp);
                     }
-                    self.display.token(sql, span);
                     self.out.push(b'.');
                     prev = Prev::Dot;
                 }
                 Token::Punct(b';') | Token::Cast => return Err(GiveUp),
                 Token::Punct(other) => {
-                    self.display.token(sql, span);
                     self.space_before(prev, other == b':');
                     self.out.push(other);
                     prev = Prev::Operator;
@@ -235,8 +227,7 @@ impl Fingerprinter {
                 matches!(tok, Token::Word(..) | Token::QuotedIdent(..)) && matches!(last_known, FROM | JOIN | UPDATE);
             (last, last_known) = (tok, k);
         }
-        if let Some(as_span) = pending_as {
-            self.display.token(sql, as_span);
+        if pending_as {
             self.plain_keyword(AS, prev);
         }
         self.clauses.clear();
