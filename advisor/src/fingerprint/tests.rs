@@ -414,3 +414,12 @@ fn deliberate_differences_stay() {
     // And a table with an alias keeps its name (pg_query keeps only the alias).
     differ("SELECT * FROM users u", "SELECT * FROM orders u");
 }
+
+#[test]
+fn placeholders_are_written_in_decimal() {
+    for n in [0, 1, 9, 10, 11, 99, 100, 4_294_967_295] {
+        let mut out = Vec::new();
+        writer::push_param(&mut out, n);
+        assert_eq!(out, format!("${n}").into_bytes());
+    }
+}

@@ -382,7 +382,13 @@ fn row_shape(row: &[u8]) -> u64 {
 }
 
 /// Appends `$n` without allocating.
+#[inline]
 pub(super) fn push_param(out: &mut Vec<u8>, n: u32) {
+    if n < 10 {
+        // Most statements have fewer than ten constants.
+        out.extend_from_slice(&[b'$', b'0' + n as u8]);
+        return;
+    }
     out.push(b'$');
     let mut digits = [0u8; 10];
     let mut i = digits.len();
