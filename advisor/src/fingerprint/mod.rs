@@ -21,7 +21,7 @@ mod words;
 mod writer;
 use display::DisplayText;
 use key::{has_digit_run, Edit, KeyEdit};
-use rules::{folding_minus, is_sign_operator, Tokens};
+use rules::{folding_minus, is_sign_operator, negated_parenthesised_number, parenthesised_constant, Tokens};
 use utility::StatementKind;
 use words::*;
 use writer::{Open, ValuesRun};
@@ -64,6 +64,40 @@ pub fn fingerprint(sql: &[u8]) -> Normalized {
 /// vectorises whole (`is_ascii` checks the tail of a statement one byte at a time).
 fn has_non_ascii(bytes: &[u8]) -> bool {
     bytes.iter().fold(0u8, |acc, &b| acc | b) >= 0x80
+}
+
+impl Fingerprinter {
+    /// True when `(` at `i`, after `prev`, may open a parenthesised expression rather than a
+    /// call, a list or a row: after an operator, a comma that is not between VALUES rows, an
+    /// opening parenthesis, or a keyword after which an expression starts.
+    fn operand_parenthesis(&self, t: &Tokens, i: usize, prev: Prev) -> bool {
+        match prev {
+            Prev::Operator | Prev::Open => true,
+            Prev::Comma => self.values.is_none_or(|run| run.depth != self.stack.len()),
+            Prev::Keyword(_) => matches!(
+                t.known(i.wrapping_sub(1)),
+                SELECT
+                    | WHERE
+                    | AND
+                    | OR
+                    | NOT
+                    | THEN
+                    | ELSE
+                    | WHEN
+                    | CASE
+                    | BETWEEN
+                    | LIMIT
+                    | OFFSET
+                    | RETURNING
+                    | HAVING
+                    | BY
+                    | ON
+                    | DISTINCT
+                    | DEFAULT
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// What the previous token written was, for spacing and for the rules that look back.
@@ -405,10 +439,27 @@ impl Fingerprinter {
                 Token::Operator(..)
                     if matches!(prev, Prev::Operator | Prev::Open | Prev::Comma | Prev::Start | Prev::Keyword(_))
                         && prev != Prev::Keyword(KeywordKind::Operand)
-                        && folding_minus(t, i) =>
+                        && (folding_minus(t, i) || negated_parenthesised_number(t, i)) =>
                 {
-                    // `- 5` is the constant -5 (gram.y's doNegate), as `-5` is.
+                    // `- 5` and `-(5)` are the constant -5 (gram.y's doNegate), as `-5` is.
                     self.display.token(sql, span);
+                }
+                Token::Punct(b'(') if self.operand_parenthesis(t, i, prev) => {
+                    if let Some((c, end)) = parenthesised_constant(t, i) {
+                        // `(5)` is `5`: the parentheses are not part of the shape.
+                        self.show(t, i, c);
+                        prev = match t.toks[c] {
+                            Token::Keyword(s, e) => self.push(sql, Token::Const(s, e), t.spans[c], prev),
+                            _ => self.constant(t, c, prev),
+                        };
+                        self.show(t, c + 1, end);
+                        // A cast of a bare constant in parentheses is a cast constant; of a cast
+                        // one, a cast (pg_query folds one TypeCast of a constant, not two).
+                        let bare = t.at(c + 1) == Some(Token::Punct(b')'));
+                        i = if bare { self.skip_cast(t, end).unwrap_or(end) } else { end };
+                        continue;
+                    }
+                    prev = self.push(sql, tok, span, prev);
                 }
                 Token::Word(s, e) | Token::Keyword(s, e) | Token::QuotedIdent(s, e) if set_value && k != DEFAULT => {
                     prev = self.push(sql, Token::Const(s, e), span, prev);

@@ -108,7 +108,7 @@ impl Fingerprinter {
                     // `t.int4 '5'`), `- 5`, or numbering after the statement's own `$n`.
                     let typed = matches!(last, Token::Word(..));
                     let minus = matches!(last, Token::Operator(a, b) if b == a + 1 && sql[a] == b'-');
-                    if sql[s] == b'+' || typed || minus || params {
+                    if sql[s] == b'+' || typed || minus || params || self.after_loose_open(prev) {
                         return Err(GiveUp);
                     }
                     constants = true;
@@ -117,7 +117,7 @@ impl Fingerprinter {
                     prev = Prev::Operand;
                 }
                 Token::Param => {
-                    if constants {
+                    if constants || self.after_loose_open(prev) {
                         return Err(GiveUp);
                     }
                     params = true;
@@ -125,17 +125,22 @@ impl Fingerprinter {
                     prev = Prev::Operand;
                 }
                 Token::Keyword(..) => {
-                    let starts = match k {
-                        ON => last_known == DISTINCT,
-                        ALL => last_known == LIMIT,
-                        k => starts_a_rule(k),
-                    };
+                    // A keyword after `.` may be a type (`s.select '5'` reads as a typed literal).
+                    let starts = prev == Prev::Dot
+                        || match k {
+                            ON => last_known == DISTINCT,
+                            ALL => last_known == LIMIT,
+                            k => starts_a_rule(k),
+                        };
                     if starts {
                         return Err(GiveUp);
                     }
                     if k == AS {
                         pending_as = true;
                         continue;
+                    }
+                    if value && self.after_loose_open(prev) {
+                        return Err(GiveUp);
                     }
                     if value {
                         // A value, not a test (`IS NULL`).
@@ -232,6 +237,17 @@ impl Fingerprinter {
         }
         self.clauses.clear();
         Ok(())
+    }
+
+    /// True right after a `(` that may open a constant in parentheses, which the full rewrite
+    /// writes as the constant alone: one that does not hug a name (a call) or a `)`.
+    #[inline]
+    fn after_loose_open(&self, prev: Prev) -> bool {
+        prev == Prev::Open
+            && matches!(
+                self.out.len().checked_sub(2).map(|at| self.out[at]),
+                None | Some(b' ' | b'(' | b'[' | b'.' | b':')
+            )
     }
 
     /// Writes keyword `k` (upper case).

@@ -74,6 +74,14 @@ pub(super) const TRUE: Known = known("true");
 pub(super) const FALSE: Known = known("false");
 pub(super) const NULL: Known = known("null");
 pub(super) const IN: Known = known("in");
+pub(super) const AND: Known = known("and");
+pub(super) const OR: Known = known("or");
+pub(super) const NOT: Known = known("not");
+pub(super) const THEN: Known = known("then");
+pub(super) const ELSE: Known = known("else");
+pub(super) const WHEN: Known = known("when");
+pub(super) const CASE: Known = known("case");
+pub(super) const BETWEEN: Known = known("between");
 pub(super) const ARRAY: Known = known("array");
 pub(super) const VALUES: Known = known("values");
 

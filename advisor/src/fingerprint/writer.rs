@@ -50,7 +50,7 @@ pub(super) struct Open {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ValuesRun {
-    depth: usize,
+    pub(super) depth: usize,
     first_end: usize,
     first_params: u32,
     shape: u64,
