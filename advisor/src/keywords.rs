@@ -340,6 +340,21 @@ impl Known {
         }
     }
 
+    /// Appends the keyword's upper-case text (nothing for other words): as one fixed 16-byte
+    /// block cut back to its length, which needs no `memcpy` call, for all but the longest.
+    #[inline(always)]
+    pub fn push_upper(self, out: &mut Vec<u8>) {
+        let Some((bytes, len)) = UPPER.get(usize::from(self.0)) else { return };
+        let (at, len) = (out.len(), usize::from(*len));
+        match <&[u8; 16]>::try_from(&bytes[..16]) {
+            Ok(block) if len <= 16 => {
+                out.extend_from_slice(block);
+                out.truncate(at + len);
+            }
+            _ => out.extend_from_slice(&bytes[..len]),
+        }
+    }
+
     /// True for a type name that can prefix a typed literal (`DATE '2024-01-01'`).
     #[inline]
     pub fn is_literal_type(self) -> bool {
@@ -595,6 +610,11 @@ mod tests {
         assert_eq!(super::known("select").upper(), b"SELECT");
         assert_eq!(super::known("current_timestamp").upper(), b"CURRENT_TIMESTAMP");
         assert_eq!(super::known("role").upper(), b"");
+        for k in 0..super::WORDS {
+            let mut out = b"x".to_vec();
+            super::Known(k as u16).push_upper(&mut out);
+            assert_eq!(&out[1..], super::Known(k as u16).upper(), "{}", super::word_at(k));
+        }
     }
 
     proptest::proptest! {

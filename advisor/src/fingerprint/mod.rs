@@ -566,7 +566,7 @@ impl Fingerprinter {
                         self.note_inside(sql, &tok);
                         self.end_values_run(tok);
                         self.space_before(prev, false);
-                        self.out.extend_from_slice(&sql[s + 1..e - 1]);
+                        writer::push_slice(&mut self.out, sql, s + 1, e - 1);
                         prev = Prev::Word;
                     } else {
                         prev = self.push_normalised(sql, tok, span, prev);

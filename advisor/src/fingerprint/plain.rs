@@ -11,7 +11,7 @@ use super::words::{
     ends_clause_at, ALL, ARRAY, AS, CAST, DISTINCT, EXECUTE, FALSE, FROM, GROUP, IN, INNER, INTO, JOIN, LEVEL, LIMIT,
     NULL, OFFSET, ON, OUTER, PREPARE, READ, SAVEPOINT, SELECT, TABLE, TRANSACTION, TRUE, UPDATE, VALUES, WORK,
 };
-use super::writer::keyword_kind;
+use super::writer::{keyword_kind, push_slice};
 use super::{Clause, Fingerprinter, KeywordKind, Prev};
 use crate::keywords::Known;
 use crate::lexer::{Lexer, Token};
@@ -170,12 +170,12 @@ impl Fingerprinter {
                     self.space_before(prev, false);
                     let at = self.out.len();
                     if word {
-                        self.out.extend_from_slice(&sql[s..e]);
+                        push_slice(&mut self.out, sql, s, e);
                         self.out[at..].make_ascii_lowercase();
                         prev = Prev::Word;
                     } else if k == Known::PLAIN_QUOTED {
                         // `"users"` is `users` (the lexer checked it is lower case already).
-                        self.out.extend_from_slice(&sql[s + 1..e - 1]);
+                        push_slice(&mut self.out, sql, s + 1, e - 1);
                         prev = Prev::Word;
                     } else {
                         self.out.extend_from_slice(&sql[s..e]);
@@ -254,7 +254,7 @@ impl Fingerprinter {
     #[inline(always)]
     fn plain_keyword(&mut self, k: Known, prev: Prev) -> Prev {
         self.space_before(prev, false);
-        self.out.extend_from_slice(k.upper());
+        k.push_upper(&mut self.out);
         Prev::Keyword(keyword_kind(k))
     }
 }

@@ -444,3 +444,15 @@ fn placeholders_are_written_in_decimal() {
         assert_eq!(out, format!("${n}").into_bytes());
     }
 }
+
+proptest::proptest! {
+    /// Copying a short slice as a fixed block and cutting it back is a plain copy, wherever the
+    /// slice sits in its source (near its end there is no whole block to read).
+    #[test]
+    fn short_slices_copy_as_they_are(src in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), a in 0usize..45, b in 0usize..45) {
+        let (start, end) = (a.min(b).min(src.len()), a.max(b).min(src.len()));
+        let mut out = b"prefix".to_vec();
+        writer::push_slice(&mut out, &src, start, end);
+        proptest::prop_assert_eq!(&out[6..], &src[start..end]);
+    }
+}

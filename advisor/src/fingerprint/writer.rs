@@ -179,7 +179,7 @@ impl Fingerprinter {
                 };
                 let upper = k.upper();
                 if upper.len() == word.len() {
-                    self.out.extend_from_slice(upper);
+                    k.push_upper(&mut self.out);
                 } else {
                     let at = self.out.len();
                     self.out.extend_from_slice(word);
@@ -190,13 +190,13 @@ impl Fingerprinter {
             Token::Word(s, e) => {
                 self.space_before(prev, false);
                 let at = self.out.len();
-                self.out.extend_from_slice(&src[s..e]);
+                push_slice(&mut self.out, src, s, e);
                 self.out[at..].make_ascii_lowercase();
                 Prev::Word
             }
             Token::QuotedIdent(s, e) => {
                 self.space_before(prev, false);
-                self.out.extend_from_slice(&src[s..e]);
+                push_slice(&mut self.out, src, s, e);
                 Prev::Operand
             }
             Token::Operator(s, e) => {
@@ -379,6 +379,22 @@ fn row_shape(row: &[u8]) -> u64 {
         h.update(&[b]);
     }
     h.digest()
+}
+
+/// Appends `src[start..end]`; a name or keyword of up to 16 bytes with 16 bytes of `src` from
+/// its start is copied as one fixed 16-byte block and the output cut back to its length, which
+/// the compiler does in two instructions where a copy of a length known only at run time calls
+/// `memcpy`.
+#[inline(always)]
+pub(super) fn push_slice(out: &mut Vec<u8>, src: &[u8], start: usize, end: usize) {
+    let len = out.len();
+    match src.get(start..start + 16).and_then(|block| <&[u8; 16]>::try_from(block).ok()) {
+        Some(block) if end.wrapping_sub(start) <= 16 => {
+            out.extend_from_slice(block);
+            out.truncate(len + (end - start));
+        }
+        _ => out.extend_from_slice(src.get(start..end).unwrap_or_default()),
+    }
 }
 
 /// Appends `$n` without allocating.
