@@ -244,6 +244,9 @@ pub(super) fn constant_end(t: &Tokens, i: usize) -> Option<(usize, usize)> {
     }
 }
 
+/// Parentheses around one constant beyond this many are left as written.
+const MAX_PARENTHESES: usize = 16;
+
 /// At `(` at `i` opening a constant in parentheses (`(5)`, `((5))`, `('x'::text)`, `(-5)`):
 /// the index of the constant token and the index just past the last `)`. gram.y's
 /// `'(' a_expr ')'` is the expression itself, so pg_query sees the constant alone. The
@@ -252,6 +255,10 @@ pub(super) fn parenthesised_constant(t: &Tokens, i: usize) -> Option<(usize, usi
     let mut opens = 0;
     while t.at(i + opens) == Some(Token::Punct(b'(')) {
         opens += 1;
+        if opens > MAX_PARENTHESES {
+            // Every `(` of a long run is tried: a bound keeps the run linear, not quadratic.
+            return None;
+        }
     }
     if opens == 0 || is_sign_operator(t, i + opens) {
         return None;

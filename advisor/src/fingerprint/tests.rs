@@ -456,3 +456,14 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&out[6..], &src[start..end]);
     }
 }
+
+#[test]
+fn parentheses_around_a_constant_cost_linear_work() {
+    // Each `(` of a run tries the rule: bounded, so a huge run stays linear.
+    let deep = format!("SELECT {}5{}", "(".repeat(200_000), ")".repeat(200_000));
+    let started = std::time::Instant::now();
+    let n = fingerprint(deep.as_bytes());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(n.text.contains("($1)") && n.text.ends_with("))"));
+    assert_eq!(norm("SELECT ((((5))))"), "SELECT $1");
+}
