@@ -340,6 +340,21 @@ impl Known {
         }
     }
 
+    /// Appends the keyword's upper-case text (nothing for other words): as one fixed 16-byte
+    /// block cut back to its length, which needs no `memcpy` call, for all but the longest.
+    #[inline(always)]
+    pub fn push_upper(self, out: &mut Vec<u8>) {
+        let Some((bytes, len)) = UPPER.get(usize::from(self.0)) else { return };
+        let (at, len) = (out.len(), usize::from(*len));
+        match <&[u8; 16]>::try_from(&bytes[..16]) {
+            Ok(block) if len <= 16 => {
+                out.extend_from_slice(block);
+                out.truncate(at + len);
+            }
+            _ => out.extend_from_slice(&bytes[..len]),
+        }
+    }
+
     /// True for a type name that can prefix a typed literal (`DATE '2024-01-01'`).
     #[inline]
     pub fn is_literal_type(self) -> bool {
@@ -387,13 +402,73 @@ pub const fn known(word: &str) -> Known {
 /// that is not in the table (most words) usually meets an empty slot at once.
 const SLOTS: usize = 1024;
 
-/// Hash of a word from its length and three of its bytes, case-folded (`| 0x20` maps ASCII
-/// letters to lower case; the same fold of any byte on both sides keeps lookups consistent).
-const fn slot(word: &[u8]) -> usize {
-    let n = word.len();
-    let (a, b, c) = (word[0] | 0x20, word[n / 2] | 0x20, word[n - 1] | 0x20);
-    let h = (a as u32).wrapping_mul(31) ^ (b as u32).wrapping_mul(131) ^ (c as u32).wrapping_mul(7) ^ ((n as u32) << 5);
-    (h.wrapping_mul(0x9e37_79b1) >> 22) as usize & (SLOTS - 1)
+/// A word of at most [`MAX_WORD_LEN`] bytes, lower-cased and zero-padded into three words of
+/// eight bytes, with its length: compared and hashed as integers rather than byte by byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key([u64; 3], u8);
+
+/// Lower-cases the ASCII letters of eight bytes at once (other bytes stay as they are).
+#[inline(always)]
+const fn fold(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let t = x & LOW7;
+    // Per byte: the high bit says `t >= b'A'`, then `t > b'Z'`; bytes >= 0x80 are never letters.
+    let at_least_a = t.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+    let past_z = t.wrapping_add(0x2525_2525_2525_2525);
+    let upper = at_least_a & !past_z & !x & HIGH;
+    x | (upper >> 2)
+}
+
+/// Eight bytes of `w` from `at` (zero past its end), little-endian.
+#[inline(always)]
+const fn word8(w: &[u8], at: usize) -> u64 {
+    let mut x = 0u64;
+    let mut k = 0;
+    while k < 8 && at + k < w.len() {
+        x |= (w[at + k] as u64) << (8 * k);
+        k += 1;
+    }
+    x
+}
+
+impl Key {
+    /// The key of `word` (at most [`MAX_WORD_LEN`] bytes), at compile time.
+    const fn of_const(word: &[u8]) -> Key {
+        Key([fold(word8(word, 0)), fold(word8(word, 8)), fold(word8(word, 16))], word.len() as u8)
+    }
+
+    /// The key of `word`, 1 to [`MAX_WORD_LEN`] bytes, at run time: whole eight-byte loads where
+    /// the word has them, and overlapping loads for the tail, instead of a loop per byte.
+    /// `fold` lower-cases it; a caller whose word has no upper-case letter skips that.
+    #[inline(always)]
+    fn of(word: &[u8], lower: fn(u64) -> u64) -> Key {
+        let n = word.len();
+        let load = |at: usize| u64::from_le_bytes(word[at..at + 8].try_into().unwrap_or_default());
+        let k = match n {
+            0 => [0; 3],
+            1..=3 => {
+                let (a, b, c) = (word[0] as u64, word[n / 2] as u64, word[n - 1] as u64);
+                [lower(a | b << (8 * (n / 2)) | c << (8 * (n - 1))), 0, 0]
+            }
+            4..=7 => {
+                let lo = u32::from_le_bytes([word[0], word[1], word[2], word[3]]) as u64;
+                let hi = u32::from_le_bytes([word[n - 4], word[n - 3], word[n - 2], word[n - 1]]) as u64;
+                [lower(lo | hi << (8 * (n - 4))), 0, 0]
+            }
+            8 => [lower(load(0)), 0, 0],
+            9..=16 => [lower(load(0)), lower(load(n - 8) >> (8 * (16 - n))), 0],
+            _ => [lower(load(0)), lower(load(8)), lower(load(n - 8) >> (8 * (24 - n.min(24))))],
+        };
+        Key(k, n as u8)
+    }
+
+    /// The key's slot in the table.
+    #[inline(always)]
+    const fn slot(&self) -> usize {
+        let h = self.0[0] ^ self.0[1].rotate_left(21) ^ self.0[2].rotate_left(42) ^ self.1 as u64;
+        (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize & (SLOTS - 1)
+    }
 }
 
 /// Each keyword in upper case, as the normalised text writes it.
@@ -414,7 +489,8 @@ static UPPER: [([u8; MAX_WORD_LEN], u8); KEYWORDS.len()] = {
 };
 
 /// Every word of the table, by id.
-static ALL: [&str; WORDS] = {
+#[cfg(test)]
+static ALL_WORDS: [&str; WORDS] = {
     let mut all = [""; WORDS];
     let mut k = 0;
     while k < WORDS {
@@ -424,38 +500,75 @@ static ALL: [&str; WORDS] = {
     all
 };
 
-/// Index + 1 of each word at its slot (linear probing), 0 for an empty slot, and the word's
-/// length, so most words that are not in the table are told apart without comparing bytes.
-static TABLE: ([u16; SLOTS], [u8; SLOTS]) = {
-    let mut table = [0u16; SLOTS];
-    let mut lens = [0u8; SLOTS];
+/// The key of every word of the table, by id.
+static KEYS: [Key; WORDS] = {
+    let mut keys = [Key([0; 3], 0); WORDS];
     let mut k = 0;
     while k < WORDS {
-        let mut i = slot(word_at(k).as_bytes());
+        keys[k] = Key::of_const(word_at(k).as_bytes());
+        k += 1;
+    }
+    keys
+};
+
+/// Index + 1 of each word at its slot (linear probing), 0 for an empty slot.
+static TABLE: [u16; SLOTS] = {
+    let mut table = [0u16; SLOTS];
+    let mut k = 0;
+    while k < WORDS {
+        let mut i = Key::of_const(word_at(k).as_bytes()).slot();
         while table[i] != 0 {
             i = (i + 1) & (SLOTS - 1);
         }
         table[i] = k as u16 + 1;
-        lens[i] = word_at(k).len() as u8;
         k += 1;
     }
-    (table, lens)
+    table
+};
+
+/// Per word length, per first byte (`& 31`, the same for both cases of a letter): a bit per last
+/// byte (`& 31`) that some word of the table has. Most names (`id`, `user_id`) are told apart
+/// from every word of the table here, before their key is built.
+static ENDS: [[u32; 32]; MAX_WORD_LEN + 1] = {
+    let mut ends = [[0u32; 32]; MAX_WORD_LEN + 1];
+    let mut k = 0;
+    while k < WORDS {
+        let w = word_at(k).as_bytes();
+        ends[w.len()][(w[0] & 31) as usize] |= 1 << (w[w.len() - 1] & 31);
+        k += 1;
+    }
+    ends
 };
 
 /// The id of `word` (any case), or [`Known::NONE`].
 #[inline]
 pub fn lookup(word: &[u8]) -> Known {
-    if word.is_empty() || word.len() > MAX_WORD_LEN {
-        return Known::NONE;
+    find(word, fold)
+}
+
+/// The id of `word`, which has no upper-case ASCII letter (a quoted identifier the lexer found
+/// to be `[a-z0-9_]`), or [`Known::NONE`]: [`lookup`] without lower-casing.
+#[inline]
+pub fn lookup_lower(word: &[u8]) -> Known {
+    find(word, |x| x)
+}
+
+#[inline(always)]
+fn find(word: &[u8], lower: fn(u64) -> u64) -> Known {
+    let (Some(&first), Some(&last)) = (word.first(), word.last()) else { return Known::NONE };
+    match ENDS.get(word.len()) {
+        Some(ends) if ends[usize::from(first & 31)] & (1 << (last & 31)) != 0 => {}
+        _ => return Known::NONE,
     }
-    let mut i = slot(word);
+    let key = Key::of(word, lower);
+    let mut i = key.slot();
     loop {
-        let k = TABLE.0[i];
+        let k = TABLE[i];
         if k == 0 {
             return Known::NONE;
         }
         let k = usize::from(k) - 1;
-        if usize::from(TABLE.1[i]) == word.len() && ALL[k].as_bytes().eq_ignore_ascii_case(word) {
+        if KEYS[k] == key {
             return Known(k as u16);
         }
         i = (i + 1) & (SLOTS - 1);
@@ -497,5 +610,31 @@ mod tests {
         assert_eq!(super::known("select").upper(), b"SELECT");
         assert_eq!(super::known("current_timestamp").upper(), b"CURRENT_TIMESTAMP");
         assert_eq!(super::known("role").upper(), b"");
+        for k in 0..super::WORDS {
+            let mut out = b"x".to_vec();
+            super::Known(k as u16).push_upper(&mut out);
+            assert_eq!(&out[1..], super::Known(k as u16).upper(), "{}", super::word_at(k));
+        }
+    }
+
+    proptest::proptest! {
+        /// The run-time key (overlapping loads) is the compile-time one (a loop per byte), and a
+        /// lookup finds exactly the words equal to a table word ignoring ASCII case.
+        #[test]
+        fn lookup_is_a_case_insensitive_match(word in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20), pick in 0..super::WORDS) {
+            if (1..=super::MAX_WORD_LEN).contains(&word.len()) {
+                proptest::prop_assert_eq!(super::Key::of(&word, super::fold), super::Key::of_const(&word));
+                if !word.iter().any(u8::is_ascii_uppercase) {
+                    proptest::prop_assert_eq!(super::lookup_lower(&word), super::lookup(&word));
+                }
+            }
+            let expected = super::ALL_WORDS.iter().position(|w| w.as_bytes().eq_ignore_ascii_case(&word));
+            proptest::prop_assert_eq!(super::lookup(&word), expected.map_or(super::Known::NONE, |k| super::Known(k as u16)));
+            let mut table_word = super::word_at(pick).as_bytes().to_vec();
+            if let Some(b) = table_word.get_mut(word.len() % 4) {
+                *b = b.to_ascii_uppercase();
+            }
+            proptest::prop_assert_eq!(super::lookup(&table_word), super::Known(pick as u16));
+        }
     }
 }

@@ -110,10 +110,14 @@ pub(super) fn type_name_end(t: &Tokens, mut i: usize, arrays: bool) -> usize {
     }
     if t.at(i) == Some(Token::Punct(b'(')) {
         let mut j = i + 1;
-        while matches!(t.at(j), Some(Token::Const(..)) | Some(Token::Punct(b','))) {
+        while let Some(end) = type_modifier_end(t, j) {
+            j = end;
+            if t.at(j) != Some(Token::Punct(b',')) {
+                break;
+            }
             j += 1;
         }
-        if t.at(j) == Some(Token::Punct(b')')) {
+        if t.at(j) == Some(Token::Punct(b')')) && j > i + 1 {
             i = j + 1;
         }
     }
@@ -124,6 +128,27 @@ pub(super) fn type_name_end(t: &Tokens, mut i: usize, arrays: bool) -> usize {
         i += 2;
     }
     i
+}
+
+/// At a type modifier starting at `i` (`20`, `-2`, `- 2`, `20::int`, `CAST(20 AS integer)`):
+/// the index just past it. gram.y reads type modifiers as expressions, and pg_query ignores a
+/// constant however written there as anywhere; a cast's own type takes no modifier here, so
+/// this never recurses.
+fn type_modifier_end(t: &Tokens, i: usize) -> Option<usize> {
+    let plain_cast = |j: usize| t.is(j, CAST) && t.at(j + 1) == Some(Token::Punct(b'(')) && t.is(j + 3, AS);
+    if plain_cast(i) && matches!(t.at(i + 2), Some(Token::Const(..))) {
+        let close = i + 4 + usize::from(t.is_word_like(i + 4));
+        return (close > i + 4 && t.at(close) == Some(Token::Punct(b')'))).then_some(close + 1);
+    }
+    let mut j = i + usize::from(t.is_operator(i, b'-'));
+    if !matches!(t.at(j), Some(Token::Const(..)) | Some(Token::Param)) {
+        return None;
+    }
+    j += 1;
+    while t.at(j) == Some(Token::Cast) && t.is_word_like(j + 1) {
+        j += 2;
+    }
+    Some(j)
 }
 
 /// The fields that may follow an interval literal (`INTERVAL '1' DAY TO SECOND`).
@@ -217,6 +242,45 @@ pub(super) fn constant_end(t: &Tokens, i: usize) -> Option<(usize, usize)> {
         },
         _ => None,
     }
+}
+
+/// Parentheses around one constant beyond this many are left as written.
+const MAX_PARENTHESES: usize = 16;
+
+/// At `(` at `i` opening a constant in parentheses (`(5)`, `((5))`, `('x'::text)`, `(-5)`):
+/// the index of the constant token and the index just past the last `)`. gram.y's
+/// `'(' a_expr ')'` is the expression itself, so pg_query sees the constant alone. The
+/// parentheses are counted first, so nesting costs no recursion.
+pub(super) fn parenthesised_constant(t: &Tokens, i: usize) -> Option<(usize, usize)> {
+    let mut opens = 0;
+    while t.at(i + opens) == Some(Token::Punct(b'(')) {
+        opens += 1;
+        if opens > MAX_PARENTHESES {
+            // Every `(` of a long run is tried: a bound keeps the run linear, not quadratic.
+            return None;
+        }
+    }
+    if opens == 0 || is_sign_operator(t, i + opens) {
+        return None;
+    }
+    let (constant, mut end) = constant_end(t, i + opens)?;
+    for _ in 0..opens {
+        if t.at(end) != Some(Token::Punct(b')')) {
+            return None;
+        }
+        end += 1;
+    }
+    Some((constant, end))
+}
+
+/// At a `-` operator at `i` before a number in parentheses, with no cast inside or after
+/// (`-(5)`, `-((-5))`): gram.y's doNegate folds it into the number, as it folds `- 5`.
+pub(super) fn negated_parenthesised_number(t: &Tokens, i: usize) -> bool {
+    let number = |c: usize| matches!(t.at(c), Some(Token::Const(s, _)) if t.src.get(s).is_some_and(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-')));
+    t.is_operator(i, b'-')
+        && parenthesised_constant(t, i + 1).is_some_and(|(c, end)| {
+            number(c) && t.at(c + 1) == Some(Token::Punct(b')')) && t.at(end) != Some(Token::Cast)
+        })
 }
 
 /// At `(` at `i` opening a list of constants only (`EXECUTE q(1, 'a')`): the index past `)`.

@@ -101,7 +101,9 @@ fn values_rows_of_another_shape_stay() {
 fn parentheses_inside_a_values_row_are_not_rows() {
     // A parenthesis after a comma inside a row used to fold into the first row, cutting the
     // output below the row still open (an index panic when that row closed).
-    assert_eq!(norm("INSERT INTO t VALUES (1), (2, (3))"), "INSERT INTO t VALUES ($1), ($2, ($3))");
+    assert_eq!(norm("INSERT INTO t VALUES (1), (2, (3 + x))"), "INSERT INTO t VALUES ($1), ($2, ($3 + x))");
+    // A constant in parentheses is the constant: this row is made of constants only.
+    assert_eq!(norm("INSERT INTO t VALUES (1), (2, (3))"), "INSERT INTO t VALUES ($1)");
     assert_eq!(norm("VALUES(),(,())"), "VALUES (), (, ())");
     assert_eq!(norm("values (1), (2, (values (3)))"), "VALUES ($1), ($2, (VALUES ($3)))");
     same("values (1, 2), (3, 4)", "values (1, 2), (3, 4), (5, 6)");
@@ -340,6 +342,25 @@ const PG_QUERY_GROUPS: &[(&str, &str)] = &[
     ("SET search_path TO a", "972eb2e22f47f95c"),
     ("SET search_path TO b, c", "972eb2e22f47f95c"),
     ("SET search_path = default", "471d80087d54895e"),
+    // Type modifiers written any way a constant is, and constants in parentheses (gram.y's
+    // `'(' a_expr ')'`), with doNegate folding `-(5)` but not `-(5::int)`.
+    ("SELECT 1.5::numeric(3, 1)", "50fde20626009aba"),
+    ("SELECT 1.5::numeric(3::int, CAST(1 AS integer))", "50fde20626009aba"),
+    ("SELECT 1.5::numeric(-3, 1)", "50fde20626009aba"),
+    ("SELECT x FROM t WHERE y = 1.5::numeric(10, 2)", "2327ffe3e478d79e"),
+    ("SELECT x FROM t WHERE y = 1.5::numeric(10::int, -2)", "2327ffe3e478d79e"),
+    ("SELECT x FROM t WHERE y = 1.5", "2327ffe3e478d79e"),
+    ("SELECT * FROM t WHERE x = (5)", "523e1fe3a3cb6111"),
+    ("SELECT * FROM t WHERE x = ((5))::int", "523e1fe3a3cb6111"),
+    ("SELECT * FROM t WHERE x = -(5)", "523e1fe3a3cb6111"),
+    ("SELECT * FROM t WHERE x = -((-5))", "523e1fe3a3cb6111"),
+    ("SELECT * FROM t WHERE x = -(5::int)", "455d8f394e81c4b8"),
+    ("SELECT * FROM t WHERE x = -5::int", "455d8f394e81c4b8"),
+    ("SELECT f((1), 2)", "f1dfd569b11a0a72"),
+    ("SELECT f(1, 2)", "f1dfd569b11a0a72"),
+    ("SELECT x FROM t WHERE y = (5::int)::int", "7d2cd8b2f06fbe23"),
+    ("SELECT x FROM t WHERE y = 5::int::int", "7d2cd8b2f06fbe23"),
+    ("SELECT x FROM t WHERE y = 5::int", "2327ffe3e478d79e"),
 ];
 
 #[test]
@@ -413,4 +434,36 @@ fn deliberate_differences_stay() {
     differ("SELECT f(1) FROM t", "SELECT f() FROM t");
     // And a table with an alias keeps its name (pg_query keeps only the alias).
     differ("SELECT * FROM users u", "SELECT * FROM orders u");
+}
+
+#[test]
+fn placeholders_are_written_in_decimal() {
+    for n in [0, 1, 9, 10, 11, 99, 100, 4_294_967_295] {
+        let mut out = Vec::new();
+        writer::push_param(&mut out, n);
+        assert_eq!(out, format!("${n}").into_bytes());
+    }
+}
+
+proptest::proptest! {
+    /// Copying a short slice as a fixed block and cutting it back is a plain copy, wherever the
+    /// slice sits in its source (near its end there is no whole block to read).
+    #[test]
+    fn short_slices_copy_as_they_are(src in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), a in 0usize..45, b in 0usize..45) {
+        let (start, end) = (a.min(b).min(src.len()), a.max(b).min(src.len()));
+        let mut out = b"prefix".to_vec();
+        writer::push_slice(&mut out, &src, start, end);
+        proptest::prop_assert_eq!(&out[6..], &src[start..end]);
+    }
+}
+
+#[test]
+fn parentheses_around_a_constant_cost_linear_work() {
+    // Each `(` of a run tries the rule: bounded, so a huge run stays linear.
+    let deep = format!("SELECT {}5{}", "(".repeat(200_000), ")".repeat(200_000));
+    let started = std::time::Instant::now();
+    let n = fingerprint(deep.as_bytes());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(n.text.contains("($1)") && n.text.ends_with("))"));
+    assert_eq!(norm("SELECT ((((5))))"), "SELECT $1");
 }

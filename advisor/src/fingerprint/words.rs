@@ -73,6 +73,17 @@ pub(super) const DEFAULT: Known = known("default");
 pub(super) const TRUE: Known = known("true");
 pub(super) const FALSE: Known = known("false");
 pub(super) const NULL: Known = known("null");
+pub(super) const IN: Known = known("in");
+pub(super) const AND: Known = known("and");
+pub(super) const OR: Known = known("or");
+pub(super) const NOT: Known = known("not");
+pub(super) const THEN: Known = known("then");
+pub(super) const ELSE: Known = known("else");
+pub(super) const WHEN: Known = known("when");
+pub(super) const CASE: Known = known("case");
+pub(super) const BETWEEN: Known = known("between");
+pub(super) const ARRAY: Known = known("array");
+pub(super) const VALUES: Known = known("values");
 
 impl Fingerprinter {
     /// Rules that start at a word and consume tokens: aliases, typed literals, `CAST(constant AS
@@ -224,9 +235,16 @@ pub(super) fn function_options(t: &Tokens, mut i: usize) -> usize {
 /// True when the token at `i` ends a target list (`group_by` false) or a GROUP BY clause open at
 /// the current depth.
 pub(super) fn ends_clause(t: &Tokens, i: usize, group_by: bool) -> bool {
-    match t.toks[i] {
+    ends_clause_at(t.toks[i], t.known[i], group_by)
+}
+
+/// True when token `tok` (word id `k`) ends a target list (`group_by` false) or a GROUP BY
+/// clause open at the current depth.
+#[inline]
+pub(super) fn ends_clause_at(tok: Token, k: Known, group_by: bool) -> bool {
+    match tok {
         Token::Punct(b')' | b';') => true,
-        Token::Keyword(..) => match t.known[i] {
+        Token::Keyword(..) => match k {
             HAVING | WINDOW | ORDER | LIMIT | OFFSET | FETCH | FOR | UNION | INTERSECT | EXCEPT | RETURNING => true,
             FROM | INTO | WHERE | GROUP => !group_by,
             _ => false,

@@ -5,7 +5,7 @@
 use super::display::Mark;
 use super::key::{Edit, KeyEdit};
 use super::rules::Tokens;
-use super::words::{CAST, END};
+use super::words::{ARRAY, CAST, END, IN, VALUES};
 use super::{Fingerprinter, KeywordKind, Prev};
 use crate::keywords::{known, Known};
 use crate::lexer::Token;
@@ -50,7 +50,7 @@ pub(super) struct Open {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ValuesRun {
-    depth: usize,
+    pub(super) depth: usize,
     first_end: usize,
     first_params: u32,
     shape: u64,
@@ -179,7 +179,7 @@ impl Fingerprinter {
                 };
                 let upper = k.upper();
                 if upper.len() == word.len() {
-                    self.out.extend_from_slice(upper);
+                    k.push_upper(&mut self.out);
                 } else {
                     let at = self.out.len();
                     self.out.extend_from_slice(word);
@@ -190,13 +190,13 @@ impl Fingerprinter {
             Token::Word(s, e) => {
                 self.space_before(prev, false);
                 let at = self.out.len();
-                self.out.extend_from_slice(&src[s..e]);
+                push_slice(&mut self.out, src, s, e);
                 self.out[at..].make_ascii_lowercase();
                 Prev::Word
             }
             Token::QuotedIdent(s, e) => {
                 self.space_before(prev, false);
-                self.out.extend_from_slice(&src[s..e]);
+                push_slice(&mut self.out, src, s, e);
                 Prev::Operand
             }
             Token::Operator(s, e) => {
@@ -348,12 +348,9 @@ impl Fingerprinter {
     }
 }
 
-fn keyword_kind(k: Known) -> KeywordKind {
-    const IN: Known = known("in");
+pub(super) fn keyword_kind(k: Known) -> KeywordKind {
     const IS: Known = known("is");
     const NOT: Known = known("not");
-    const ARRAY: Known = known("array");
-    const VALUES: Known = known("values");
     const CURRENT_DATE: Known = known("current_date");
     const CURRENT_TIME: Known = known("current_time");
     const CURRENT_TIMESTAMP: Known = known("current_timestamp");
@@ -384,8 +381,30 @@ fn row_shape(row: &[u8]) -> u64 {
     h.digest()
 }
 
+/// Appends `src[start..end]`; a name or keyword of up to 16 bytes with 16 bytes of `src` from
+/// its start is copied as one fixed 16-byte block and the output cut back to its length, which
+/// the compiler does in two instructions where a copy of a length known only at run time calls
+/// `memcpy`.
+#[inline(always)]
+pub(super) fn push_slice(out: &mut Vec<u8>, src: &[u8], start: usize, end: usize) {
+    let len = out.len();
+    match src.get(start..start + 16).and_then(|block| <&[u8; 16]>::try_from(block).ok()) {
+        Some(block) if end.wrapping_sub(start) <= 16 => {
+            out.extend_from_slice(block);
+            out.truncate(len + (end - start));
+        }
+        _ => out.extend_from_slice(src.get(start..end).unwrap_or_default()),
+    }
+}
+
 /// Appends `$n` without allocating.
+#[inline]
 pub(super) fn push_param(out: &mut Vec<u8>, n: u32) {
+    if n < 10 {
+        // Most statements have fewer than ten constants.
+        out.extend_from_slice(&[b'$', b'0' + n as u8]);
+        return;
+    }
     out.push(b'$');
     let mut digits = [0u8; 10];
     let mut i = digits.len();
