@@ -33,6 +33,13 @@ pub fn value_key(bytes: &[u8], format: Format) -> Option<ValueKey> {
     canonical(bytes, format, &mut buf).map(text_key)
 }
 
+/// True when [`value_key`] has a key for this value (it is short enough and, if binary, of a
+/// form it can read), found without computing it.
+pub fn has_key(bytes: &[u8], format: Format) -> bool {
+    bytes.len() <= MAX_VALUE
+        && (format == Format::Text || matches!(bytes.len(), 2 | 4 | 8 | 16) || std::str::from_utf8(bytes).is_ok())
+}
+
 /// The key of a value's canonical text.
 pub fn text_key(text: &[u8]) -> ValueKey {
     // 0 marks "no value" in [`Params`].
@@ -283,13 +290,10 @@ impl ResultSample {
             self.columns = row.len().min(MAX_SAMPLED_COLUMNS);
         }
         if !self.any_key {
-            // Usually settled by the first cell of the first row.
+            // Usually settled by the first cell of the first row, without hashing it.
             let formats = self.formats;
-            self.any_key = row
-                .values()
-                .enumerate()
-                .take(self.columns)
-                .any(|(i, v)| v.and_then(|v| value_key(v, formats.get(i))).is_some());
+            self.any_key =
+                row.values().enumerate().take(self.columns).any(|(i, v)| v.is_some_and(|v| has_key(v, formats.get(i))));
         }
         if self.raw.is_empty() {
             // One row's worth: most results are one row (then `finish` has no slack to give back).

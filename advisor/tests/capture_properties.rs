@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use advisor::capture::{
-    chain_hash, value_key, ResultFormats, ResultSample, ValueKey, MAX_SAMPLED_COLUMNS, MAX_SAMPLED_ROWS,
+    chain_hash, has_key, value_key, ResultFormats, ResultSample, ValueKey, MAX_SAMPLED_COLUMNS, MAX_SAMPLED_ROWS,
 };
 use proptest::prelude::*;
 use protocol::backend::DataRow;
@@ -83,6 +83,12 @@ proptest! {
         prop_assert!(!digest.contains(columns, 1));
         // Empty: no sampled cell with a key (such a result can be no parent).
         prop_assert_eq!(digest.is_empty(), expected.iter().all(HashSet::is_empty));
+    }
+
+    #[test]
+    fn has_key_says_whether_value_key_has_one(bytes in proptest::collection::vec(any::<u8>(), 0..80), binary in any::<bool>()) {
+        let format = if binary { Format::Binary } else { Format::Text };
+        prop_assert_eq!(has_key(&bytes, format), value_key(&bytes, format).is_some());
     }
 
     #[test]
