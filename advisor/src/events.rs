@@ -111,6 +111,14 @@ impl EventSender {
         }
     }
 
+    /// True while few enough events wait that one may carry a sampled result: results are the
+    /// large part of an event (up to about 40 KiB), so a backlog (an engine that fell behind)
+    /// holds at most [`MAX_QUEUED_RESULTS`] of them. A statement without its result is still
+    /// counted; only its use as an N+1 parent across the pool is lost.
+    pub fn room_for_results(&self) -> bool {
+        self.tx.max_capacity() - self.tx.capacity() < MAX_QUEUED_RESULTS
+    }
+
     /// Events dropped because the channel was full (or closed).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -129,6 +137,10 @@ impl AnswerSender {
         let _ = self.0.send(answer).await;
     }
 }
+
+/// Most queued events that carry a sampled result (the engine drains the queue every 50 ms:
+/// about 2,000 events at 40,000 statements a second).
+pub const MAX_QUEUED_RESULTS: usize = 8192;
 
 /// A bounded event channel holding up to `capacity` events.
 pub fn channel(capacity: usize) -> (EventSender, mpsc::Receiver<Event>) {

@@ -612,7 +612,7 @@ impl SessionObserver {
             literals,
             application_name: self.application_name.clone(),
             params: run.params,
-            result: digest.filter(|d| !d.is_empty() && rows > 0),
+            result: digest.filter(|d| !d.is_empty() && rows > 0 && self.events.room_for_results()),
             origin: self.origin.clone(),
         }));
     }
@@ -805,6 +805,42 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_backlog_of_events_carries_no_more_results() {
+        let (advisor, _inputs) = Advisor::new(AdvisorConfig::default());
+        let identity = SessionIdentity {
+            id: 1,
+            user: "u".into(),
+            database: "d".into(),
+            application_name: String::new(),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            tls: false,
+            connected_at: SystemTime::now(),
+        };
+        let (tx, mut rx) = crate::events::channel(2 * crate::events::MAX_QUEUED_RESULTS);
+        let mut observer = SessionObserver::new(1, advisor.sessions.open(identity), tx, NPlusOneConfig::default());
+        let mut row = 1u16.to_be_bytes().to_vec();
+        row.extend_from_slice(&1i32.to_be_bytes());
+        row.push(b'7');
+        for i in 0..crate::events::MAX_QUEUED_RESULTS + 2 {
+            let body = format!("select v from t where id = {i}\0");
+            observer.frontend(ScannedMessage { tag: b'Q', body_len: body.len(), body: body.as_bytes() });
+            observer.backend(ScannedMessage { tag: b'D', body_len: row.len(), body: &row });
+            observer.backend(ScannedMessage { tag: b'C', body_len: 9, body: b"SELECT 1\0" });
+            observer.backend(ScannedMessage { tag: b'Z', body_len: 1, body: b"I" });
+        }
+        let results: Vec<bool> = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|e| match e {
+                Event::Statement(s) => Some(s.result.is_some()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(results.len(), crate::events::MAX_QUEUED_RESULTS + 2, "every statement is still counted");
+        let with = results.iter().take_while(|r| **r).count();
+        assert!(with > 0 && with <= crate::events::MAX_QUEUED_RESULTS, "results while there is room: {with}");
+        assert!(!results[with..].iter().any(|r| *r), "none once the backlog reached its bound");
     }
 
     #[test]
