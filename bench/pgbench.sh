@@ -7,7 +7,8 @@
 #   bench/pgbench.sh          (or: ./dev bench)
 #
 # Environment:
-#   BENCH_SECONDS  duration of each pgbench run (default 15)
+#   BENCH_SECONDS  time each target runs each row, in all (default 15)
+#   BENCH_ROUNDS   the rounds that time is split into, the targets taking turns in each (default 3)
 #   BENCH_SCALE    pgbench -i scale factor (default 10)
 #   BENCH_OUT      where the report goes (default docs/benchmarks.md)
 #
@@ -20,6 +21,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/prereqs.sh"
 
 DURATION=${BENCH_SECONDS:-15}
+ROUNDS=${BENCH_ROUNDS:-3}
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive whole number, not '$ROUNDS'"
+# Each pgbench run: a round's share of the time, at least a second.
+ROUND_SECONDS=$((DURATION / ROUNDS > 0 ? DURATION / ROUNDS : 1))
 SCALE=${BENCH_SCALE:-10}
 OUT=${BENCH_OUT:-$ROOT/docs/benchmarks.md}
 # Seconds of select-only load before measuring, so no target pays for a cold cache.
@@ -226,28 +231,32 @@ cpu_ticks() {
 }
 
 declare -A TPS P50 P99 CPU_US CPU_USER_US CPU_SYS_US
+# Sums over a row's rounds, per row and target.
+declare -A TPS_SUM RUNS TX USER_TICKS SYS_TICKS
 
 # cpu_cell ROW TARGET: "total (user + system)" CPU µs per transaction, for the report.
 cpu_cell() {
     echo "${CPU_US[$1,$2]} (${CPU_USER_US[$1,$2]} + ${CPU_SYS_US[$1,$2]})"
 }
-# run ROW TARGET ARGS...: one pgbench run; fills TPS, CPU_US for a proxy, P50/P99 at one client.
+
+# run ROW ROUND TARGET ARGS...: one pgbench run of a round; adds to the row's sums (see
+# finish_row) and keeps its latency log at one client.
 run() {
-    local row=$1 target=$2
-    shift 2
+    local row=$1 round=$2 target=$3
+    shift 3
     local clients=1 prev="" arg
     for arg in "$@"; do
         [ "$prev" = -c ] && clients=$arg
         prev=$arg
     done
     local jobs=$((clients < 2 ? clients : 2)) log=()
-    local out="$WORK/run-$row-$target.txt" prefix="$WORK/latency-$row-$target"
+    local out="$WORK/run-$row-$target.txt" prefix="$WORK/latency-$row-$target-$round"
     [ "$clients" -eq 1 ] && log=(-l "--log-prefix=$prefix")
     local pid=${PID[$target]:-} before="0 0"
     [ -z "$pid" ] || before=$(cpu_ticks "$pid")
     # In the background, so a signal runs the clean-up at once instead of after this run; from
     # the repository, where the rows' script paths start.
-    (cd "$ROOT" && exec "$PG_BINDIR/pgbench" -p "${PORT[$target]}" -T "$DURATION" -j "$jobs" "${log[@]}" "$@") \
+    (cd "$ROOT" && exec "$PG_BINDIR/pgbench" -p "${PORT[$target]}" -T "$ROUND_SECONDS" -j "$jobs" "${log[@]}" "$@") \
         >"$out" 2>&1 &
     PGBENCH_PID=$!
     if ! wait "$PGBENCH_PID"; then
@@ -260,27 +269,48 @@ run() {
     [ -z "$pid" ] || after=$(cpu_ticks "$pid")
     failed=$(awk -F': ' '/^number of failed transactions/ {split($2, a, " "); print a[1]}' "$out")
     [ "${failed:-0}" = 0 ] || { cat "$out" >&2; die "$failed failed transactions against $target"; }
-    TPS[$row,$target]=$(awk '/^tps = / {print $3; exit}' "$out")
-    [ -n "${TPS[$row,$target]}" ] || { cat "$out" >&2; die "no tps line in pgbench's output"; }
+    local tps
+    tps=$(awk '/^tps = / {print $3; exit}' "$out")
+    [ -n "$tps" ] || { cat "$out" >&2; die "no tps line in pgbench's output"; }
     # "number of transactions actually processed: N" (or "N/M" with -t).
     transactions=$(awk -F': ' '/^number of transactions actually processed/ {split($2, a, "/"); print a[1] + 0; exit}' "$out")
     [ "${transactions:-0}" -gt 0 ] || { cat "$out" >&2; die "no transactions processed against $target"; }
+    TPS_SUM[$row,$target]=$(awk -v a="${TPS_SUM[$row,$target]:-0}" -v b="$tps" 'BEGIN { printf "%.3f", a + b }')
+    RUNS[$row,$target]=$((${RUNS[$row,$target]:-0} + 1))
+    TX[$row,$target]=$((${TX[$row,$target]:-0} + transactions))
     if [ -n "$pid" ]; then
-        local user0 sys0 user1 sys1 per='BEGIN { printf "%.1f", t * 1e6 / hz / n }'
+        local user0 sys0 user1 sys1
         read -r user0 sys0 <<<"$before"
         read -r user1 sys1 <<<"$after"
-        CPU_US[$row,$target]=$(awk -v t="$((user1 + sys1 - user0 - sys0))" -v hz="$CLK_TCK" -v n="$transactions" "$per")
-        CPU_USER_US[$row,$target]=$(awk -v t="$((user1 - user0))" -v hz="$CLK_TCK" -v n="$transactions" "$per")
-        CPU_SYS_US[$row,$target]=$(awk -v t="$((sys1 - sys0))" -v hz="$CLK_TCK" -v n="$transactions" "$per")
+        USER_TICKS[$row,$target]=$((${USER_TICKS[$row,$target]:-0} + user1 - user0))
+        SYS_TICKS[$row,$target]=$((${SYS_TICKS[$row,$target]:-0} + sys1 - sys0))
     fi
-    if [ "$clients" -eq 1 ]; then
-        # Per-transaction log: client_id transaction_no latency_us script_no epoch_s epoch_us.
-        cat "$prefix".* | awk '{print $3}' | sort -n >"$prefix.sorted"
-        P50[$row,$target]=$(percentile "$prefix.sorted" 50)
-        P99[$row,$target]=$(percentile "$prefix.sorted" 99)
-        rm -f "$prefix".*
-    fi
-    printf '    %-9s %10.0f tps  %8s CPU µs/tx\n' "$target" "${TPS[$row,$target]}" "${CPU_US[$row,$target]:--}" >&2
+    printf '    %-9s %10.0f tps  (round %s)\n' "$target" "$tps" "$round" >&2
+}
+
+# finish_row ROW CLIENTS: from the sums of the row's rounds, TPS (the rounds' mean), CPU per
+# transaction for a proxy, and at one client P50/P99 over every round's transactions.
+finish_row() {
+    local row=$1 clients=$2 target per='BEGIN { printf "%.1f", t * 1e6 / hz / n }'
+    for target in "${TARGETS[@]}"; do
+        TPS[$row,$target]=$(awk -v s="${TPS_SUM[$row,$target]}" -v n="${RUNS[$row,$target]}" 'BEGIN { printf "%.1f", s / n }')
+        if [ -n "${PID[$target]:-}" ]; then
+            local user=${USER_TICKS[$row,$target]} sys=${SYS_TICKS[$row,$target]} n=${TX[$row,$target]}
+            CPU_US[$row,$target]=$(awk -v t="$((user + sys))" -v hz="$CLK_TCK" -v n="$n" "$per")
+            CPU_USER_US[$row,$target]=$(awk -v t="$user" -v hz="$CLK_TCK" -v n="$n" "$per")
+            CPU_SYS_US[$row,$target]=$(awk -v t="$sys" -v hz="$CLK_TCK" -v n="$n" "$per")
+        fi
+        if [ "$clients" -eq 1 ]; then
+            local prefix="$WORK/latency-$row-$target"
+            # Per-transaction log: client_id transaction_no latency_us script_no epoch_s epoch_us.
+            cat "$prefix"-*.* | awk '{print $3}' | sort -n >"$prefix.sorted"
+            P50[$row,$target]=$(percentile "$prefix.sorted" 50)
+            P99[$row,$target]=$(percentile "$prefix.sorted" 99)
+            rm -f "$prefix"-*.*
+        fi
+        printf '    %-9s %10.0f tps  %8s CPU µs/tx (%s rounds)\n' "$target" "${TPS[$row,$target]}" \
+            "${CPU_US[$row,$target]:--}" "${RUNS[$row,$target]}" >&2
+    done
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
@@ -290,16 +320,25 @@ say "warming up (${WARMUP}s, select-only, direct)"
 for i in "${!ROWS[@]}"; do
     label=${ROWS[$i]%%|*}
     read -ra args <<<"${ROWS[$i]#*|}"
-    order=("${TARGETS[@]}")
-    # Alternate the order between rows, so no target always runs first (or last) on a warm machine.
-    if ((i % 2 == 1)); then
-        order=()
-        for ((t = ${#TARGETS[@]} - 1; t >= 0; t--)); do order+=("${TARGETS[$t]}"); done
-    fi
-    say "$label: pgbench ${args[*]} -T $DURATION (order: ${order[*]})"
-    for target in "${order[@]}"; do
-        run "$i" "$target" "${args[@]}"
+    clients=1 prev=""
+    for arg in "${args[@]}"; do
+        [ "$prev" = -c ] && clients=$arg
+        prev=$arg
     done
+    say "$label: pgbench ${args[*]}, $ROUNDS rounds of -T $ROUND_SECONDS, the targets taking turns"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        order=("${TARGETS[@]}")
+        # Alternate the order between rounds and rows, so no target always runs first (or last)
+        # on a warm machine, and a drift of the machine's state within a row reaches them all.
+        if (((i + round) % 2 == 1)); then
+            order=()
+            for ((t = ${#TARGETS[@]} - 1; t >= 0; t--)); do order+=("${TARGETS[$t]}"); done
+        fi
+        for target in "${order[@]}"; do
+            run "$i" "$round" "$target" "${args[@]}"
+        done
+    done
+    finish_row "$i" "$clients"
 done
 
 LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
@@ -348,7 +387,7 @@ passed=0 checked=0
     echo "- PgBouncer: $("$PGBOUNCER" --version | head -n 1 | sed 's/^[Pp]g[Bb]ouncer //'), pool_mode=session"
     echo "- pgvisor: commit $COMMIT, release build, **default flags**: only \`--upstream\`, \`--listen\`, \`--admin\` (worker threads: $WORKERS)"
     echo "- floor: \`bench/src/bin/floor.rs\`, a bare forwarder (tokio \`copy_bidirectional\`, no parsing) with pgvisor's default worker-thread count ($WORKERS)"
-    echo "- Each run: \`pgbench -T $DURATION -j min(c,2)\` over TCP on 127.0.0.1, libpq defaults (\`sslmode=prefer\`; nobody offers TLS) but \`PGGSSENCMODE=disable\`; client, proxies and server share the machine's CPUs."
+    echo "- Each target, each row: $ROUNDS rounds of \`pgbench -T $ROUND_SECONDS -j min(c,2)\`, the four targets taking turns within each round (order reversed every other round); TPS is the rounds' mean, CPU per transaction and latency percentiles are over all rounds. Over TCP on 127.0.0.1, libpq defaults (\`sslmode=prefer\`; nobody offers TLS) but \`PGGSSENCMODE=disable\`; client, proxies and server share the machine's CPUs."
     echo "- Load average (1 min) when measuring began and ended: $LOAD_BEFORE, $LOAD_AFTER. The benchmark itself keeps about 2 to 3 processes busy; well above that, other work competed and the numbers are noise."
     echo "- ORM-like script: \`$ORM_SCRIPT\`, 50 rows of 10 columns per transaction."
     echo
