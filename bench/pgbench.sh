@@ -239,16 +239,11 @@ cpu_cell() {
     echo "${CPU_US[$1,$2]} (${CPU_USER_US[$1,$2]} + ${CPU_SYS_US[$1,$2]})"
 }
 
-# run ROW ROUND TARGET ARGS...: one pgbench run of a round; adds to the row's sums (see
-# finish_row) and keeps its latency log at one client.
+# run ROW ROUND TARGET CLIENTS ARGS...: one pgbench run of a round (ARGS hold -c CLIENTS); adds
+# to the row's sums (see finish_row) and keeps its latency log at one client.
 run() {
-    local row=$1 round=$2 target=$3
-    shift 3
-    local clients=1 prev="" arg
-    for arg in "$@"; do
-        [ "$prev" = -c ] && clients=$arg
-        prev=$arg
-    done
+    local row=$1 round=$2 target=$3 clients=$4
+    shift 4
     local jobs=$((clients < 2 ? clients : 2)) log=()
     local out="$WORK/run-$row-$target.txt" prefix="$WORK/latency-$row-$target-$round"
     [ "$clients" -eq 1 ] && log=(-l "--log-prefix=$prefix")
@@ -320,6 +315,7 @@ say "warming up (${WARMUP}s, select-only, direct)"
 for i in "${!ROWS[@]}"; do
     label=${ROWS[$i]%%|*}
     read -ra args <<<"${ROWS[$i]#*|}"
+    # The row's -c, which decides -j and whether latency is logged.
     clients=1 prev=""
     for arg in "${args[@]}"; do
         [ "$prev" = -c ] && clients=$arg
@@ -335,7 +331,7 @@ for i in "${!ROWS[@]}"; do
             for ((t = ${#TARGETS[@]} - 1; t >= 0; t--)); do order+=("${TARGETS[$t]}"); done
         fi
         for target in "${order[@]}"; do
-            run "$i" "$round" "$target" "${args[@]}"
+            run "$i" "$round" "$target" "$clients" "${args[@]}"
         done
     done
     finish_row "$i" "$clients"

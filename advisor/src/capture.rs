@@ -203,6 +203,14 @@ pub struct ResultSample {
 /// Longest row kept whole: as long as its sampled values can be when each is kept.
 const MAX_KEPT_ROW: usize = MAX_SAMPLED_COLUMNS * (MAX_VALUE + 4);
 
+/// A kept row's header in [`ResultSample`]'s layout: its count of values, then their length
+/// ([`raw_rows`] reads it back).
+fn row_header(count: u16, len: u32) -> [u8; 6] {
+    let [c0, c1] = count.to_be_bytes();
+    let [l0, l1, l2, l3] = len.to_be_bytes();
+    [c0, c1, l0, l1, l2, l3]
+}
+
 /// Appends `row`'s first `columns` values to `raw` in [`ResultSample`]'s layout; false, with
 /// nothing appended, when they would take `raw` past [`MAX_RAW_BYTES`].
 fn keep_row(raw: &mut Vec<u8>, row: &DataRow<'_>, columns: usize) -> bool {
@@ -215,9 +223,7 @@ fn keep_row(raw: &mut Vec<u8>, row: &DataRow<'_>, columns: usize) -> bool {
         if start + 6 + bytes.len() > MAX_RAW_BYTES {
             return false;
         }
-        let [c0, c1] = count.to_be_bytes();
-        let [l0, l1, l2, l3] = len.to_be_bytes();
-        raw.extend_from_slice(&[c0, c1, l0, l1, l2, l3]);
+        raw.extend_from_slice(&row_header(count, len));
         raw.extend_from_slice(bytes);
         return true;
     }
@@ -240,9 +246,7 @@ fn keep_row(raw: &mut Vec<u8>, row: &DataRow<'_>, columns: usize) -> bool {
     let kept = raw.len() - start - 6;
     match u32::try_from(kept) {
         Ok(len) if raw.len() <= MAX_RAW_BYTES => {
-            let [c0, c1] = count.to_be_bytes();
-            let [l0, l1, l2, l3] = len.to_be_bytes();
-            raw[start..start + 6].copy_from_slice(&[c0, c1, l0, l1, l2, l3]);
+            raw[start..start + 6].copy_from_slice(&row_header(count, len));
             true
         }
         _ => {

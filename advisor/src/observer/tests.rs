@@ -1,0 +1,82 @@
+//! Unit tests of the observer: statements shared among texts, results carried to the engine.
+
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::engine::{Advisor, AdvisorConfig};
+use crate::sessions::SessionIdentity;
+
+/// One observed session, and the events its observer sent.
+struct Session {
+    observer: SessionObserver,
+    events: mpsc::Receiver<Event>,
+}
+
+impl Session {
+    /// A session whose events wait in a channel of `capacity`.
+    fn new(capacity: usize) -> Self {
+        let (advisor, _inputs) = Advisor::new(AdvisorConfig::default());
+        let (tx, events) = crate::events::channel(capacity);
+        let entry = advisor.sessions.open(SessionIdentity::sample(1));
+        Self { observer: SessionObserver::new(1, entry, tx, NPlusOneConfig::default()), events }
+    }
+
+    /// Runs `sql` as a simple Query, answered by `rows` (DataRow bodies), CommandComplete
+    /// `tag` and ReadyForQuery.
+    fn query(&mut self, sql: &str, rows: &[&[u8]], tag: &str) {
+        let body = format!("{sql}\0");
+        self.observer.frontend(ScannedMessage { tag: b'Q', body_len: body.len(), body: body.as_bytes() });
+        for row in rows {
+            self.observer.backend(ScannedMessage { tag: b'D', body_len: row.len(), body: row });
+        }
+        let tag = format!("{tag}\0");
+        self.observer.backend(ScannedMessage { tag: b'C', body_len: tag.len(), body: tag.as_bytes() });
+        self.observer.backend(ScannedMessage { tag: b'Z', body_len: 1, body: b"I" });
+    }
+
+    /// The statement events sent so far, in order.
+    fn statements(&mut self) -> Vec<StatementEvent> {
+        std::iter::from_fn(|| self.events.try_recv().ok())
+            .filter_map(|e| match e {
+                Event::Statement(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_backlog_of_events_carries_no_more_results() {
+    let mut session = Session::new(2 * crate::events::MAX_QUEUED_RESULTS);
+    let mut row = 1u16.to_be_bytes().to_vec();
+    row.extend_from_slice(&1i32.to_be_bytes());
+    row.push(b'7');
+    for i in 0..crate::events::MAX_QUEUED_RESULTS + 2 {
+        session.query(&format!("select v from t where id = {i}"), &[&row], "SELECT 1");
+    }
+    let results: Vec<bool> = session.statements().iter().map(|s| s.result.is_some()).collect();
+    assert_eq!(results.len(), crate::events::MAX_QUEUED_RESULTS + 2, "every statement is still counted");
+    let with = results.iter().take_while(|r| **r).count();
+    assert!(with > 0 && with <= crate::events::MAX_QUEUED_RESULTS, "results while there is room: {with}");
+    assert!(!results[with..].iter().any(|r| *r), "none once the backlog reached its bound");
+}
+
+#[test]
+fn texts_differing_only_in_literals_share_a_statement() {
+    let mut session = Session::new(64);
+    for sql in [
+        "update t set n = n + 1 where id = 5",
+        "update t set n = n + 1 where id = 77",
+        "UPDATE \"t\" SET \"n\" = \"n\" + 1 WHERE \"id\" = 5",
+        "update t set n = n + 1 where id = 5 /*route='/a'*/",
+    ] {
+        session.query(sql, &[], "UPDATE 1");
+    }
+    let s: Vec<Arc<Statement>> = session.statements().into_iter().map(|e| e.statement).collect();
+    assert_eq!(s.len(), 4);
+    assert!(Arc::ptr_eq(&s[0], &s[1]), "only the literal differs");
+    assert_eq!(s[2].fingerprint, s[0].fingerprint);
+    assert!(!Arc::ptr_eq(&s[2], &s[0]), "written otherwise: its own display text");
+    assert_eq!(&*s[2].display, "UPDATE \"t\" SET \"n\" = \"n\" + $1 WHERE \"id\" = $2");
+    assert!(s[3].tags.is_some() && !Arc::ptr_eq(&s[3], &s[0]), "tags are per text");
+}
