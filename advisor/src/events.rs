@@ -101,6 +101,7 @@ pub struct ExplainSample {
 pub struct EventSender {
     tx: mpsc::Sender<Event>,
     dropped: Arc<AtomicU64>,
+    results_dropped: Arc<AtomicU64>,
 }
 
 impl EventSender {
@@ -113,10 +114,20 @@ impl EventSender {
 
     /// True while few enough events wait that one may carry a sampled result: results are the
     /// large part of an event (up to about 40 KiB), so a backlog (an engine that fell behind)
-    /// holds at most [`MAX_QUEUED_RESULTS`] of them. A statement without its result is still
-    /// counted; only its use as an N+1 parent across the pool is lost.
-    pub fn room_for_results(&self) -> bool {
-        self.tx.max_capacity() - self.tx.capacity() < MAX_QUEUED_RESULTS
+    /// holds at most [`MAX_QUEUED_RESULTS`] of them. A result refused is counted
+    /// ([`Self::results_dropped`]); its statement is still sent, and only its use as an N+1
+    /// parent across the pool is lost.
+    pub fn admit_result(&self) -> bool {
+        let room = self.tx.max_capacity() - self.tx.capacity() < MAX_QUEUED_RESULTS;
+        if !room {
+            self.results_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        room
+    }
+
+    /// Sampled results not sent with their statements because the analysis fell behind.
+    pub fn results_dropped(&self) -> u64 {
+        self.results_dropped.load(Ordering::Relaxed)
     }
 
     /// Events dropped because the channel was full (or closed).
@@ -145,5 +156,5 @@ pub const MAX_QUEUED_RESULTS: usize = 8192;
 /// A bounded event channel holding up to `capacity` events.
 pub fn channel(capacity: usize) -> (EventSender, mpsc::Receiver<Event>) {
     let (tx, rx) = mpsc::channel(capacity);
-    (EventSender { tx, dropped: Arc::default() }, rx)
+    (EventSender { tx, dropped: Arc::default(), results_dropped: Arc::default() }, rx)
 }

@@ -86,7 +86,12 @@ async fn queries_agree_with_pgbench() {
 
     // Metrics carry the proxy counters and the per-fingerprint latency of the top queries.
     let metrics = pgvisor::cli::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
-    for series in ["pgvisor_connections_total", "pgvisor_events_dropped_total 0", "pgvisor_query_latency_ms{"] {
+    for series in [
+        "pgvisor_connections_total",
+        "pgvisor_events_dropped_total 0",
+        "pgvisor_results_dropped_total 0",
+        "pgvisor_query_latency_ms{",
+    ] {
         assert!(metrics.contains(series), "{series} missing from /metrics:\n{metrics}");
     }
 

@@ -612,7 +612,7 @@ impl SessionObserver {
             literals,
             application_name: self.application_name.clone(),
             params: run.params,
-            result: digest.filter(|d| !d.is_empty() && rows > 0 && self.events.room_for_results()),
+            result: digest.filter(|d| !d.is_empty() && rows > 0 && self.events.admit_result()),
             origin: self.origin.clone(),
         }));
     }

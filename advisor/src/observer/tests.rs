@@ -55,6 +55,8 @@ fn a_backlog_of_events_carries_no_more_results() {
         session.query(&format!("select v from t where id = {i}"), &[&row], "SELECT 1");
     }
     let results: Vec<bool> = session.statements().iter().map(|s| s.result.is_some()).collect();
+    let dropped = results.iter().filter(|r| !**r).count() as u64;
+    assert!(dropped >= 2 && session.observer.events.results_dropped() == dropped, "each refused result counted");
     assert_eq!(results.len(), crate::events::MAX_QUEUED_RESULTS + 2, "every statement is still counted");
     let with = results.iter().take_while(|r| **r).count();
     assert!(with > 0 && with <= crate::events::MAX_QUEUED_RESULTS, "results while there is room: {with}");

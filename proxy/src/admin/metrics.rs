@@ -20,7 +20,7 @@ use crate::counters::ProxyCounters;
 const TOP_FINGERPRINTS: usize = 20;
 
 /// Counters and their `# HELP` text (docs/admin-api.md has the same table).
-const COUNTERS: [(&str, &str); 15] = [
+const COUNTERS: [(&str, &str); 16] = [
     ("pgvisor_connections_total", "Client connections accepted."),
     ("pgvisor_bytes_to_upstream_total", "Bytes forwarded from clients to PostgreSQL."),
     ("pgvisor_bytes_to_client_total", "Bytes forwarded from PostgreSQL to clients."),
@@ -32,6 +32,7 @@ const COUNTERS: [(&str, &str); 15] = [
     ("pgvisor_inspector_explains_total", "The Inspector's EXPLAINs for missing_index, by outcome."),
     ("pgvisor_statements_total", "Statement executions recorded."),
     ("pgvisor_events_dropped_total", "Observations dropped because the analysis fell behind (forwarding never waits)."),
+    ("pgvisor_results_dropped_total", "Sampled results not sent with their statements because the analysis fell behind (the statements are still counted)."),
     ("pgvisor_analysis_failures_total", "Failures contained in analysis, by stage; forwarding never stops."),
     ("pgvisor_fingerprints_evicted_total", "Fingerprints evicted to stay under --max-fingerprints."),
     ("pgvisor_query_calls_total", "Calls of each of the top 20 fingerprints by total time."),
@@ -105,6 +106,7 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
         }
         counter!("pgvisor_statements_total").absolute(advisor.stats.recorded());
         counter!("pgvisor_events_dropped_total").absolute(advisor.events.dropped());
+        counter!("pgvisor_results_dropped_total").absolute(advisor.events.results_dropped());
         for stage in advisor::health::Stage::ALL {
             counter!("pgvisor_analysis_failures_total", "stage" => stage.as_str())
                 .absolute(advisor.health.failures(stage));
