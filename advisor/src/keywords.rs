@@ -204,6 +204,7 @@ const KEYWORDS: &[&str] = &[
     "using",
     "vacuum",
     "values",
+    "variadic",
     "verbose",
     "view",
     "volatile",

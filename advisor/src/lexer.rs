@@ -394,6 +394,11 @@ impl<'a> Lexer<'a> {
                 self.pos += 2;
                 Token::Cast
             }
+            b':' if next == b'=' => {
+                // `:=` names a function argument, as `=>` does (scan.l's COLON_EQUALS).
+                self.pos += 2;
+                Token::Operator(start, self.pos)
+            }
             b'(' | b')' | b'[' | b']' | b',' | b';' | b'.' | b':' => {
                 self.pos += 1;
                 Token::Punct(b)

@@ -53,6 +53,27 @@ def deliberate_signature(sql):
             return ".".join(f.get("String", {}).get("sval", "*") for f in node["ColumnRef"].get("fields", []))
         return ""
 
+    def constant(node):
+        if isinstance(node, dict) and "TypeCast" in node:
+            node = node["TypeCast"].get("arg")
+        return isinstance(node, dict) and ("A_Const" in node or "ParamRef" in node)
+
+    def columns(node):
+        found = []
+
+        def collect(n):
+            if isinstance(n, dict):
+                if "ColumnRef" in n:
+                    found.append(colref(n))
+                for v in n.values():
+                    collect(v)
+            elif isinstance(n, list):
+                for v in n:
+                    collect(v)
+
+        collect(node)
+        return found
+
     def walk(node):
         if isinstance(node, dict):
             for key, value in node.items():
@@ -61,7 +82,17 @@ def deliberate_signature(sql):
                     out.append(("expr", value.get("kind"), names, colref(value.get("lexpr"))))
                 elif key == "FuncCall" and isinstance(value, dict):
                     names = ".".join(n.get("String", {}).get("sval", "") for n in value.get("funcname", []))
-                    out.append(("call", names, len(value.get("args", []))))
+                    # pgvisor keeps constant arguments as placeholders, in place: their number and
+                    # positions count (pg_query drops them).
+                    out.append(("call", names, "".join("c" if constant(a) else "x" for a in value.get("args", []))))
+                elif key == "BoolExpr" and isinstance(value, dict):
+                    # pgvisor does not reorder AND / OR operands (pg_query sorts them): the columns
+                    # each operand names, in written order.
+                    out.append(("bool", value.get("boolop"), [columns(a) for a in value.get("args", [])]))
+                elif key == "RangeVar" and isinstance(value, dict) and value.get("alias"):
+                    # pg_query hashes an aliased relation by its alias alone; pgvisor keeps the
+                    # table (as it reads it: runs of two or more digits ignored, as pg_query does).
+                    out.append(("aliased", re.sub(r"[0-9]{2,}", "", value.get("relname", ""))))
                 walk(value)
         elif isinstance(node, list):
             for item in node:

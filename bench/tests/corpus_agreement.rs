@@ -18,7 +18,7 @@ const ORM_FLOOR: f64 = 0.97;
 
 /// Lowest per-query agreement with the adjusted reference on the held-out half of an extra
 /// corpus, and lowest pair precision on any part of it: a little under what is measured today.
-const EXTRA_HELD_OUT_FLOOR: f64 = 0.95;
+const EXTRA_HELD_OUT_FLOOR: f64 = 0.97;
 const EXTRA_PRECISION_FLOOR: f64 = 0.995;
 
 /// Which half of an extra corpus a query belongs to.
@@ -124,6 +124,18 @@ fn extra_corpora_are_reported() {
                 EXTRA_PRECISION_FLOOR * 100.0
             );
         }
+    }
+}
+
+/// `PGVISOR_DEVELOPMENT_CORPUS=path[:path...]`: corpus files built for writing rules (a second
+/// development set; docs/fingerprints.md says how one was made), reported whole, disagreements
+/// listed. Nothing is asserted: they are material, not a measurement.
+#[test]
+fn development_corpora_are_listed() {
+    let Ok(paths) = std::env::var("PGVISOR_DEVELOPMENT_CORPUS") else { return };
+    for path in std::env::split_paths(&paths) {
+        let corpus = measuring_corpus(&path).unwrap();
+        report(&path.display().to_string(), &corpus.iter().collect::<Vec<_>>(), shown());
     }
 }
 

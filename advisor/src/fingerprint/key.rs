@@ -1,6 +1,6 @@
 //! What the fingerprint hashes: the normalised text, with a few parts of it left out, replaced or
 //! reordered where pg_query ignores them but the detectors still read them (a role or temporary
-//! table name, a schema, `LIMIT ALL`, the order of an INSERT's column list). Statements without
+//! table name, a schema, a limit clause of constants, the order of an INSERT's column list). Statements without
 //! such parts hash their normalised text as it is.
 
 /// How one range of the normalised text enters the hash.
@@ -10,8 +10,9 @@ pub(super) enum Edit {
     Omit,
     /// As these bytes instead.
     Replace(&'static [u8]),
-    /// As the placeholder `$n`.
-    Param(u32),
+    /// As `LIMIT $n`: a limit clause of constants written another way (`OFFSET 5`, `LIMIT ALL`,
+    /// `FETCH FIRST 5 ROWS ONLY`, `LIMIT 5 OFFSET 10`), numbered as its first constant.
+    Limit(u32),
     /// Without its runs of two or more digits (a relation name: `events_2024_01`, partitions).
     DigitRuns,
     /// As the set of its comma-separated items: order and repeats do not count (column lists,
@@ -81,7 +82,7 @@ fn render(out: &[u8], edits: &[KeyEdit], next: &mut usize, from: usize, to: usiz
             continue;
         }
         dst.extend_from_slice(&out[pos..e.start]);
-        if matches!(e.edit, Edit::Omit | Edit::Replace(_) | Edit::Param(_)) {
+        if matches!(e.edit, Edit::Omit | Edit::Replace(_) | Edit::Limit(_)) {
             // What is inside does not count: skip the edits inside too.
             while edits.get(*next).is_some_and(|inner| inner.start < e.end) {
                 *next += 1;
@@ -107,7 +108,10 @@ fn apply(edit: Edit, range: &[u8], dst: &mut Vec<u8>) {
     match edit {
         Edit::Omit => {}
         Edit::Replace(bytes) => dst.extend_from_slice(bytes),
-        Edit::Param(n) => super::writer::push_param(dst, n),
+        Edit::Limit(n) => {
+            dst.extend_from_slice(b"LIMIT ");
+            super::writer::push_param(dst, n);
+        }
         Edit::DigitRuns => {
             let (mut k, mut segment) = (0, 0);
             while k < range.len() {

@@ -21,8 +21,10 @@ mod words;
 mod writer;
 use display::DisplayText;
 use key::{has_digit_run, Edit, KeyEdit};
-use rules::{folding_minus, is_sign_operator, negated_parenthesised_number, parenthesised_constant, Tokens};
-use utility::StatementKind;
+use rules::{
+    folding_minus, is_sign_operator, negated_parenthesised_number, parenthesised_constant, type_synonym, Tokens,
+};
+use utility::{starts_role_list, StatementKind, TIME, XML};
 use words::*;
 use writer::{Open, ValuesRun};
 
@@ -152,12 +154,17 @@ pub struct Fingerprinter {
     open_columns: bool,
     /// The next `(` opens a utility statement's option list.
     open_options: bool,
+    /// The next `(` opens a row ([`writer::ListKind::Row`]).
+    open_row: bool,
     /// Target lists and GROUP BY clauses still open.
     clauses: Vec<Clause>,
     /// What the hash reads when [`Fingerprinter::key`] edits the output.
     key_text: Vec<u8>,
     /// The keyword about to be written, when the caller knows it.
     keyword: Known,
+    /// The statement being written has a SELECT (a utility statement's query: `CREATE VIEW v
+    /// AS SELECT ...`).
+    query_seen: bool,
 }
 
 /// A clause the rewrite tracks, open at a bracket depth from an output offset: a SELECT's target
@@ -214,6 +221,8 @@ impl Fingerprinter {
         self.values = None;
         self.open_columns = false;
         self.open_options = false;
+        self.open_row = false;
+        self.query_seen = false;
         self.clauses.clear();
         self.key.clear();
         self.constants.clear();
@@ -301,6 +310,7 @@ impl Fingerprinter {
                 }
                 omit_at = usize::MAX;
                 kind = StatementKind::of(t, i);
+                self.query_seen = false;
                 set_values = false;
                 declare_named = false;
                 roles = false;
@@ -379,7 +389,7 @@ impl Fingerprinter {
                 }
                 // Numbers only: a string value's quoting (`'x'`, `E'x'`, `$$x$$`) is not part of
                 // it, and the text keeps the quoting.
-                option_value = (kind == StatementKind::Sequence || self.stack.last().is_some_and(|o| o.options))
+                option_value = (kind == StatementKind::Options || self.stack.last().is_some_and(|o| o.options))
                     && matches!(tok, Token::Const(s, _) if sql.get(s).is_some_and(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.')));
             }
             let depth = self.stack.len();
@@ -459,6 +469,11 @@ impl Fingerprinter {
                         i = if bare { self.skip_cast(t, end).unwrap_or(end) } else { end };
                         continue;
                     }
+                    self.open_row = true;
+                    prev = self.push(sql, tok, span, prev);
+                }
+                Token::Punct(b'(') if matches!(t.known(i.wrapping_sub(1)), ROW | FROM | TO) => {
+                    self.open_row = true;
                     prev = self.push(sql, tok, span, prev);
                 }
                 Token::Word(s, e) | Token::Keyword(s, e) | Token::QuotedIdent(s, e) if set_value && k != DEFAULT => {
@@ -476,7 +491,20 @@ impl Fingerprinter {
                 }
                 Token::Word(s, e) | Token::Keyword(s, e) => {
                     let mut noise = false;
+                    if matches!(k, TIME | XML) && kind != StatementKind::Query {
+                        if let Some((next, values)) = self.setting_synonym(t, i, &mut prev) {
+                            set_values |= values;
+                            i = next;
+                            continue;
+                        }
+                    }
                     if let Some(next) = self.word_rules(t, i, kind, &mut prev) {
+                        i = next;
+                        continue;
+                    }
+                    if let Some((text, next)) = k.is_literal_type().then(|| type_synonym(t, i)).flatten() {
+                        self.show(t, i, next);
+                        prev = self.word_as(sql, tok, text, prev);
                         i = next;
                         continue;
                     }
@@ -506,6 +534,13 @@ impl Fingerprinter {
                             noise = true
                         }
                         FROM if kind == StatementKind::Revoke && at_top => roles = true,
+                        BY | TO | ROLE
+                            if matches!(kind, StatementKind::Other | StatementKind::Alter | StatementKind::Options)
+                                && at_top
+                                && starts_role_list(t, i) =>
+                        {
+                            roles = true
+                        }
                         _ => {}
                     }
                     let literal = matches!(k, TRUE | FALSE | NULL);
@@ -514,6 +549,13 @@ impl Fingerprinter {
                     self.keyword = k;
                     prev = self.push(sql, tok, span, prev);
                     self.keyword = Known::NONE;
+                    if literal && !test {
+                        // `NULL::int` is a cast constant (an A_Const since PostgreSQL 15), as `5::int` is.
+                        if let Some(j) = self.skip_cast(t, i + 1) {
+                            i = j;
+                            continue;
+                        }
+                    }
                     if noise {
                         self.key.push(KeyEdit { start: before, end: self.out.len(), edit: Edit::Omit });
                     }
@@ -541,6 +583,7 @@ impl Fingerprinter {
                         i += 2;
                         continue;
                     }
+                    self.query_seen |= k == SELECT;
                     match k {
                         SELECT if !(t.is(i + 1, DISTINCT) && t.is(i + 2, ON)) => {
                             self.clauses.push(Clause { depth, start: self.out.len(), group_by: false });

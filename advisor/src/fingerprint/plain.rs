@@ -8,10 +8,10 @@
 
 use super::key::{has_digit_run, Edit, KeyEdit};
 use super::words::{
-    ends_clause_at, ALL, ARRAY, AS, CAST, DISTINCT, EXECUTE, FALSE, FROM, GROUP, IN, INNER, INTO, JOIN, LEVEL, LIMIT,
-    NULL, OFFSET, ON, OUTER, PREPARE, READ, SAVEPOINT, SELECT, TABLE, TRANSACTION, TRUE, UPDATE, VALUES, WORK,
+    ends_clause_at, ALL, ARRAY, AS, CAST, DISTINCT, EXECUTE, FALSE, FETCH, FROM, GROUP, IN, INNER, INTO, JOIN, LEVEL,
+    LIMIT, NULL, OFFSET, ON, OUTER, PREPARE, READ, SAVEPOINT, SELECT, TABLE, TRANSACTION, TRUE, UPDATE, VALUES, WORK,
 };
-use super::writer::{keyword_kind, push_slice};
+use super::writer::{canonical_operator, keyword_kind, push_slice};
 use super::{Clause, Fingerprinter, KeywordKind, Prev};
 use crate::keywords::Known;
 use crate::lexer::{Lexer, Token};
@@ -26,6 +26,7 @@ fn starts_a_rule(k: Known) -> bool {
         || matches!(
             k,
             CAST | OFFSET
+                | FETCH
                 | EXECUTE
                 | PREPARE
                 | LEVEL
@@ -68,8 +69,8 @@ impl Fingerprinter {
                 return Err(GiveUp);
             }
             if std::mem::take(&mut pending_as) {
-                if matches!(tok, Token::Word(..) | Token::QuotedIdent(..)) {
-                    // `AS alias`: column and table aliases are not part of the shape.
+                if matches!(tok, Token::Word(..) | Token::QuotedIdent(..)) || matches!(k, TRUE | FALSE | NULL) {
+                    // `AS alias`: column and table aliases are not part of the shape (`AS true` too).
                     self.display.token(sql, span);
                     (last, last_known, relation) = (tok, k, false);
                     continue;
@@ -190,8 +191,7 @@ impl Fingerprinter {
                 Token::Operator(s, e) => {
                     self.space_before(prev, false);
                     let op = &sql[s..e];
-                    // `!=` is `<>` (scan.l turns one into the other).
-                    self.out.extend_from_slice(if op == b"!=" { b"<>" } else { op });
+                    self.out.extend_from_slice(canonical_operator(op));
                     prev = Prev::Operator;
                 }
                 Token::Punct(open @ (b'(' | b'[')) => {

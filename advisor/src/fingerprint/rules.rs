@@ -224,24 +224,26 @@ pub(super) fn folding_minus(t: &Tokens, i: usize) -> bool {
 /// just past the whole expression.
 pub(super) fn constant_end(t: &Tokens, i: usize) -> Option<(usize, usize)> {
     match t.at(i)? {
-        Token::Const(..) | Token::Param if !is_sign_operator(t, i) => {
-            let mut end = i + 1;
-            if t.at(end) == Some(Token::Cast) {
-                let past = type_name_end(t, end + 1, true);
-                if past > end + 1 {
-                    end = past;
-                }
-            }
-            Some((i, end))
-        }
+        Token::Const(..) | Token::Param if !is_sign_operator(t, i) => Some((i, cast_end(t, i + 1))),
         Token::Operator(..) if folding_minus(t, i) => Some((i + 1, i + 2)),
-        Token::Keyword(..) if matches!(t.known(i), TRUE | FALSE | NULL) => Some((i, i + 1)),
+        Token::Keyword(..) if matches!(t.known(i), TRUE | FALSE | NULL) => Some((i, cast_end(t, i + 1))),
         Token::Word(..) | Token::Keyword(..) => match typed_literal(t, i, false) {
             Some(literal) => Some(literal),
             None => cast_of_constant(t, i).map(|close| (i + 2, close + 1)),
         },
         _ => None,
     }
+}
+
+/// Past the `::type` at `i` that casts a constant, or `i` when there is none.
+fn cast_end(t: &Tokens, i: usize) -> usize {
+    if t.at(i) == Some(Token::Cast) {
+        let past = type_name_end(t, i + 1, true);
+        if past > i + 1 {
+            return past;
+        }
+    }
+    i
 }
 
 /// Parentheses around one constant beyond this many are left as written.
@@ -310,4 +312,32 @@ pub(super) fn plain_quoted(src: &[u8], s: usize, e: usize) -> Option<&[u8]> {
     let plain = (first.is_ascii_lowercase() || first == b'_')
         && rest.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     (plain && !crate::keywords::is_keyword(inner)).then_some(inner)
+}
+
+/// At a type name written as one of gram.y's synonyms (`integer` and `int`, `decimal` and
+/// `numeric`, `character varying` and `varchar`, `double precision` and `float`, `timestamp
+/// without time zone` and `timestamp`): the spelling the fingerprint writes and the index past it.
+pub(super) fn type_synonym(t: &Tokens, i: usize) -> Option<(&'static [u8], usize)> {
+    const INTEGER: Known = known("integer");
+    const DEC: Known = known("dec");
+    const DECIMAL: Known = known("decimal");
+    const CHAR: Known = known("char");
+    const CHARACTER: Known = known("character");
+    const DOUBLE: Known = known("double");
+    const TIMESTAMP: Known = known("timestamp");
+    const TIME: Known = known("time");
+    const WITHOUT: Known = known("without");
+    const ZONE: Known = known("zone");
+    let k = t.known(i);
+    match k {
+        INTEGER => Some((b"int", i + 1)),
+        DEC | DECIMAL => Some((b"numeric", i + 1)),
+        CHARACTER | CHAR if t.word_is(i + 1, "varying") => Some((b"varchar", i + 2)),
+        CHARACTER => Some((b"char", i + 1)),
+        DOUBLE if t.word_is(i + 1, "precision") => Some((b"float", i + 2)),
+        TIMESTAMP | TIME if t.is(i + 1, WITHOUT) && t.is(i + 2, TIME) && t.is(i + 3, ZONE) => {
+            Some((if k == TIME { b"time" } else { b"timestamp" }, i + 4))
+        }
+        _ => None,
+    }
 }

@@ -6,8 +6,8 @@
 use super::key::Edit;
 use super::rules::Tokens;
 use super::words::{
-    ABORT, ALL, DO, END, FETCH, FROM, GROUP, LOCAL, NOTIFY, PREPARE, RELEASE, ROLE, ROLLBACK, SAVEPOINT, SELECT, SET,
-    TABLE, UPDATE, WITH,
+    ABORT, ALL, BY, DO, END, FETCH, FROM, GROUP, LOCAL, NOTIFY, PREPARE, RELEASE, ROLE, ROLLBACK, SAVEPOINT, SELECT,
+    SESSION, SET, TABLE, TO, UPDATE, WITH,
 };
 use super::{Fingerprinter, Prev};
 use crate::keywords::{known, Known};
@@ -29,9 +29,11 @@ pub(super) enum StatementKind {
     Revoke,
     /// ALTER: the role after OWNER TO is not part of the shape.
     Alter,
-    /// CREATE or ALTER SEQUENCE: its numbers are options, part of the shape (pg_query keeps a
-    /// DefElem's value; its strings too, but by value, which the text does not normalise).
-    Sequence,
+    /// CREATE or ALTER SEQUENCE, ROLE | USER | GROUP (`CONNECTION LIMIT 5`), OPERATOR CLASS |
+    /// FAMILY (`OPERATOR 1 <`): its numbers are options, part of the shape (pg_query keeps a
+    /// DefElem's value and an Integer node; strings too, but by value, which the text does not
+    /// normalise).
+    Options,
     /// CREATE [OR REPLACE] FUNCTION | PROCEDURE: its options (LANGUAGE, the body string,
     /// volatility, COST...) are not part of the shape (pg_query skips them).
     Function,
@@ -94,8 +96,10 @@ impl StatementKind {
             DECLARE => Self::Declare,
             GRANT => Self::Grant,
             REVOKE => Self::Revoke,
-            ALTER if t.is(i + 1, SEQUENCE) => Self::Sequence,
-            CREATE if (1..4).any(|k| t.is(i + k, SEQUENCE)) => Self::Sequence,
+            ALTER if t.is(i + 1, SEQUENCE) => Self::Options,
+            CREATE if (1..4).any(|k| t.is(i + k, SEQUENCE)) => Self::Options,
+            CREATE | ALTER if matches!(t.known(i + 1), ROLE | USER | GROUP) && !t.is(i + 2, MAPPING) => Self::Options,
+            CREATE | ALTER if t.word_is(i + 1, "operator") => Self::Options,
             ALTER => Self::Alter,
             CREATE if t.is(i + 1, FUNCTION) || t.is(i + 1, PROCEDURE) => Self::Function,
             CREATE if t.is(i + 1, OR) && (t.is(i + 3, FUNCTION) || t.is(i + 3, PROCEDURE)) => Self::Function,
@@ -298,5 +302,59 @@ impl Fingerprinter {
         let prev = self.push_normalised(t.src, tok, t.spans[j], prev);
         self.unhashed(before, Edit::Omit);
         prev
+    }
+}
+
+pub(super) const TIME: Known = known("time");
+pub(super) const XML: Known = known("xml");
+const ZONE: Known = known("zone");
+const SHOW: Known = known("show");
+const RESET: Known = known("reset");
+
+impl Fingerprinter {
+    /// `SET [LOCAL | SESSION] TIME ZONE v`, `SHOW TIME ZONE`, `RESET TIME ZONE` and `SET XML
+    /// OPTION v` at `i` (TIME or XML): gram.y reads them as the settings `timezone` and
+    /// `xmloption`, so they are written `SET timezone TO v`... (and `SET TIME ZONE LOCAL` as `SET
+    /// timezone TO DEFAULT`). Returns the index past what was written and whether values follow.
+    pub(super) fn setting_synonym(&mut self, t: &Tokens, i: usize, prev: &mut Prev) -> Option<(usize, bool)> {
+        let before = t.known(i.wrapping_sub(1));
+        let set = matches!(before, SET | LOCAL | SESSION);
+        if !set && !matches!(before, SHOW | RESET) {
+            return None;
+        }
+        let (name, end): (&[u8], usize) = match t.known(i) {
+            TIME if t.is(i + 1, ZONE) => (b"timezone", i + 2),
+            XML if t.word_is(i + 1, "option") => (b"xmloption", i + 2),
+            _ => return None,
+        };
+        self.show(t, i, end);
+        *prev = self.word_as(t.src, t.toks[i], name, *prev);
+        if !set {
+            return Some((end, false));
+        }
+        *prev = self.keyword(b"TO", *prev);
+        if name == b"timezone" && t.is(end, LOCAL) {
+            self.show(t, end, end + 1);
+            *prev = self.keyword(b"DEFAULT", *prev);
+            return Some((end + 1, false));
+        }
+        Some((end, true))
+    }
+}
+
+/// True when role names follow the keyword at `i` in a statement that is not a GRANT or REVOKE:
+/// `[DROP | REASSIGN] OWNED BY r, ...`, REASSIGN's `TO r`, `CREATE ROLE ... IN ROLE r, ...` and
+/// `ALTER ROLE ... RENAME TO r` (pg_query ignores role names, RoleSpec).
+pub(super) fn starts_role_list(t: &Tokens, i: usize) -> bool {
+    const RENAME: Known = known("rename");
+    let before = i.wrapping_sub(1);
+    match t.known(i) {
+        BY => t.word_is(before, "owned"),
+        TO => {
+            t.word_is(0, "reassign")
+                || (t.is(before, RENAME) && t.is(0, ALTER) && matches!(t.known(1), ROLE | USER | GROUP))
+        }
+        ROLE => t.is(before, IN) && matches!(t.known(1), ROLE | USER | GROUP),
+        _ => false,
     }
 }

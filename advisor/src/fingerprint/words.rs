@@ -3,7 +3,9 @@
 //! EXECUTE's arguments, and the clauses (target lists, GROUP BY) the rewrite tracks.
 
 use super::key::{self, Edit, KeyEdit};
-use super::rules::{cast_of_constant, constant_end, constant_list_end, type_name_end, typed_literal, Tokens};
+use super::rules::{
+    cast_of_constant, constant_end, constant_list_end, parenthesised_constant, type_name_end, typed_literal, Tokens,
+};
 use super::utility::StatementKind;
 use super::writer::ListKind;
 use super::{Clause, Fingerprinter, KeywordKind, Prev};
@@ -20,6 +22,7 @@ pub(super) const EXECUTE: Known = known("execute");
 pub(super) const PREPARE: Known = known("prepare");
 pub(super) const OWNER: Known = known("owner");
 pub(super) const TO: Known = known("to");
+pub(super) const ROW: Known = known("row");
 pub(super) const FROM: Known = known("from");
 pub(super) const JOIN: Known = known("join");
 pub(super) const UPDATE: Known = known("update");
@@ -98,7 +101,14 @@ impl Fingerprinter {
             // An identifier no rule starts at: the common case.
             return None;
         }
-        if k == AS && t.is_name(i + 1) && self.stack.last().is_none_or(|o| o.kind != ListKind::Cast) {
+        // In a utility statement AS names a type (`CREATE DOMAIN d AS int`, `CREATE CAST (a AS b)
+        // AS IMPLICIT`, `CREATE SEQUENCE s AS bigint`), except in the query it holds (`CREATE VIEW
+        // v AS SELECT a AS b`).
+        if k == AS
+            && (kind == StatementKind::Query || self.query_seen)
+            && (t.is_name(i + 1) || matches!(t.known(i + 1), TRUE | FALSE | NULL))
+            && self.stack.last().is_none_or(|o| o.kind != ListKind::Cast)
+        {
             // Column and table aliases are not part of the shape.
             self.show(t, i, i + 2);
             return Some(i + 2);
@@ -123,28 +133,42 @@ impl Fingerprinter {
             self.show(t, i + 3, close + 1);
             return Some(close + 1);
         }
-        if k == OFFSET {
-            let (constant, end) = constant_end(t, i + 1)?;
-            // A constant OFFSET, cast or not, is not part of the shape (pg_query).
-            self.show(t, i, constant);
-            match t.toks[constant] {
-                Token::Const(s, e) => {
-                    self.constants.push((s, e));
-                    self.display.constant(sql, t.spans[constant]);
+        if matches!(k, LIMIT | OFFSET | FETCH) && (kind == StatementKind::Query || self.query_seen) {
+            if let Some(clause) = constant_limit(t, i) {
+                // A limit clause of constants (`LIMIT 10`, `LIMIT ALL`, `OFFSET 5`, `LIMIT $1
+                // OFFSET $2`, `FETCH FIRST 5 ROWS ONLY`) is one shape for pg_query, apart from
+                // no clause; the text keeps it as written, the hash reads `LIMIT $n`.
+                let before = self.out.len();
+                let first = self.params + 1;
+                let mut j = i;
+                while j < clause.end {
+                    match clause.operands.iter().flatten().find(|o| o.start == j) {
+                        Some(o) => {
+                            self.show(t, j, o.constant);
+                            *prev = match t.toks[o.constant] {
+                                Token::Keyword(s, e) => self.push(sql, Token::Const(s, e), t.spans[o.constant], *prev),
+                                _ => self.constant(t, o.constant, *prev),
+                            };
+                            self.show(t, o.constant + 1, o.end);
+                            j = o.end;
+                        }
+                        None => {
+                            *prev = self.push(sql, t.toks[j], t.spans[j], *prev);
+                            if t.is(j, ALL) {
+                                // Numbered as the constant it stands for.
+                                self.params += 1;
+                            }
+                            j += 1;
+                        }
+                    }
                 }
-                _ => self.display.token(sql, t.spans[constant]),
+                // `LIMIT $n` is hashed as written: the one pass writes it so too.
+                let canonical = k == LIMIT && !t.is(i + 1, ALL) && clause.end == i + 2 && self.params == first;
+                if !canonical {
+                    self.unhashed(before, Edit::Limit(first));
+                }
+                return Some(clause.end);
             }
-            self.show(t, constant + 1, end);
-            return Some(end);
-        }
-        if k == LIMIT && t.is(i + 1, ALL) {
-            // `LIMIT ALL` is `LIMIT` of a constant (pg_query); the text keeps ALL for the detectors.
-            *prev = self.push(sql, t.toks[i], t.spans[i], *prev);
-            let before = self.out.len();
-            *prev = self.push(sql, t.toks[i + 1], t.spans[i + 1], *prev);
-            self.params += 1;
-            self.unhashed(before, Edit::Param(self.params));
-            return Some(i + 2);
         }
         if k == EXECUTE && t.is_name(i + 1) {
             // EXECUTE's name and constant arguments are not part of the shape.
@@ -262,6 +286,61 @@ pub(super) fn is_column_alias(t: &Tokens, i: usize, prev: Prev) -> bool {
         _ => false,
     };
     name && matches!(prev, Prev::Word | Prev::Operand | Prev::Close)
-        && !t.known(i.wrapping_sub(1)).is_literal_type()
+        && (!t.known(i.wrapping_sub(1)).is_literal_type() || t.at(i.wrapping_sub(2)) == Some(Token::Cast))
         && (t.at(i + 1).is_none() || t.at(i + 1) == Some(Token::Punct(b',')) || ends_clause(t, i + 1, false))
+}
+
+/// A limit clause made only of constants: where it ends and its constants.
+struct ConstantLimit {
+    end: usize,
+    operands: [Option<Operand>; 3],
+}
+
+/// A constant operand of a limit clause: from `start` to `end`, its constant token at `constant`.
+#[derive(Clone, Copy)]
+struct Operand {
+    start: usize,
+    constant: usize,
+    end: usize,
+}
+
+/// At LIMIT, OFFSET or FETCH at `i`: the limit clause starting there when it is made only of
+/// constants (`LIMIT 10`, `LIMIT ALL`, `OFFSET 5 ROWS`, `FETCH FIRST [5] ROWS ONLY`, in any
+/// order) and ends the query level (a keyword, `)`, `;` or the end follows it).
+fn constant_limit(t: &Tokens, mut i: usize) -> Option<ConstantLimit> {
+    let rows = |j: usize| t.word_is(j, "rows") || t.word_is(j, "row");
+    let mut operands = [None; 3];
+    let start = i;
+    for slot in &mut operands {
+        match t.known(i) {
+            LIMIT if t.is(i + 1, ALL) => i += 2,
+            LIMIT | OFFSET => {
+                let o = operand(t, i + 1)?;
+                i = o.end + usize::from(t.known(i) == OFFSET && rows(o.end));
+                *slot = Some(o);
+            }
+            FETCH if t.word_is(i + 1, "first") || t.word_is(i + 1, "next") => {
+                let mut j = i + 2;
+                if !rows(j) {
+                    let o = operand(t, j)?;
+                    j = o.end;
+                    *slot = Some(o);
+                }
+                if !rows(j) || !t.word_is(j + 1, "only") {
+                    return None;
+                }
+                i = j + 2;
+            }
+            _ => break,
+        }
+    }
+    let ends = matches!(t.at(i), None | Some(Token::Punct(b')' | b';')) | Some(Token::Keyword(..)));
+    (ends && i > start).then_some(ConstantLimit { end: i, operands })
+}
+
+/// The constant operand starting at `i` (`5`, `$1`, `5::int`, `(5)`, `CAST(5 AS int)`, `NULL`).
+fn operand(t: &Tokens, i: usize) -> Option<Operand> {
+    let (constant, end) =
+        if t.at(i) == Some(Token::Punct(b'(')) { parenthesised_constant(t, i)? } else { constant_end(t, i)? };
+    Some(Operand { start: i, constant, end })
 }

@@ -21,6 +21,9 @@ pub(super) enum ListKind {
     ValuesRow,
     /// `CAST(... AS type)`: its AS is not an alias.
     Cast,
+    /// A row (`ROW(1, 2)`, `(1, 2)` as an operand, a partition bound `FROM (1, 2)`): made only of
+    /// constants, its length is not part of the shape (pg_query ignores constants in it).
+    Row,
     /// The column list of `INSERT INTO t (...)`: its order is not part of the hash.
     Columns,
     /// Any other parenthesis or bracket.
@@ -136,6 +139,16 @@ impl Fingerprinter {
         top.after_cast = false;
     }
 
+    /// Writes the word `tok` to the normalised text as `text` (a synonym's canonical spelling);
+    /// the caller shows it.
+    pub(super) fn word_as(&mut self, src: &[u8], tok: Token, text: &[u8], prev: Prev) -> Prev {
+        self.note_inside(src, &tok);
+        self.end_values_run(tok);
+        self.space_before(prev, false);
+        self.out.extend_from_slice(text);
+        Prev::Word
+    }
+
     /// Writes `tok` (at `span` of `src`) to the display text and the normalised text.
     #[inline(always)]
     pub(super) fn push(&mut self, src: &[u8], tok: Token, span: (usize, usize), prev: Prev) -> Prev {
@@ -202,8 +215,7 @@ impl Fingerprinter {
             Token::Operator(s, e) => {
                 self.space_before(prev, false);
                 let op = &src[s..e];
-                // `!=` is `<>` (scan.l turns one into the other).
-                self.out.extend_from_slice(if op == b"!=" { b"<>" } else { op });
+                self.out.extend_from_slice(canonical_operator(op));
                 Prev::Operator
             }
             Token::Cast => {
@@ -229,6 +241,7 @@ impl Fingerprinter {
             Token::Punct(open @ (b'(' | b'[')) => {
                 let kind = match (open, prev) {
                     (b'(', _) if std::mem::take(&mut self.open_columns) => ListKind::Columns,
+                    (b'(', _) if std::mem::take(&mut self.open_row) => ListKind::Row,
                     (b'(', Prev::Keyword(KeywordKind::In)) => ListKind::In,
                     (b'[', Prev::Keyword(KeywordKind::Array)) => ListKind::Array,
                     (b'(', Prev::Keyword(KeywordKind::Values)) => ListKind::ValuesRow,
@@ -305,6 +318,9 @@ impl Fingerprinter {
         }
         self.out.push(close);
         self.display.token(src, span);
+        if open.kind == ListKind::Row && open.only_consts && open.consts > 0 {
+            self.key.push(KeyEdit { start: open.start, end: self.out.len(), edit: Edit::Replace(b"($)") });
+        }
         if open.kind == ListKind::Columns {
             let end = self.out.len() - 1;
             self.key.push(KeyEdit { start: open.start + 1, end, edit: Edit::Unordered });
@@ -379,6 +395,17 @@ fn row_shape(row: &[u8]) -> u64 {
         h.update(&[b]);
     }
     h.digest()
+}
+
+/// An operator as the fingerprint writes it: `!=` is `<>` (scan.l turns one into the other) and
+/// `:=` is `=>` (gram.y reads both as a named argument).
+#[inline]
+pub(super) fn canonical_operator(op: &[u8]) -> &[u8] {
+    match op {
+        b"!=" => b"<>",
+        b":=" => b"=>",
+        op => op,
+    }
 }
 
 /// Appends `src[start..end]`; a name or keyword of up to 16 bytes with 16 bytes of `src` from
