@@ -29,6 +29,8 @@ Usage (pglast is only needed here, never in CI):
   python3 -m venv /tmp/pglast-venv && /tmp/pglast-venv/bin/pip install pglast
   /tmp/pglast-venv/bin/python bench/corpus/make_corpus.py                # writes bench/corpus/orm.jsonl
   /tmp/pglast-venv/bin/python bench/corpus/make_corpus.py --external /path/to/libpg_query --out /tmp/external.jsonl
+  /tmp/pglast-venv/bin/python bench/corpus/make_corpus.py --external /path/to/libpg_query \
+      --development /tmp/external.jsonl --out /tmp/development.jsonl   # PGVISOR_DEVELOPMENT_CORPUS
 """
 import argparse
 import hashlib
@@ -335,12 +337,8 @@ def c_strings(path):
     return out
 
 
-def external_corpus(root, statements=2600, seed=7):
-    rng = random.Random(seed)
-    out = []
-    strings = c_strings(os.path.join(root, "test", "fingerprint_tests.c"))
-    for k, s in enumerate(strings[0::2]):
-        out.append({"source": "libpg_query-tests", "base": f"lpq-{k}", "sql": s})
+def regress_pool(root, rng):
+    """The statements of PostgreSQL's regression files in a libpg_query checkout, shuffled by `rng`."""
     regress = os.path.join(root, "test", "sql", "postgres_regress")
     pool = []
     for name in sorted(os.listdir(regress)):
@@ -358,12 +356,57 @@ def external_corpus(root, statements=2600, seed=7):
             if 10 <= len(s) <= 600 and "\\" not in s and ":" + "'" not in s:
                 pool.append((name[:-4], s))
     rng.shuffle(pool)
+    return pool
+
+
+def external_corpus(root, statements=2600, seed=7):
+    rng = random.Random(seed)
+    out = []
+    strings = c_strings(os.path.join(root, "test", "fingerprint_tests.c"))
+    for k, s in enumerate(strings[0::2]):
+        out.append({"source": "libpg_query-tests", "base": f"lpq-{k}", "sql": s})
+    pool = regress_pool(root, rng)
     for k, (name, s) in enumerate(pool[:statements]):
         out.append({"source": f"regress-{name}", "base": f"reg-{k}", "sql": s})
         if rng.random() < 0.6:
             v = variant(s, rng)
             if v:
                 out.append({"source": f"regress-{name}", "base": f"reg-{k}", "sql": v})
+    return out
+
+
+def held_out(base):
+    """True when `base` falls in the held-out half (bench/tests/corpus_agreement.rs, `half`)."""
+    h = 0xCBF29CE484222325
+    for b in base.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h % 2 == 1
+
+
+def development_corpus(root, external, statements=2600, seed=7):
+    """The regression statements external_corpus did not take, with the same variants, less any
+    whose pg_query fingerprint is that of a held-out query of `external` (the file
+    external_corpus wrote): material for writing rules that reads no held-out statement."""
+    rng = random.Random(seed)
+    pool = regress_pool(root, rng)
+    held = set()
+    with open(external, encoding="utf-8") as f:
+        for line in f:
+            e = json.loads(line)
+            if held_out(e["base"]):
+                held.add(e["pg_query"])
+    variants = random.Random(11)
+    out = []
+    for k, (name, s) in enumerate(pool[statements:]):
+        ref = reference(s)
+        if ref is None or ref[0] in held:
+            continue
+        out.append({"source": f"regress-{name}", "base": f"dev2-{k}", "sql": s})
+        if variants.random() < 0.6:
+            v = variant(s, variants)
+            ref = v and reference(v)
+            if ref and ref[0] not in held:
+                out.append({"source": f"regress-{name}", "base": f"dev2-{k}", "sql": v})
     return out
 
 
@@ -387,8 +430,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--external", help="a libpg_query checkout: also build the external corpus")
     ap.add_argument("--out", help="where the external corpus goes (outside the repository)")
+    ap.add_argument("--development", metavar="EXTERNAL_JSONL",
+                    help="with --external: build the second development corpus instead, leaving out "
+                         "statements that share a pg_query fingerprint with a held-out query of this file")
     args = ap.parse_args()
-    if args.external:
+    if args.external and args.development:
+        write(development_corpus(args.external, args.development), args.out or "/tmp/pgvisor-development-corpus.jsonl")
+    elif args.external:
         write(external_corpus(args.external), args.out or "/tmp/pgvisor-external-corpus.jsonl")
     else:
         write(orm_corpus(), os.path.join(HERE, "orm.jsonl"))
