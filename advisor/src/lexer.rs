@@ -25,6 +25,7 @@ pub enum Token {
 }
 
 /// Iterates the tokens of `sql`, skipping whitespace and comments.
+#[derive(Clone)]
 pub struct Lexer<'a> {
     src: &'a [u8],
     pos: usize,

@@ -60,26 +60,29 @@ impl Fingerprinter {
         // The previous token was a relation name (after FROM, JOIN or UPDATE).
         let mut relation = false;
         let (mut constants, mut params) = (false, false);
+        let mut first = lexer.clone();
+        if first.next().is_none() || first.known() != SELECT {
+            // Not a SELECT.
+            return Err(GiveUp);
+        }
         self.display.reset(0);
         while let Some(tok) = lexer.next() {
             let span = (lexer.token_start(), lexer.pos());
             let k = lexer.known();
-            if self.out.is_empty() && k != SELECT {
-                // Not a SELECT (the first token is the only one written to an empty output).
-                return Err(GiveUp);
-            }
+            let after_relation = std::mem::take(&mut relation);
             if std::mem::take(&mut pending_as) {
                 if matches!(tok, Token::Word(..) | Token::QuotedIdent(..)) || matches!(k, TRUE | FALSE | NULL) {
                     // `AS alias`: column and table aliases are not part of the shape (`AS true` too).
                     self.display.token(sql, span);
-                    (last, last_known, relation) = (tok, k, false);
+                    (last, last_known) = (tok, k);
                     continue;
                 }
                 prev = self.plain_keyword(AS, prev);
                 last_known = AS;
             }
             // Every token is shown as written, in order, but a constant as `$n`.
-            let value = matches!(k, TRUE | FALSE | NULL)
+            let value = matches!(tok, Token::Keyword(..))
+                && matches!(k, TRUE | FALSE | NULL)
                 && !matches!(prev, Prev::Keyword(KeywordKind::Is) | Prev::Keyword(KeywordKind::Not));
             if matches!(tok, Token::Const(..)) || value {
                 self.display.constant(sql, span);
@@ -94,12 +97,14 @@ impl Fingerprinter {
             }
             // Target lists end where the full rewrite ends them; only their column aliases
             // without AS matter here, and those give up.
-            let may_end = matches!(tok, Token::Keyword(..) | Token::Punct(b')' | b';'));
-            while let Some(&clause) = self.clauses.last() {
-                if clause.depth < depth || (clause.depth == depth && !(may_end && ends_clause_at(tok, k, false))) {
-                    break;
+            // (A clause ends only at a keyword, `)` or `;`: the depth falls only at `)`.)
+            if matches!(tok, Token::Keyword(..) | Token::Punct(b')' | b';')) {
+                while let Some(&clause) = self.clauses.last() {
+                    if clause.depth < depth || (clause.depth == depth && !ends_clause_at(tok, k, false)) {
+                        break;
+                    }
+                    self.clauses.pop();
                 }
-                self.clauses.pop();
             }
             let in_targets = self.clauses.last().is_some_and(|c| c.depth == depth);
             let before = self.out.len();
@@ -183,7 +188,8 @@ impl Fingerprinter {
                         self.out.extend_from_slice(&sql[s..e]);
                         prev = Prev::Operand;
                     }
-                    if matches!(last_known, FROM | JOIN | UPDATE) && has_digit_run(&self.out[at..]) {
+                    relation = matches!(last_known, FROM | JOIN | UPDATE);
+                    if relation && has_digit_run(&self.out[at..]) {
                         // A relation name without its digit runs (partitions).
                         self.key.push(KeyEdit { start: at, end: self.out.len(), edit: Edit::DigitRuns });
                     }
@@ -216,7 +222,7 @@ impl Fingerprinter {
                 }
                 Token::Punct(b'.') => {
                     // After a relation name: its schema, which the full rewrite leaves out.
-                    if relation {
+                    if after_relation {
                         return Err(GiveUp);
                     }
                     self.out.push(b'.');
@@ -229,8 +235,6 @@ impl Fingerprinter {
                     prev = Prev::Operator;
                 }
             }
-            relation =
-                matches!(tok, Token::Word(..) | Token::QuotedIdent(..)) && matches!(last_known, FROM | JOIN | UPDATE);
             (last, last_known) = (tok, k);
         }
         if pending_as {
