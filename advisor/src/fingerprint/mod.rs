@@ -367,6 +367,9 @@ impl Fingerprinter {
                     if is_name && !t.word_is(i, "public") {
                         self.display.token(sql, span);
                         prev = self.unhashed_name(t, i, prev);
+                        // A list of names goes on only after a comma (`IN ROLE b LOGIN`: LOGIN is
+                        // an option).
+                        roles = t.at(i + 1) == Some(Token::Punct(b','));
                         i += 1;
                         continue;
                     }
@@ -389,7 +392,11 @@ impl Fingerprinter {
                 }
                 // Numbers only: a string value's quoting (`'x'`, `E'x'`, `$$x$$`) is not part of
                 // it, and the text keeps the quoting.
-                option_value = (kind == StatementKind::Options || self.stack.last().is_some_and(|o| o.options))
+                // A role's `CONNECTION LIMIT 5` is a DefElem's value too.
+                let connection_limit = t.is(i.wrapping_sub(1), LIMIT) && t.word_is(i.wrapping_sub(2), "connection");
+                option_value = (kind == StatementKind::Options
+                    || connection_limit
+                    || self.stack.last().is_some_and(|o| o.options))
                     && matches!(tok, Token::Const(s, _) if sql.get(s).is_some_and(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.')));
             }
             let depth = self.stack.len();
@@ -502,7 +509,14 @@ impl Fingerprinter {
                         i = next;
                         continue;
                     }
-                    if let Some((text, next)) = k.is_literal_type().then(|| type_synonym(t, i)).flatten() {
+                    // Only where a type is written: after `::`, in CAST's `AS`, in a utility statement
+                    // (a column definition); `SELECT dec FROM t` names a column.
+                    let type_position = prev == Prev::Cast
+                        || kind != StatementKind::Query
+                        || self.stack.last().is_some_and(|o| o.kind == writer::ListKind::Cast);
+                    if let Some((text, next)) =
+                        (type_position && k.is_literal_type()).then(|| type_synonym(t, i)).flatten()
+                    {
                         self.show(t, i, next);
                         prev = self.word_as(sql, tok, text, prev);
                         i = next;
@@ -517,7 +531,9 @@ impl Fingerprinter {
                         }
                         EXTRACT if t.at(i + 1) == Some(Token::Punct(b'(')) && t.is(i + 3, FROM) => anonymous_at = i + 2,
                         EXECUTE | PREPARE if t.is_name(i + 1) => anonymous_at = i + 1,
-                        OWNER if kind == StatementKind::Alter && t.is(i + 1, TO) => unhashed_at = i + 2,
+                        OWNER if matches!(kind, StatementKind::Alter | StatementKind::Options) && t.is(i + 1, TO) => {
+                            unhashed_at = i + 2
+                        }
                         TO if kind == StatementKind::Grant && at_top => roles = true,
                         // Noise words: `BEGIN WORK`, `COMMIT TRANSACTION`, `RELEASE SAVEPOINT s`.
                         WORK | TRANSACTION

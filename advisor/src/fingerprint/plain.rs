@@ -342,8 +342,22 @@ mod tests {
         for sql in [
             "SELECT a AS b, c AS \"D\" FROM t AS x LEFT OUTER JOIN u ON x.a = u.b WHERE c IS NOT NULL AND d = TRUE",
             "SELECT count(*) FROM t WHERE a = $1 ORDER BY b LIMIT $2",
+            "SELECT f(a := 1) AS true FROM t LIMIT 5 FOR UPDATE",
         ] {
             assert_eq!(agrees(sql.as_bytes()), Ok(true), "{sql}");
+        }
+        // Rules of the full rewrite the one pass must either apply alike or give up on.
+        for sql in [
+            "SELECT a FROM t LIMIT 1 LIMIT 2",
+            "SELECT (,1)",
+            "SELECT ((),1)",
+            "SELECT (1, 2), ROW(1, 2) FROM t",
+            "SELECT x FROM t FETCH FIRST 5 ROWS ONLY",
+            "SELECT x FROM t LIMIT 5 + 1",
+            "SELECT NULL::int, x::integer FROM t",
+            "SELECT f(VARIADIC '{1}'::int[])",
+        ] {
+            assert!(agrees(sql.as_bytes()).is_ok(), "{sql}");
         }
     }
 

@@ -245,6 +245,42 @@ fn a_constant_offset_is_not_part_of_the_shape_however_written() {
     differ("SELECT CASE WHEN a THEN 1 END - 5 FROM t", "SELECT CASE WHEN a THEN 1 END + 5 FROM t");
 }
 
+#[test]
+fn limit_clauses_and_rows_take_one_number_so_what_follows_groups() {
+    same(
+        "SELECT * FROM t WHERE id IN (SELECT id FROM u LIMIT 10) AND b = 1",
+        "SELECT * FROM t WHERE id IN (SELECT id FROM u LIMIT 10 OFFSET 20) AND b = 1",
+    );
+    same(
+        "SELECT * FROM (SELECT a FROM u FETCH FIRST ROWS ONLY) s WHERE b = 1",
+        "SELECT * FROM (SELECT a FROM u LIMIT 1) s WHERE b = 1",
+    );
+    same("SELECT ROW(1, 2), 3", "SELECT ROW(1), 3");
+    assert_eq!(norm("SELECT a FROM t WHERE (a, b) < (1, 2) LIMIT 5"), "SELECT a FROM t WHERE (a, b) < ($1) LIMIT $2");
+    assert_eq!(
+        display("SELECT a FROM t WHERE (a, b) < (1, 2) LIMIT 5"),
+        "SELECT a FROM t WHERE (a, b) < ($1, $2) LIMIT $3"
+    );
+    differ("SELECT a FROM t OFFSET 0", "SELECT a FROM t");
+}
+
+#[test]
+fn role_lists_end_at_an_option_and_owned_by_a_column_is_no_role() {
+    differ("CREATE ROLE a IN ROLE b LOGIN", "CREATE ROLE a IN ROLE b SUPERUSER");
+    same("CREATE ROLE a IN ROLE b, c LOGIN", "CREATE ROLE x IN ROLE y, z LOGIN");
+    differ("ALTER SEQUENCE s OWNED BY users.id", "ALTER SEQUENCE s OWNED BY orders.id");
+    same("ALTER OPERATOR FAMILY f USING btree OWNER TO alice", "ALTER OPERATOR FAMILY f USING btree OWNER TO bob");
+    same("ALTER ROLE r SET work_mem = 64", "ALTER ROLE r SET work_mem = 128");
+    differ("CREATE ROLE r CONNECTION LIMIT 5", "CREATE ROLE r CONNECTION LIMIT 6");
+}
+
+#[test]
+fn type_synonyms_apply_where_a_type_is_written_only() {
+    assert_eq!(norm("SELECT dec, integer FROM t"), "SELECT dec, integer FROM t");
+    assert_eq!(norm("SELECT x::integer, CAST(y AS decimal) FROM t"), "SELECT x::int, CAST (y AS numeric) FROM t");
+    assert_eq!(display("SELECT x::integer FROM t"), "SELECT x::integer FROM t");
+}
+
 /// Statements of the constructs the rules of docs/fingerprints.md cover, with libpg_query's
 /// fingerprint of each (pglast 8.8): the grouping to reproduce.
 const PG_QUERY_GROUPS: &[(&str, &str)] = &[

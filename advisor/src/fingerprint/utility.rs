@@ -29,8 +29,7 @@ pub(super) enum StatementKind {
     Revoke,
     /// ALTER: the role after OWNER TO is not part of the shape.
     Alter,
-    /// CREATE or ALTER SEQUENCE, ROLE | USER | GROUP (`CONNECTION LIMIT 5`), OPERATOR CLASS |
-    /// FAMILY (`OPERATOR 1 <`): its numbers are options, part of the shape (pg_query keeps a
+    /// CREATE or ALTER SEQUENCE, OPERATOR CLASS | FAMILY (`OPERATOR 1 <`): its numbers are options, part of the shape (pg_query keeps a
     /// DefElem's value and an Integer node; strings too, but by value, which the text does not
     /// normalise).
     Options,
@@ -98,7 +97,6 @@ impl StatementKind {
             REVOKE => Self::Revoke,
             ALTER if t.is(i + 1, SEQUENCE) => Self::Options,
             CREATE if (1..4).any(|k| t.is(i + k, SEQUENCE)) => Self::Options,
-            CREATE | ALTER if matches!(t.known(i + 1), ROLE | USER | GROUP) && !t.is(i + 2, MAPPING) => Self::Options,
             CREATE | ALTER if t.word_is(i + 1, "operator") => Self::Options,
             ALTER => Self::Alter,
             CREATE if t.is(i + 1, FUNCTION) || t.is(i + 1, PROCEDURE) => Self::Function,
@@ -349,7 +347,7 @@ pub(super) fn starts_role_list(t: &Tokens, i: usize) -> bool {
     const RENAME: Known = known("rename");
     let before = i.wrapping_sub(1);
     match t.known(i) {
-        BY => t.word_is(before, "owned"),
+        BY => t.word_is(before, "owned") && (t.is(0, DROP) || t.word_is(0, "reassign")),
         TO => {
             t.word_is(0, "reassign")
                 || (t.is(before, RENAME) && t.is(0, ALTER) && matches!(t.known(1), ROLE | USER | GROUP))

@@ -167,6 +167,10 @@ impl Fingerprinter {
                 if !canonical {
                     self.unhashed(before, Edit::Limit(first));
                 }
+                // The clause takes one number, however many constants it has, so that the
+                // placeholders after it are numbered alike (`$n` after `OFFSET $n` in the text
+                // repeats one of the clause's).
+                self.params = first;
                 return Some(clause.end);
             }
         }
@@ -311,7 +315,18 @@ fn constant_limit(t: &Tokens, mut i: usize) -> Option<ConstantLimit> {
     let rows = |j: usize| t.word_is(j, "rows") || t.word_is(j, "row");
     let mut operands = [None; 3];
     let start = i;
+    // Each item at most once (`LIMIT 1 LIMIT 2` is not one clause).
+    let mut seen = [false; 3];
     for slot in &mut operands {
+        let item = match t.known(i) {
+            LIMIT => 0,
+            OFFSET => 1,
+            FETCH => 2,
+            _ => break,
+        };
+        if std::mem::replace(&mut seen[item], true) {
+            break;
+        }
         match t.known(i) {
             LIMIT if t.is(i + 1, ALL) => i += 2,
             LIMIT | OFFSET => {

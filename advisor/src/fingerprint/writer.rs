@@ -22,7 +22,8 @@ pub(super) enum ListKind {
     /// `CAST(... AS type)`: its AS is not an alias.
     Cast,
     /// A row (`ROW(1, 2)`, `(1, 2)` as an operand, a partition bound `FROM (1, 2)`): made only of
-    /// constants, its length is not part of the shape (pg_query ignores constants in it).
+    /// constants, it collapses to one placeholder as an `IN` list does (pg_query ignores constants
+    /// in it), shown as written.
     Row,
     /// The column list of `INSERT INTO t (...)`: its order is not part of the hash.
     Columns,
@@ -307,7 +308,12 @@ impl Fingerprinter {
             self.display.token(src, span);
             return;
         };
-        let collapsible = matches!(open.kind, ListKind::In | ListKind::Array) && open.only_consts && open.consts > 0;
+        // A row collapses only when it starts with a constant (`(, 1)` is no row): the one pass
+        // gives up at a constant right after `(`, so the two agree.
+        let collapsible = open.only_consts
+            && open.consts > 0
+            && (matches!(open.kind, ListKind::In | ListKind::Array)
+                || (open.kind == ListKind::Row && self.out.get(open.start + 1) == Some(&b'$')));
         if collapsible {
             self.truncate_out(open.start + 1);
             self.params = open.params + 1;
@@ -318,9 +324,6 @@ impl Fingerprinter {
         }
         self.out.push(close);
         self.display.token(src, span);
-        if open.kind == ListKind::Row && open.only_consts && open.consts > 0 {
-            self.key.push(KeyEdit { start: open.start, end: self.out.len(), edit: Edit::Replace(b"($)") });
-        }
         if open.kind == ListKind::Columns {
             let end = self.out.len() - 1;
             self.key.push(KeyEdit { start: open.start + 1, end, edit: Edit::Unordered });
