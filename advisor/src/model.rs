@@ -75,12 +75,26 @@ pub struct Shape {
     pub read: bool,
     /// It names a table ([`crate::sql_shape::has_table`]).
     pub has_table: bool,
+    /// Its first word ([`crate::sql_shape::verb`]) in upper case when it is one of [`VERBS`],
+    /// otherwise empty: the DDL detector asks on every execution.
+    pub verb: &'static str,
 }
+
+/// The first words [`Shape::verb`] names.
+pub const VERBS: &[&str] = &[
+    "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE", "CREATE", "ALTER", "DROP", "SET",
+    "RESET", "DISCARD", "BEGIN", "START", "COMMIT", "END", "ABORT", "PREPARE", "ROLLBACK",
+];
 
 impl Shape {
     /// The shape of a normalised text.
     pub fn of(text: &str) -> Self {
-        Self { read: crate::sql_shape::is_read(text), has_table: crate::sql_shape::has_table(text) }
+        let verb = crate::sql_shape::verb(text);
+        Self {
+            read: crate::sql_shape::is_read(text),
+            has_table: crate::sql_shape::has_table(text),
+            verb: VERBS.iter().find(|v| v.eq_ignore_ascii_case(verb)).copied().unwrap_or_default(),
+        }
     }
 }
 

@@ -124,8 +124,16 @@ impl<'a> CommandComplete<'a> {
 
     /// Rows affected or returned: the tag's last word when it is a number.
     pub fn rows(&self) -> Option<u64> {
+        // Read for every statement: the digits after the last space, as bytes (`str::parse`
+        // would check UTF-8 first and also take a leading `+`, which no tag has).
         let last = self.tag.rsplit(|&b| b == b' ').next()?;
-        std::str::from_utf8(last).ok()?.parse().ok()
+        if last.is_empty() {
+            return None;
+        }
+        last.iter().try_fold(0u64, |n, &b| match b {
+            b'0'..=b'9' => n.checked_mul(10)?.checked_add(u64::from(b - b'0')),
+            _ => None,
+        })
     }
 
     /// The command word(s) before the row count, e.g. `SELECT`, `INSERT`, `CREATE TABLE`.
@@ -397,6 +405,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A tag's row count is the number after its last space, for any bytes (as `str::parse`
+        /// reads it, but for the `+` no tag has).
+        #[test]
+        fn rows_read_the_last_number_of_any_tag(tag in proptest::collection::vec(proptest::prop_oneof![
+            proptest::prelude::Just(b' '), proptest::prelude::Just(b'+'), b'0'..=b'9', proptest::prelude::any::<u8>()], 0..40)) {
+            let expected = tag.rsplit(|&b| b == b' ').next()
+                .filter(|last| !last.starts_with(b"+"))
+                .and_then(|last| std::str::from_utf8(last).ok()?.parse::<u64>().ok());
+            proptest::prop_assert_eq!(CommandComplete { tag: &tag }.rows(), expected);
+        }
+
         /// A row kept as its values' bytes reads back as the row it was, for any bytes.
         #[test]
         fn a_row_kept_as_bytes_reads_back_the_same(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {

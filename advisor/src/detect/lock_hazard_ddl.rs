@@ -117,8 +117,9 @@ impl DdlWatch {
         F: FnOnce() -> Vec<(SessionIdentity, SessionActivity)>,
     {
         let text = &s.statement.text;
-        self.lock_timeout_statement(s.session, text);
-        let Some(ddl) = classify(text) else {
+        let verb = s.statement.shape.verb;
+        self.lock_timeout_statement(s.session, verb, text);
+        let Some(ddl) = matches!(verb, "CREATE" | "ALTER").then(|| classify(text)).flatten() else {
             if !s.failed {
                 self.record_use(s);
             }
@@ -229,14 +230,13 @@ impl DdlWatch {
         self.reported.insert(session, r);
     }
 
-    fn lock_timeout_statement(&mut self, session: u64, text: &str) {
+    /// `verb` is the statement's [`crate::model::Shape::verb`], read once per statement.
+    fn lock_timeout_statement(&mut self, session: u64, verb: &str, text: &str) {
         // Runs for every statement: the verb alone rules out almost all of them.
-        const VERBS: [&str; 8] = ["SET", "RESET", "DISCARD", "COMMIT", "END", "ABORT", "PREPARE", "ROLLBACK"];
-        let verb = sql_shape::verb(text);
-        if !VERBS.iter().any(|v| v.eq_ignore_ascii_case(verb)) {
+        if !matches!(verb, "SET" | "RESET" | "DISCARD" | "COMMIT" | "END" | "ABORT" | "PREPARE" | "ROLLBACK") {
             return;
         }
-        let entry = if ["COMMIT", "END", "ABORT"].iter().any(|v| v.eq_ignore_ascii_case(verb)) {
+        let entry = if matches!(verb, "COMMIT" | "END" | "ABORT") {
             // The end of every transaction (pgbench's END): decided by the verb alone, without
             // upper-casing the statement.
             Some((None, Some(false)))
@@ -278,27 +278,22 @@ impl DdlWatch {
 
     fn record_use(&mut self, s: Executed<'_>) {
         let fp = s.statement.fingerprint;
-        let tables = match self.shapes.get(&fp) {
-            Some(t) => t.clone(),
-            None => {
-                let t: Arc<[String]> = sql_shape::tables(&s.statement.text).into();
-                if self.shapes.len() >= MAX_CACHED_SHAPES {
-                    self.shapes.clear();
-                }
-                self.shapes.insert(fp, t.clone());
-                t
-            }
-        };
+        // The cached shape is borrowed while the table map changes: no reference count to move.
+        let Self { shapes, tables: used, .. } = self;
+        if shapes.len() >= MAX_CACHED_SHAPES && !shapes.contains_key(&fp) {
+            shapes.clear();
+        }
+        let tables = shapes.entry(fp).or_insert_with(|| sql_shape::tables(&s.statement.text).into());
         for table in tables.iter() {
             // One lookup for a table seen before: this runs for every statement. The name is
             // cloned only for a new table.
-            if !self.tables.contains_key(table.as_str()) {
-                if self.tables.len() >= MAX_TABLES {
-                    self.forget_least_recent_table();
+            if !used.contains_key(table.as_str()) {
+                if used.len() >= MAX_TABLES {
+                    forget_least_recent_table(used);
                 }
-                self.tables.insert(table.clone(), Vec::new());
+                used.insert(table.clone(), Vec::new());
             }
-            let Some(uses) = self.tables.get_mut(table.as_str()) else { continue };
+            let Some(uses) = used.get_mut(table.as_str()) else { continue };
             match uses.iter_mut().find(|u| u.session == s.session && u.fingerprint == fp) {
                 Some(u) => {
                     u.last_seen = s.finished_at;
@@ -319,13 +314,6 @@ impl DdlWatch {
                     });
                 }
             }
-        }
-    }
-
-    fn forget_least_recent_table(&mut self) {
-        let last = |uses: &Vec<TableUse>| uses.iter().map(|u| u.last_seen).max();
-        if let Some(oldest) = self.tables.iter().min_by_key(|(_, u)| last(u)).map(|(t, _)| t.clone()) {
-            self.tables.remove(&oldest);
         }
     }
 
@@ -507,5 +495,12 @@ fn title_of(h: Hazard) -> &'static str {
     }
 }
 
+/// Forgets the table used least recently (the table map is full).
+fn forget_least_recent_table(tables: &mut HashMap<String, Vec<TableUse>>) {
+    let last = |uses: &Vec<TableUse>| uses.iter().map(|u| u.last_seen).max();
+    if let Some(oldest) = tables.iter().min_by_key(|(_, u)| last(u)).map(|(t, _)| t.clone()) {
+        tables.remove(&oldest);
+    }
+}
 #[cfg(test)]
 mod tests;
