@@ -106,8 +106,6 @@ impl Fingerprinter {
                     self.clauses.pop();
                 }
             }
-            let in_targets = self.clauses.last().is_some_and(|c| c.depth == depth);
-            let before = self.out.len();
             match tok {
                 Token::Const(s, _) => {
                     // A sign the grammar reads as an operator, a typed literal (`date '...'`,
@@ -132,6 +130,7 @@ impl Fingerprinter {
                     prev = Prev::Operand;
                 }
                 Token::Keyword(..) => {
+                    let before = self.out.len();
                     // A keyword after `.` may be a type (`s.select '5'` reads as a typed literal).
                     let starts = prev == Prev::Dot
                         || match k {
@@ -168,30 +167,26 @@ impl Fingerprinter {
                 }
                 Token::Word(s, e) | Token::QuotedIdent(s, e) => {
                     let word = matches!(tok, Token::Word(..));
+                    let in_targets = || self.clauses.last().is_some_and(|c| c.depth == depth);
                     if (word && k != Known::NONE)
-                        || (in_targets && matches!(prev, Prev::Word | Prev::Operand | Prev::Close))
+                        || (matches!(prev, Prev::Word | Prev::Operand | Prev::Close) && in_targets())
                     {
                         // A word a rule looks for, or a column alias without AS.
                         return Err(GiveUp);
                     }
                     self.space_before(prev, false);
                     let at = self.out.len();
-                    if word {
-                        push_slice(&mut self.out, sql, s, e);
-                        self.out[at..].make_ascii_lowercase();
-                        prev = Prev::Word;
-                    } else if k == Known::PLAIN_QUOTED {
-                        // `"users"` is `users` (the lexer checked it is lower case already).
-                        push_slice(&mut self.out, sql, s + 1, e - 1);
-                        prev = Prev::Word;
-                    } else {
-                        self.out.extend_from_slice(&sql[s..e]);
-                        prev = Prev::Operand;
-                    }
+                    prev = self.plain_name(sql, word, k, s, e);
                     relation = matches!(last_known, FROM | JOIN | UPDATE);
-                    if relation && has_digit_run(&self.out[at..]) {
-                        // A relation name without its digit runs (partitions).
-                        self.key.push(KeyEdit { start: at, end: self.out.len(), edit: Edit::DigitRuns });
+                    if relation {
+                        if has_digit_run(&self.out[at..]) {
+                            // A relation name without its digit runs (partitions).
+                            self.key.push(KeyEdit { start: at, end: self.out.len(), edit: Edit::DigitRuns });
+                        }
+                    } else if let Some(name) = self.plain_qualified(sql, &mut lexer, &mut prev)? {
+                        // `"t"."c"`, `t.c`: written without a turn of this loop per dot and name.
+                        (last, last_known) = name;
+                        continue;
                     }
                 }
                 Token::Operator(s, e) => {
@@ -242,6 +237,55 @@ impl Fingerprinter {
         }
         self.clauses.clear();
         Ok(())
+    }
+
+    /// Writes the name `s..e` (a word, or a quoted identifier that `k` may say is plain).
+    #[inline(always)]
+    fn plain_name(&mut self, sql: &[u8], word: bool, k: Known, s: usize, e: usize) -> Prev {
+        let at = self.out.len();
+        if word {
+            push_slice(&mut self.out, sql, s, e);
+            self.out[at..].make_ascii_lowercase();
+            Prev::Word
+        } else if k == Known::PLAIN_QUOTED {
+            // `"users"` is `users` (the lexer checked it is lower case already).
+            push_slice(&mut self.out, sql, s + 1, e - 1);
+            Prev::Word
+        } else {
+            self.out.extend_from_slice(&sql[s..e]);
+            Prev::Operand
+        }
+    }
+
+    /// After a name that is not a relation's: the `.name` parts that follow it at once (`"t"."c"`,
+    /// `t.c`), written as the loop would write a `.` and a name, and the last name with its word
+    /// id; `None` when no `.` and name follow. A name the loop would give up at gives up.
+    #[inline(always)]
+    fn plain_qualified(
+        &mut self,
+        sql: &[u8],
+        lexer: &mut Lexer<'_>,
+        prev: &mut Prev,
+    ) -> Result<Option<(Token, Known)>, GiveUp> {
+        let mut last = None;
+        while sql.get(lexer.pos()) == Some(&b'.')
+            && sql.get(lexer.pos() + 1).is_some_and(|&b| b == b'"' || b == b'_' || b.is_ascii_alphabetic())
+        {
+            let dot = lexer.pos();
+            lexer.next();
+            let (name, k) = (lexer.next().ok_or(GiveUp)?, lexer.known());
+            let (word, s, e) = match name {
+                Token::QuotedIdent(s, e) => (false, s, e),
+                Token::Word(s, e) if k == Known::NONE => (true, s, e),
+                _ => return Err(GiveUp),
+            };
+            // The dot and the name touch the name before: one run of the display text.
+            self.display.token(sql, (dot, e));
+            self.out.push(b'.');
+            *prev = self.plain_name(sql, word, k, s, e);
+            last = Some((name, k));
+        }
+        Ok(last)
     }
 
     /// True right after a `(` that may open a constant in parentheses, which the full rewrite
@@ -356,6 +400,9 @@ mod tests {
             "SELECT x FROM t LIMIT 5 + 1",
             "SELECT NULL::int, x::integer FROM t",
             "SELECT f(VARIADIC '{1}'::int[])",
+            "SELECT \"t\".select, t.user, t.int4 '5', a.\"b\".c.*, t.\"c\" x FROM t",
+            "SELECT t.\"unterminated",
+            "SELECT t.",
         ] {
             assert!(agrees(sql.as_bytes()).is_ok(), "{sql}");
         }
@@ -387,6 +434,17 @@ mod tests {
             Just("x.\"select\"".to_string()),
             Just("count(*)".to_string()),
         ];
+        // Qualified names, which the one pass writes a dot and a name at a time.
+        let column = prop_oneof![
+            name.clone(),
+            Just("\"s\".\"t\".\"c\"".to_string()),
+            Just("s.t.c".to_string()),
+            Just("t.*".to_string()),
+            Just("t . x".to_string()),
+            Just("t.\"Ünïcode\"".to_string()),
+            Just("t.x1_2".to_string()),
+            Just("\"T\".\"c\"".to_string()),
+        ];
         let value = prop_oneof![
             Just("5".to_string()),
             Just("'é'".to_string()),
@@ -396,13 +454,13 @@ mod tests {
             Just("NULL".to_string()),
             Just("TRUE".to_string()),
             Just("pg_catalog.\"int4\" '5'".to_string()),
-            name.clone(),
+            column.clone(),
         ];
         let comparison =
-            (name.clone(), prop_oneof![Just("="), Just("<>"), Just("!="), Just(">="), Just("LIKE")], value)
+            (column.clone(), prop_oneof![Just("="), Just("<>"), Just("!="), Just(">="), Just("LIKE")], value)
                 .prop_map(|(n, op, v)| format!("{n} {op} {v}"));
         (
-            proptest::collection::vec(name.clone(), 1..4),
+            proptest::collection::vec(column, 1..4),
             name,
             proptest::collection::vec(comparison, 0..4),
             proptest::option::of(0u32..100),
