@@ -404,6 +404,16 @@ mod tests {
         assert_eq!(cut.values().count(), 1, "a cut value stops iteration");
     }
 
+    #[test]
+    fn row_counts_up_to_u64_max() {
+        let rows = |tag: &[u8]| CommandComplete { tag }.rows();
+        assert_eq!(rows(b"SELECT 18446744073709551615"), Some(u64::MAX));
+        assert_eq!(rows(b"SELECT 18446744073709551616"), None);
+        assert_eq!(rows(b"INSERT 0 7"), Some(7));
+        assert_eq!(rows(b"CREATE TABLE"), None);
+        assert_eq!(rows(b"SELECT "), None);
+    }
+
     proptest::proptest! {
         /// A tag's row count is the number after its last space, for any bytes (as `str::parse`
         /// reads it, but for the `+` no tag has).

@@ -97,7 +97,8 @@ impl Fingerprinter {
             }
             // Target lists end where the full rewrite ends them; only their column aliases
             // without AS matter here, and those give up.
-            // (A clause ends only at a keyword, `)` or `;`: the depth falls only at `)`.)
+            // (A clause at this depth ends only at a keyword, `)` or `;`; one deeper is dropped
+            // where a bracket closes, below.)
             if matches!(tok, Token::Keyword(..) | Token::Punct(b')' | b';')) {
                 while let Some(&clause) = self.clauses.last() {
                     if clause.depth < depth || (clause.depth == depth && !ends_clause_at(tok, k, false)) {
@@ -209,6 +210,11 @@ impl Fingerprinter {
                 Token::Punct(close @ (b')' | b']')) => {
                     self.out.push(close);
                     depth = depth.saturating_sub(1);
+                    // A clause inside the bracket ends with it (`a[SELECT b] c`: `c` is an alias
+                    // of the outer list), as the full rewrite ends it at the next token.
+                    while self.clauses.last().is_some_and(|c| c.depth > depth) {
+                        self.clauses.pop();
+                    }
                     prev = Prev::Close;
                 }
                 Token::Punct(b',') => {
@@ -400,11 +406,25 @@ mod tests {
             "SELECT x FROM t LIMIT 5 + 1",
             "SELECT NULL::int, x::integer FROM t",
             "SELECT f(VARIADIC '{1}'::int[])",
-            "SELECT \"t\".select, t.user, t.int4 '5', a.\"b\".c.*, t.\"c\" x FROM t",
             "SELECT t.\"unterminated",
             "SELECT t.",
+            "SELECT a[SELECT b] c FROM t",
+            "SELECT x[SELECT t] t",
+            "SELECT (SELECT 1] x",
         ] {
             assert!(agrees(sql.as_bytes()).is_ok(), "{sql}");
+        }
+        // Qualified names: taken when every part is a name the loop would take, given up on
+        // otherwise, and alike either way.
+        for (sql, taken) in [
+            ("SELECT a.\"b\".c.*, \"t\".\"c\" FROM t", true),
+            ("SELECT t.x FROM t WHERE t.y = 1", true),
+            ("SELECT \"t\".select FROM t", false),
+            ("SELECT t.user FROM t", false),
+            ("SELECT t.int4 '5'", false),
+            ("SELECT t.\"c\" x FROM t", false),
+        ] {
+            assert_eq!(agrees(sql.as_bytes()), Ok(taken), "{sql}");
         }
     }
 
