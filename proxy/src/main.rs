@@ -150,7 +150,13 @@ fn run(args: ProxyArgs) -> anyhow::Result<()> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         cpus.div_ceil(2).clamp(1, 4)
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    // One worker: a current-thread runtime, which schedules without the work-stealing
+    // scheduler's cross-thread queues and wake-ups; more: the multi-thread one.
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
+    };
     // Handlers first: a Ctrl-C during the embedded start then stops pgvisor in order once the
     // server is up, instead of killing pgvisor and orphaning the server.
     let signals = {

@@ -8,7 +8,8 @@
 //!   floor --listen 127.0.0.1:7000 --upstream 127.0.0.1:5432
 //!
 //! The runtime has as many worker threads as pgvisor's default (proxy/src/main.rs): half the
-//! available CPUs, rounded up, between 1 and 4. It runs until killed.
+//! available CPUs, rounded up, between 1 and 4; with one, a current-thread runtime, as pgvisor's.
+//! It runs until killed.
 
 use std::io;
 use std::time::Duration;
@@ -28,11 +29,13 @@ fn main() {
     // The same rule as pgvisor's default `--threads`.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cpus.div_ceil(2).clamp(1, 4);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("cannot build the tokio runtime");
+    // And the same runtime: a current-thread one for one worker.
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    }
+    .expect("cannot build the tokio runtime");
     if let Err(e) = runtime.block_on(serve(&listen, upstream)) {
         eprintln!("floor: cannot listen on {listen}: {e}");
         std::process::exit(1);

@@ -307,7 +307,7 @@ pub struct ProxyArgs {
 
     /// Worker threads. Default: half the CPUs (at least 1, at most 4): pgvisor shares the machine
     /// with the database and the application, and one thread forwards tens of thousands of
-    /// queries a second.
+    /// queries a second. With one, tokio's current-thread scheduler.
     #[arg(long, env = "PGVISOR_THREADS", value_parser = count::<u16>(1, 256, ""), global = true, allow_negative_numbers = true)]
     pub threads: Option<u16>,
 
