@@ -279,6 +279,8 @@ impl Fingerprinter {
         let sql = t.src;
         let mut prev = Prev::Start;
         let mut kind = StatementKind::Other;
+        // The index of the current statement's first token.
+        let mut head = 0;
         let mut set_values = false;
         let mut declare_named = false;
         // A name to write as `_` (an EXTRACT field, a prepared statement's name).
@@ -310,6 +312,7 @@ impl Fingerprinter {
                 }
                 omit_at = usize::MAX;
                 kind = StatementKind::of(t, i);
+                head = i;
                 self.query_seen = false;
                 set_values = false;
                 declare_named = false;
@@ -553,7 +556,7 @@ impl Fingerprinter {
                         BY | TO | ROLE
                             if matches!(kind, StatementKind::Other | StatementKind::Alter | StatementKind::Options)
                                 && at_top
-                                && starts_role_list(t, i) =>
+                                && starts_role_list(t, head, i) =>
                         {
                             roles = true
                         }

@@ -275,6 +275,16 @@ fn role_lists_end_at_an_option_and_owned_by_a_column_is_no_role() {
 }
 
 #[test]
+fn role_lists_are_read_in_their_own_statement() {
+    // The second statement is no role statement: its RENAME TO names a table, part of the shape.
+    differ(
+        "REASSIGN OWNED BY a TO b; ALTER TABLE x RENAME TO y",
+        "REASSIGN OWNED BY a TO b; ALTER TABLE x RENAME TO z",
+    );
+    same("SELECT 1; REASSIGN OWNED BY a TO b", "SELECT 1; REASSIGN OWNED BY c TO d");
+}
+
+#[test]
 fn type_synonyms_apply_where_a_type_is_written_only() {
     assert_eq!(norm("SELECT dec, integer FROM t"), "SELECT dec, integer FROM t");
     assert_eq!(norm("SELECT x::integer, CAST(y AS decimal) FROM t"), "SELECT x::int, CAST (y AS numeric) FROM t");

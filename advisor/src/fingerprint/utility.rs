@@ -340,19 +340,20 @@ impl Fingerprinter {
     }
 }
 
-/// True when role names follow the keyword at `i` in a statement that is not a GRANT or REVOKE:
+/// True when role names follow the keyword at `i` in a statement (first token at `head`) that is
+/// not a GRANT or REVOKE:
 /// `[DROP | REASSIGN] OWNED BY r, ...`, REASSIGN's `TO r`, `CREATE ROLE ... IN ROLE r, ...` and
 /// `ALTER ROLE ... RENAME TO r` (pg_query ignores role names, RoleSpec).
-pub(super) fn starts_role_list(t: &Tokens, i: usize) -> bool {
+pub(super) fn starts_role_list(t: &Tokens, head: usize, i: usize) -> bool {
     const RENAME: Known = known("rename");
     let before = i.wrapping_sub(1);
     match t.known(i) {
-        BY => t.word_is(before, "owned") && (t.is(0, DROP) || t.word_is(0, "reassign")),
+        BY => t.word_is(before, "owned") && (t.is(head, DROP) || t.word_is(head, "reassign")),
         TO => {
-            t.word_is(0, "reassign")
-                || (t.is(before, RENAME) && t.is(0, ALTER) && matches!(t.known(1), ROLE | USER | GROUP))
+            t.word_is(head, "reassign")
+                || (t.is(before, RENAME) && t.is(head, ALTER) && matches!(t.known(head + 1), ROLE | USER | GROUP))
         }
-        ROLE => t.is(before, IN) && matches!(t.known(1), ROLE | USER | GROUP),
+        ROLE => t.is(before, IN) && matches!(t.known(head + 1), ROLE | USER | GROUP),
         _ => false,
     }
 }
