@@ -22,9 +22,9 @@ mod writer;
 use display::DisplayText;
 use key::{has_digit_run, Edit, KeyEdit};
 use rules::{
-    folding_minus, is_sign_operator, negated_parenthesised_number, parenthesised_constant, type_synonym, Tokens,
+    folding_minus, is_sign_operator, negated_parenthesised_number, parenthesised_constant, type_synonym, Tokens, TIME,
 };
-use utility::{starts_role_list, StatementKind, TIME, XML};
+use utility::{starts_role_list, StatementKind, XML};
 use words::*;
 use writer::{Open, ValuesRun};
 
@@ -468,10 +468,7 @@ impl Fingerprinter {
                     if let Some((c, end)) = parenthesised_constant(t, i) {
                         // `(5)` is `5`: the parentheses are not part of the shape.
                         self.show(t, i, c);
-                        prev = match t.toks[c] {
-                            Token::Keyword(s, e) => self.push(sql, Token::Const(s, e), t.spans[c], prev),
-                            _ => self.constant(t, c, prev),
-                        };
+                        prev = self.constant(t, c, prev);
                         self.show(t, c + 1, end);
                         // A cast of a bare constant in parentheses is a cast constant; of a cast
                         // one, a cast (pg_query folds one TypeCast of a constant, not two).
@@ -514,11 +511,13 @@ impl Fingerprinter {
                     }
                     // Only where a type is written: after `::`, in CAST's `AS`, in a utility statement
                     // (a column definition); `SELECT dec FROM t` names a column.
-                    let type_position = prev == Prev::Cast
-                        || kind != StatementKind::Query
-                        || self.stack.last().is_some_and(|o| o.kind == writer::ListKind::Cast);
+                    let type_position = || {
+                        prev == Prev::Cast
+                            || kind != StatementKind::Query
+                            || self.stack.last().is_some_and(|o| o.kind == writer::ListKind::Cast)
+                    };
                     if let Some((text, next)) =
-                        (type_position && k.is_literal_type()).then(|| type_synonym(t, i)).flatten()
+                        (k.is_literal_type() && type_position()).then(|| type_synonym(t, i)).flatten()
                     {
                         self.show(t, i, next);
                         prev = self.word_as(sql, tok, text, prev);

@@ -80,9 +80,9 @@ impl Tokens<'_> {
 
 const INTERVAL: Known = known("interval");
 const TIMESTAMP: Known = known("timestamp");
-const TIME: Known = known("time");
+pub(super) const TIME: Known = known("time");
 const WITHOUT: Known = known("without");
-const ZONE: Known = known("zone");
+pub(super) const ZONE: Known = known("zone");
 const DOUBLE: Known = known("double");
 const CHARACTER: Known = known("character");
 const CHAR: Known = known("char");
@@ -321,13 +321,6 @@ pub(super) fn type_synonym(t: &Tokens, i: usize) -> Option<(&'static [u8], usize
     const INTEGER: Known = known("integer");
     const DEC: Known = known("dec");
     const DECIMAL: Known = known("decimal");
-    const CHAR: Known = known("char");
-    const CHARACTER: Known = known("character");
-    const DOUBLE: Known = known("double");
-    const TIMESTAMP: Known = known("timestamp");
-    const TIME: Known = known("time");
-    const WITHOUT: Known = known("without");
-    const ZONE: Known = known("zone");
     let k = t.known(i);
     match k {
         INTEGER => Some((b"int", i + 1)),

@@ -4,7 +4,7 @@
 //! them) but not in the hash.
 
 use super::key::Edit;
-use super::rules::Tokens;
+use super::rules::{Tokens, TIME, ZONE};
 use super::words::{
     ABORT, ALL, BY, DO, END, FETCH, FROM, GROUP, LOCAL, NOTIFY, PREPARE, RELEASE, ROLE, ROLLBACK, SAVEPOINT, SELECT,
     SESSION, SET, TABLE, TO, UPDATE, WITH,
@@ -303,9 +303,7 @@ impl Fingerprinter {
     }
 }
 
-pub(super) const TIME: Known = known("time");
 pub(super) const XML: Known = known("xml");
-const ZONE: Known = known("zone");
 const SHOW: Known = known("show");
 const RESET: Known = known("reset");
 

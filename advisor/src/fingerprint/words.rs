@@ -145,10 +145,7 @@ impl Fingerprinter {
                     match clause.operands.iter().flatten().find(|o| o.start == j) {
                         Some(o) => {
                             self.show(t, j, o.constant);
-                            *prev = match t.toks[o.constant] {
-                                Token::Keyword(s, e) => self.push(sql, Token::Const(s, e), t.spans[o.constant], *prev),
-                                _ => self.constant(t, o.constant, *prev),
-                            };
+                            *prev = self.constant(t, o.constant, *prev);
                             self.show(t, o.constant + 1, o.end);
                             j = o.end;
                         }
@@ -207,12 +204,18 @@ impl Fingerprinter {
         // every query's target list costs more than the rare reordered pair is worth.
     }
 
-    /// Writes the constant token at `c` and records it.
+    /// Writes the constant token at `c` and records it; a keyword there (`TRUE`, `NULL`) is
+    /// written as the constant it is, not recorded (it has no literal value).
     pub(super) fn constant(&mut self, t: &Tokens, c: usize, prev: Prev) -> Prev {
-        if let Token::Const(s, e) = t.toks[c] {
-            self.constants.push((s, e));
-        }
-        self.push(t.src, t.toks[c], t.spans[c], prev)
+        let tok = match t.toks[c] {
+            Token::Const(s, e) => {
+                self.constants.push((s, e));
+                t.toks[c]
+            }
+            Token::Keyword(s, e) => Token::Const(s, e),
+            tok => tok,
+        };
+        self.push(t.src, tok, t.spans[c], prev)
     }
 
     /// At `::` at `i` after a constant: shows the cast and returns the index past its type name.
@@ -318,7 +321,8 @@ fn constant_limit(t: &Tokens, mut i: usize) -> Option<ConstantLimit> {
     // Each item at most once (`LIMIT 1 LIMIT 2` is not one clause).
     let mut seen = [false; 3];
     for slot in &mut operands {
-        let item = match t.known(i) {
+        let k = t.known(i);
+        let item = match k {
             LIMIT => 0,
             OFFSET => 1,
             FETCH => 2,
@@ -327,11 +331,11 @@ fn constant_limit(t: &Tokens, mut i: usize) -> Option<ConstantLimit> {
         if std::mem::replace(&mut seen[item], true) {
             break;
         }
-        match t.known(i) {
+        match k {
             LIMIT if t.is(i + 1, ALL) => i += 2,
             LIMIT | OFFSET => {
                 let o = operand(t, i + 1)?;
-                i = o.end + usize::from(t.known(i) == OFFSET && rows(o.end));
+                i = o.end + usize::from(k == OFFSET && rows(o.end));
                 *slot = Some(o);
             }
             FETCH if t.word_is(i + 1, "first") || t.word_is(i + 1, "next") => {
