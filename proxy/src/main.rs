@@ -151,7 +151,8 @@ fn run(args: ProxyArgs) -> anyhow::Result<()> {
         cpus.div_ceil(2).clamp(1, 4)
     });
     // One worker: a current-thread runtime, which schedules without the work-stealing
-    // scheduler's cross-thread queues and wake-ups; more: the multi-thread one.
+    // scheduler's cross-thread queues and wake-ups; more: the multi-thread one. The benchmark's
+    // floor (bench/src/bin/floor.rs) follows the same rule.
     let runtime = if threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {

@@ -103,7 +103,7 @@ impl<'a> From<&'a StatementEvent> for Executed<'a> {
 #[derive(Debug, Default)]
 pub struct DdlWatch {
     tables: HashMap<String, Vec<TableUse>>,
-    shapes: HashMap<Fingerprint, Arc<[String]>>,
+    shapes: HashMap<Fingerprint, Box<[String]>>,
     lock_timeouts: HashMap<u64, LockTimeout>,
     blocked: HashMap<u64, Vec<Blocked>>,
     reported: HashMap<u64, Reported>,
