@@ -237,10 +237,12 @@ fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 #[derive(Debug)]
 pub struct SessionEntry {
     published: Publication,
-    /// Odd while bytes are forwarded but not yet observed; each step adds one. Only this session
-    /// writes it (no shared cache line on the forwarding path); the API reads it to wait for
+    /// Chunks of bytes announced for forwarding, counted from 1. Only this session's relay writes
+    /// it (no shared cache line on the forwarding path); the API reads it to wait for
     /// observations of bytes a client may already have (read-your-writes).
-    observing: AtomicU64,
+    forwarded: AtomicU64,
+    /// The highest chunk number observed: every chunk up to it has been shown to the observer.
+    observed: AtomicU64,
 }
 
 /// A session's record, as its observer keeps it.
@@ -255,7 +257,7 @@ pub struct SessionRecord {
 impl SessionEntry {
     fn new(identity: &SessionIdentity) -> Self {
         let record = (identity.clone(), SessionActivity::default());
-        Self { published: Publication::new(&record), observing: AtomicU64::new(0) }
+        Self { published: Publication::new(&record), forwarded: AtomicU64::new(0), observed: AtomicU64::new(0) }
     }
 
     /// The session as published: what its observer starts from.
@@ -289,14 +291,21 @@ impl SessionEntry {
         );
     }
 
-    /// Bytes are about to be forwarded; [`Self::observed`] follows once the observer saw them.
-    pub fn forwarding(&self) {
-        self.observing.fetch_add(1, Ordering::Release);
+    /// A chunk of bytes is about to be forwarded: returns its number, which
+    /// [`Self::observed_through`] gives back once the observer has seen it.
+    pub fn forwarding(&self) -> u64 {
+        self.forwarded.fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    /// The observer has seen what [`Self::forwarding`] announced.
-    pub fn observed(&self) {
-        self.observing.fetch_add(1, Ordering::Release);
+    /// The observer has seen every chunk up to number `chunk`.
+    pub fn observed_through(&self, chunk: u64) {
+        self.observed.fetch_max(chunk, Ordering::AcqRel);
+    }
+
+    /// The last chunk announced, when the observer has not seen it yet.
+    fn unobserved(&self) -> Option<u64> {
+        let forwarded = self.forwarded.load(Ordering::Acquire);
+        (self.observed.load(Ordering::Acquire) < forwarded).then_some(forwarded)
     }
 }
 
@@ -368,20 +377,14 @@ impl SessionRegistry {
     /// Waits, at most `limit`, until every session that was between forwarding bytes and
     /// observing them has observed them.
     pub async fn wait_observed(&self, limit: Duration) {
-        let busy: Vec<(Arc<SessionEntry>, u64)> = self
-            .sessions
-            .iter()
-            .filter_map(|e| {
-                let seq = e.observing.load(Ordering::Acquire);
-                (seq % 2 == 1).then(|| (e.value().clone(), seq))
-            })
-            .collect();
+        let busy: Vec<(Arc<SessionEntry>, u64)> =
+            self.sessions.iter().filter_map(|e| e.unobserved().map(|chunk| (e.value().clone(), chunk))).collect();
         if busy.is_empty() {
             return;
         }
         let deadline = tokio::time::Instant::now() + limit;
-        for (entry, seq) in busy {
-            while entry.observing.load(Ordering::Acquire) == seq && tokio::time::Instant::now() < deadline {
+        for (entry, chunk) in busy {
+            while entry.observed.load(Ordering::Acquire) < chunk && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
         }

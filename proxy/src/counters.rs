@@ -23,6 +23,8 @@ pub struct ProxyCounters {
     pub client_protocol_errors: AtomicU64,
     /// Upstream connection attempts that failed.
     pub upstream_connect_errors: AtomicU64,
+    /// Times a session's observation backlog was full and its relay observed it at once.
+    pub observed_inline: AtomicU64,
     /// Cancel requests forwarded.
     pub cancel_requests: AtomicU64,
     /// The Inspector's EXPLAINs, by outcome.

@@ -2,8 +2,9 @@
 //!
 //! A pgbench transaction is six to eight messages in two chunks; reading the clocks for each
 //! message cost more than observing most of them. Every message of one read arrived at the same
-//! moment as far as a statement's timing can tell, so the relay calls [`ChunkClock::tick`] once
-//! per chunk. Wall-clock times are derived from the monotonic one and an anchor re-read every
+//! moment as far as a statement's timing can tell, so the relay reads the clock once per chunk
+//! and the observer is given that time ([`ChunkClock::tick_at`]) when it sees the chunk, which
+//! may be a little later, on the observation worker's thread. Wall-clock times are derived from the monotonic one and an anchor re-read every
 //! second, so they follow the system clock's adjustments within a second.
 
 use std::time::{Duration, Instant, SystemTime};
@@ -32,7 +33,12 @@ impl Default for ChunkClock {
 impl ChunkClock {
     /// A new chunk of bytes arrived now.
     pub(super) fn tick(&mut self) {
-        self.chunk = Some(Instant::now());
+        self.tick_at(Instant::now());
+    }
+
+    /// A new chunk of bytes arrived at `at` (read by the relay, observed later).
+    pub(super) fn tick_at(&mut self, at: Instant) {
+        self.chunk = Some(at);
         self.chunk_wall = None;
     }
 

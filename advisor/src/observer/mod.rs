@@ -1,6 +1,7 @@
 //! Per-session observer: pairs requests with responses and times every statement.
 //!
-//! Called inline by the proxy for each framed message, in order, per direction; it never
+//! Called by the proxy for each framed message, in the order forwarded (on its observation
+//! thread, or on the relay when a session's backlog is full); it never
 //! blocks: finished statements and findings leave through an [`EventSender`] that drops when
 //! full. Responses arrive in request order (protocol document, "Pipelining"), so a FIFO of what
 //! each request will be answered with is enough to pair them, for simple, extended and
@@ -722,6 +723,11 @@ impl SessionObserver {
     /// A chunk of bytes arrived: its messages, about to be shown, share one reading of the clock.
     pub fn chunk_arrived(&mut self) {
         self.clock.tick();
+    }
+
+    /// A chunk of bytes arrived at `at`: its messages follow, timed as of then.
+    pub fn chunk_arrived_at(&mut self, at: Instant) {
+        self.clock.tick_at(at);
     }
 
     /// The session's record as this observer keeps it (what it last published).

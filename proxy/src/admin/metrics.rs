@@ -20,7 +20,7 @@ use crate::counters::ProxyCounters;
 const TOP_FINGERPRINTS: usize = 20;
 
 /// Counters and their `# HELP` text (docs/admin-api.md has the same table).
-const COUNTERS: [(&str, &str); 16] = [
+const COUNTERS: [(&str, &str); 17] = [
     ("pgvisor_connections_total", "Client connections accepted."),
     ("pgvisor_bytes_to_upstream_total", "Bytes forwarded from clients to PostgreSQL."),
     ("pgvisor_bytes_to_client_total", "Bytes forwarded from PostgreSQL to clients."),
@@ -29,6 +29,7 @@ const COUNTERS: [(&str, &str); 16] = [
     ("pgvisor_client_protocol_errors_total", "Sessions closed for malformed client input."),
     ("pgvisor_upstream_connect_errors_total", "Failed connections to PostgreSQL."),
     ("pgvisor_cancel_requests_total", "CancelRequests forwarded."),
+    ("pgvisor_observed_inline_total", "Times a session's observation backlog was full (the observation thread far behind) and its own relay observed it."),
     ("pgvisor_inspector_explains_total", "The Inspector's EXPLAINs for missing_index, by outcome."),
     ("pgvisor_statements_total", "Statement executions recorded."),
     ("pgvisor_events_dropped_total", "Observations dropped because the analysis fell behind (forwarding never waits)."),
@@ -101,6 +102,7 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
         total("pgvisor_client_protocol_errors_total", &s.client_protocol_errors);
         total("pgvisor_upstream_connect_errors_total", &s.upstream_connect_errors);
         total("pgvisor_cancel_requests_total", &s.cancel_requests);
+        total("pgvisor_observed_inline_total", &s.observed_inline);
         for (outcome, value) in s.inspector_explains.by_label() {
             counter!("pgvisor_inspector_explains_total", "outcome" => outcome).absolute(ProxyCounters::get(value));
         }

@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{ClientTls, LogFormat, ProxyArgs, UpstreamAddr, UpstreamTlsMode};
 use crate::counters::ProxyCounters;
+use crate::net::backlog::ObservationWorker;
 use crate::net::shared::Shared;
 use crate::net::tls::TlsSetupError;
 use crate::net::upstream::UpstreamConnector;
@@ -240,6 +241,7 @@ impl Proxy {
                 stats,
                 force_close: CancellationToken::new(),
                 advisor,
+                observation: ObservationWorker::start(),
             }),
             events,
             grace: settings.shutdown_grace,

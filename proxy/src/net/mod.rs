@@ -1,6 +1,7 @@
 //! The forwarding path: the listener accepts clients, each session negotiates TLS and startup,
 //! connects upstream and relays both directions, showing each message to its observation.
 
+pub mod backlog;
 pub mod error;
 pub mod listener;
 pub mod observation;

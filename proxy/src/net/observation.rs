@@ -1,8 +1,9 @@
 //! What a session shows the advisor, beside the forwarding path.
 //!
-//! The relay calls the observation synchronously for each framed message, after forwarding it; the
-//! observer only reads the borrowed bytes and never blocks (its events go out through a channel
-//! that drops when full), so forwarding never waits for observation. A panic in the observer is
+//! The observation worker (`net::backlog`) shows it each framed message, in the order forwarded,
+//! after the relay has forwarded it; the observer only reads the bytes it is given and never
+//! blocks (its events go out through a channel that drops when full), so forwarding never waits
+//! for observation. A panic in the observer is
 //! contained here: the session goes on being forwarded, unobserved, and the failure is counted
 //! and logged once.
 
@@ -46,10 +47,16 @@ impl SessionObservation {
         Self { observed: Some(Observed { session, observer, advisor }), span: tracing::Span::none() }
     }
 
-    /// A chunk of bytes is about to be shown, message by message: one clock reading for all.
-    pub fn chunk(&mut self) {
+    /// Whether there is an observer (not for a replication connection).
+    pub fn is_observing(&self) -> bool {
+        self.observed.is_some()
+    }
+
+    /// A chunk of bytes read at `at` is about to be shown, message by message: one clock reading
+    /// for all.
+    pub fn chunk_at(&mut self, at: std::time::Instant) {
         if let Some(observed) = &mut self.observed {
-            observed.observer.chunk_arrived();
+            observed.observer.chunk_arrived_at(at);
         }
     }
 

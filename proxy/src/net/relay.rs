@@ -1,8 +1,10 @@
 //! The forwarding loop: bytes go on as soon as they are read, framed beside the copy.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use pgwire::messages::startup::Authentication as PgAuthentication;
@@ -12,12 +14,10 @@ use protocol::{parse_message, BackendTag, Frame, FrameScanner, ProtocolError, Sc
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use advisor::sessions::SessionEntry;
-
 use crate::counters::ProxyCounters;
 use crate::logging::LogLimiter;
+use crate::net::backlog::{Backlog, Side};
 use crate::net::error::{fatal_error_response, SessionError};
-use crate::net::observation::SessionObservation;
 use crate::net::stream::Conn;
 
 /// Bytes read per system call in each direction.
@@ -41,14 +41,14 @@ pub enum ChannelBinding {
 /// Relays a session until either side closes, a side breaks the protocol, or `close` fires.
 /// Also returns whether SCRAM-SHA-256-PLUS was removed from the server's offer.
 ///
-/// `progress`, when the session is observed, is told before bytes are forwarded and after they
-/// were observed, so the admin API can wait for observations a client may already depend on.
+/// What is forwarded is queued in `backlog` for the observation worker (`net::backlog`), which
+/// also tells the session's registry entry what has been observed, so the admin API can wait for
+/// observations a client may already depend on.
 pub async fn relay(
     client: Conn,
     upstream: Conn,
     binding: ChannelBinding,
-    tap: &Mutex<SessionObservation>,
-    progress: Option<&SessionEntry>,
+    backlog: &Arc<Backlog>,
     stats: &ProxyCounters,
     close: &CancellationToken,
 ) -> (Result<(), SessionError>, bool) {
@@ -57,13 +57,11 @@ pub async fn relay(
     let client_at_boundary = AtomicBool::new(true);
     let (mut client_rd, mut client_wr) = client.split();
     let (mut upstream_rd, mut upstream_wr) = upstream.split();
-    let to_upstream =
-        Direction { tap, progress, on_message: SessionObservation::frontend, counter: &stats.frontend_messages };
-    let to_client =
-        Direction { tap, progress, on_message: SessionObservation::backend, counter: &stats.backend_messages };
+    let to_upstream = Direction { backlog, side: Side::Client, counter: &stats.frontend_messages, stats };
+    let to_client = Direction { backlog, side: Side::Server, counter: &stats.backend_messages, stats };
     let outcome = tokio::select! {
-        r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream, stats) => r,
-        r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client, stats) => r,
+        r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream) => r,
+        r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client) => r,
         _ = close.cancelled() => Err(SessionError::ShuttingDown),
     };
     // The upstream goes first: its backend is freed even if the client has stopped reading.
@@ -77,13 +75,13 @@ pub async fn relay(
     (outcome, stripped.load(Ordering::Relaxed))
 }
 
-/// One direction's observation: the tap both directions share, and what to call on it.
+/// One direction's observation: the session's backlog, which side this is, its message counter.
 #[derive(Clone, Copy)]
 struct Direction<'a> {
-    tap: &'a Mutex<SessionObservation>,
-    progress: Option<&'a SessionEntry>,
-    on_message: fn(&mut SessionObservation, ScannedMessage<'_>),
+    backlog: &'a Arc<Backlog>,
+    side: Side,
     counter: &'a AtomicU64,
+    stats: &'a ProxyCounters,
 }
 
 /// A read buffer that starts small and doubles, up to [`READ_BUF`], whenever a read fills it:
@@ -111,57 +109,40 @@ impl ReadBuf {
     }
 }
 
-/// Writes `chunk` to `to` and shows its messages to the tap, normally after the write so that
-/// observation never delays the bytes. When the write cannot finish at once (the peer is slow),
-/// the chunk is observed before the task yields: a response to these bytes can then never be
-/// observed before the request itself.
+/// Writes `chunk` to `to` and queues its messages for observation once the write has started
+/// (its first poll), so observation neither delays the bytes nor falls behind a response to them:
+/// the chunk is queued before the task can yield.
 async fn forward<W: AsyncWrite + Unpin>(
     to: &mut W,
     chunk: &[u8],
     scanner: &mut FrameScanner,
     direction: Direction<'_>,
 ) -> (std::io::Result<()>, Result<(), ProtocolError>) {
-    // `forwarding` and `observed` bracket one stretch with no yield in between (the first poll of
-    // the write, then the observation), so the session's sequence is odd only while this task
-    // runs: the admin API never waits behind a slow peer, and the two directions (one task) never
-    // overlap their brackets.
-    if let Some(p) = direction.progress {
-        p.forwarding();
-    }
-    let mut observed = None;
-    let observe_now = |scanner: &mut FrameScanner| {
-        let result = observe(scanner, chunk, direction);
-        if let Some(p) = direction.progress {
-            p.observed();
-        }
-        result
-    };
+    // Numbered before any byte goes out: the admin API waits for every number it has seen.
+    let number = direction.backlog.forwarding();
+    let mut queued = None;
     let mut write = std::pin::pin!(async {
         to.write_all(chunk).await?;
         to.flush().await
     });
     let written = std::future::poll_fn(|cx| {
         let poll = write.as_mut().poll(cx);
-        if poll.is_pending() && observed.is_none() {
-            observed = Some(observe_now(scanner));
+        if queued.is_none() {
+            queued = Some(queue(scanner, chunk, direction, number));
         }
         poll
     })
     .await;
-    let observed = observed.unwrap_or_else(|| observe_now(scanner));
-    (written, observed)
+    let queued = queued.unwrap_or_else(|| queue(scanner, chunk, direction, number));
+    (written, queued)
 }
 
-async fn client_to_upstream<R, W>(
-    from: &mut R,
-    to: &mut W,
-    direction: Direction<'_>,
-    stats: &ProxyCounters,
-) -> Result<(), SessionError>
+async fn client_to_upstream<R, W>(from: &mut R, to: &mut W, direction: Direction<'_>) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let stats = direction.stats;
     let mut scanner = FrameScanner::new(MAX_MESSAGE_LEN, OBSERVED_PREFIX);
     let mut buf = ReadBuf::new();
     loop {
@@ -183,13 +164,13 @@ async fn upstream_to_client<R, W>(
     stripped: &AtomicBool,
     at_boundary: &AtomicBool,
     direction: Direction<'_>,
-    stats: &ProxyCounters,
 ) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Some(leftover) = startup_phase(from, to, binding, stripped, direction.tap, stats).await? else {
+    let stats = direction.stats;
+    let Some(leftover) = startup_phase(from, to, binding, stripped, direction).await? else {
         return Ok(());
     };
     let mut scanner = FrameScanner::new(MAX_MESSAGE_LEN, OBSERVED_PREFIX);
@@ -211,15 +192,15 @@ where
     }
 }
 
-/// Frames `chunk` and shows each message to the tap; one lock per chunk, never held across I/O.
-fn observe(scanner: &mut FrameScanner, chunk: &[u8], direction: Direction<'_>) -> Result<(), ProtocolError> {
-    let mut tap = direction.tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    tap.chunk();
-    let mut messages = 0;
-    let result = scanner.feed(chunk, |m| {
-        messages += 1;
-        (direction.on_message)(&mut tap, m);
-    });
+/// Frames `chunk` and queues each message in the session's backlog.
+fn queue(scanner: &mut FrameScanner, chunk: &[u8], direction: Direction<'_>, number: u64) -> Result<(), ProtocolError> {
+    let (result, messages) = direction.backlog.queue(
+        direction.side,
+        number,
+        Instant::now(),
+        |sink| scanner.feed(chunk, sink),
+        direction.stats,
+    );
     ProxyCounters::add(direction.counter, messages);
     result
 }
@@ -232,13 +213,13 @@ async fn startup_phase<R, W>(
     to: &mut W,
     binding: ChannelBinding,
     stripped: &AtomicBool,
-    tap: &Mutex<SessionObservation>,
-    stats: &ProxyCounters,
+    direction: Direction<'_>,
 ) -> Result<Option<Vec<u8>>, SessionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let stats = direction.stats;
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out = BytesMut::new();
     loop {
@@ -247,15 +228,20 @@ where
             return Ok(None);
         }
         let mut ready = false;
-        tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).chunk();
+        let at = Instant::now();
+        // Numbered once a whole message is read: every number announced is then observed.
+        let mut number = None;
         while let Some((frame, used)) = parse_message(&buf, MAX_MESSAGE_LEN).map_err(SessionError::UpstreamProtocol)? {
-            {
-                let mut tap = tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                tap.backend(ScannedMessage { tag: frame.tag, body_len: frame.body.len(), body: frame.body });
-            }
-            ProxyCounters::add(&stats.backend_messages, 1);
+            let number = *number.get_or_insert_with(|| direction.backlog.forwarding());
+            let message = ScannedMessage { tag: frame.tag, body_len: frame.body.len(), body: frame.body };
+            let whole = |sink: &mut dyn FnMut(ScannedMessage<'_>)| -> Result<(), Infallible> {
+                sink(message);
+                Ok(())
+            };
+            let (Ok(()), messages) = direction.backlog.queue(Side::Server, number, at, whole, stats);
+            ProxyCounters::add(direction.counter, messages);
             if BackendTag::from_byte(frame.tag) == BackendTag::ErrorResponse {
-                let span = tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).span.clone();
+                let span = direction.backlog.tap().span.clone();
                 span.in_scope(|| log_refused_login(frame.body));
             }
             match without_channel_binding(frame).filter(|_| binding == ChannelBinding::Strip) {

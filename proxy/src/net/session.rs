@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use advisor::observer::SessionObserver;
@@ -16,6 +16,7 @@ use tracing::{debug, info, warn, Instrument, Span};
 
 use crate::counters::ProxyCounters;
 use crate::logging::LogLimiter;
+use crate::net::backlog::Backlog;
 use crate::net::error::{fatal_error_response, SessionError};
 use crate::net::observation::SessionObservation;
 use crate::net::relay::ChannelBinding;
@@ -129,7 +130,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared, span
             }
             let (mut tap, progress) = observe(&identity, peer, id, client.is_tls(), shared);
             tap.span = span.clone();
-            let tap = Mutex::new(tap);
+            let backlog = Backlog::new(tap, progress, &shared.observation);
             // Channel binding hashes the certificate the client sees; it only survives the proxy
             // when the upstream presents that very certificate (pgvisor given the server's own).
             let client_tls = client.is_tls();
@@ -137,17 +138,9 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, id: u64, shared: &Shared, span
                 (Some(ours), Some(theirs)) if client_tls && ours.as_slice() == theirs => ChannelBinding::PassThrough,
                 _ => ChannelBinding::Strip,
             };
-            let (result, stripped) = crate::net::relay::relay(
-                client,
-                upstream,
-                binding,
-                &tap,
-                progress.as_deref(),
-                &shared.stats,
-                &shared.force_close,
-            )
-            .await;
-            tap.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).finish();
+            let (result, stripped) =
+                crate::net::relay::relay(client, upstream, binding, &backlog, &shared.stats, &shared.force_close).await;
+            backlog.finish();
             if stripped && client_tls && !shared.warned_channel_binding.swap(true, Ordering::Relaxed) {
                 let _in_span = span.enter();
                 warn!(

@@ -9,6 +9,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::counters::ProxyCounters;
+use crate::net::backlog::ObservationWorker;
 use crate::net::upstream::UpstreamConnector;
 
 /// State shared by all sessions of one proxy.
@@ -29,6 +30,8 @@ pub struct Shared {
     pub force_close: CancellationToken,
     /// Statistics, sessions and advice.
     pub advisor: Arc<Advisor>,
+    /// The thread that observes what sessions forward.
+    pub observation: ObservationWorker,
 }
 
 impl Shared {
