@@ -291,10 +291,14 @@ impl SessionEntry {
         );
     }
 
-    /// A chunk of bytes is about to be forwarded: returns its number, which
-    /// [`Self::observed_through`] gives back once the observer has seen it.
+    /// A chunk of bytes is about to be forwarded (called by the session's relay task only):
+    /// returns its number, which [`Self::observed_through`] gives back once the observer has
+    /// seen it.
     pub fn forwarding(&self) -> u64 {
-        self.forwarded.fetch_add(1, Ordering::AcqRel) + 1
+        // One writer (the session's relay): a load and a store, no locked read-modify-write.
+        let chunk = self.forwarded.load(Ordering::Relaxed) + 1;
+        self.forwarded.store(chunk, Ordering::Release);
+        chunk
     }
 
     /// The observer has seen every chunk up to number `chunk`.

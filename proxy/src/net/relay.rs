@@ -59,7 +59,10 @@ pub async fn relay(
     let (mut upstream_rd, mut upstream_wr) = upstream.split();
     let to_upstream = Direction { backlog, side: Side::Client, counter: &stats.frontend_messages, stats };
     let to_client = Direction { backlog, side: Side::Server, counter: &stats.backend_messages, stats };
+    // Biased: the branches are polled in order, without drawing a random number on every wake;
+    // both directions are polled on each wake anyway (neither ends before the session does).
     let outcome = tokio::select! {
+        biased;
         r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream) => r,
         r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client) => r,
         _ = close.cancelled() => Err(SessionError::ShuttingDown),
