@@ -29,7 +29,7 @@ const COUNTERS: [(&str, &str); 17] = [
     ("pgvisor_client_protocol_errors_total", "Sessions closed for malformed client input."),
     ("pgvisor_upstream_connect_errors_total", "Failed connections to PostgreSQL."),
     ("pgvisor_cancel_requests_total", "CancelRequests forwarded."),
-    ("pgvisor_observed_inline_total", "Times a session's observation backlog was full (the observation thread far behind) and its own relay observed it."),
+    ("pgvisor_observed_inline_total", "Times a session's observation backlog was full (the observation thread far behind) and its relay observed it on the forwarding thread."),
     ("pgvisor_inspector_explains_total", "The Inspector's EXPLAINs for missing_index, by outcome."),
     ("pgvisor_statements_total", "Statement executions recorded."),
     ("pgvisor_events_dropped_total", "Observations dropped because the analysis fell behind (forwarding never waits)."),

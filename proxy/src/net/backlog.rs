@@ -6,29 +6,42 @@
 //! a few hundred nanoseconds, against microseconds to pair, time, fingerprint and check a
 //! statement. The worker wakes every [`TICK`] while there is traffic and takes every queued
 //! backlog at once, so no chunk wakes a thread; after [`IDLE_TICKS`] empty ticks it sleeps until
-//! a relay queues something. With two CPUs and eight busy clients this moves the observer's work
-//! from the one thread that forwards every session's bytes onto CPU time that was idle.
+//! a relay queues something.
 //!
-//! Nothing is lost and nothing waits: a backlog that reaches [`MAX_BACKLOG_BYTES`] or
-//! [`MAX_BACKLOG_ITEMS`] (the worker is far behind) is observed at once by the relay itself, in
-//! order, which costs that session the time observation takes and is counted
-//! (`pgvisor_observed_inline_total`). A session's messages are observed in the order forwarded,
-//! both directions in one queue: whoever observes a backlog takes the session's observation lock
-//! before taking the queued messages, so two batches never overtake each other.
+//! Order: a session's messages are observed in the order forwarded, both directions in one
+//! queue. Across sessions, one pass of the worker shows the chunks it took in the order they were
+//! read (by their time), so a parent query's result on one connection of a pool is seen before
+//! the children it caused on another (N+1 across a pool). Whoever observes a backlog holds the
+//! session's observation lock from taking its queue until it has shown it, so two batches of one
+//! session never overtake each other.
+//!
+//! Bounds: a backlog holds at most [`MAX_BACKLOG_BYTES`] of bodies and [`MAX_BACKLOG_ITEMS`]
+//! items (a session's worst case is about 384 KiB); one that reaches either (the worker is far
+//! behind) is observed at once by its own relay, in order: nothing is dropped, the session's
+//! forwarding pays for it, and `pgvisor_observed_inline_total` counts it. What the observer
+//! never reads is not copied: CopyData is not queued at all, and the DataRows of a result past
+//! the rows it samples are queued as a count and a byte total. A drained backlog keeps no buffer.
+//!
+//! Without the worker (its thread could not start, or stopped), every chunk is observed by its
+//! relay at once, as before the worker existed.
 //!
 //! Read-your-writes for the admin API still holds: the relay numbers each chunk before writing it
-//! ([`SessionEntry::forwarding`]) and the observer's side reports the last number it has shown
+//! ([`SessionEntry::forwarding`]) and whoever observes it reports the last number it has shown
 //! ([`SessionEntry::observed_through`]); `Advisor::caught_up` waits for the numbers to meet.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use advisor::capture::MAX_SAMPLED_ROWS;
 use advisor::sessions::SessionEntry;
 use protocol::ScannedMessage;
 
 use crate::counters::ProxyCounters;
+use crate::logging::LogLimiter;
 use crate::net::observation::SessionObservation;
 
 /// How often the worker looks for queued backlogs while there is traffic.
@@ -36,14 +49,16 @@ pub const TICK: Duration = Duration::from_millis(1);
 /// Empty ticks after which the worker sleeps until a relay queues something.
 pub const IDLE_TICKS: u32 = 100;
 /// Most bytes of message bodies a backlog holds before its relay observes it itself.
-pub const MAX_BACKLOG_BYTES: usize = 1024 * 1024;
+pub const MAX_BACKLOG_BYTES: usize = 256 * 1024;
 /// Most messages and chunk marks a backlog holds before its relay observes it itself.
-pub const MAX_BACKLOG_ITEMS: usize = 16 * 1024;
-/// Capacity a drained backlog buffer keeps for the next batch; a larger one is freed.
-const KEPT_CAPACITY: usize = 64 * 1024;
-/// The tag of CopyData, in both directions: its body is never read by the observer, so it is
-/// not copied (a COPY's data would otherwise be copied once more).
+pub const MAX_BACKLOG_ITEMS: usize = 4096;
+/// How much of each message body is observed (and so queued).
+pub const OBSERVED_PREFIX: usize = 64 * 1024;
+/// The tag of CopyData, in both directions: the observer ignores it, so it is not queued (a
+/// COPY's data would otherwise be copied once more).
 const COPY_DATA: u8 = b'd';
+/// The tag of DataRow.
+const DATA_ROW: u8 = b'D';
 
 /// Which side sent a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +75,9 @@ enum Item {
     /// A chunk of bytes was read at `at`; it is chunk number `number` of the session.
     Chunk { at: Instant, number: u64 },
     /// A message: its header and where its observed body sits in the arena.
-    Message { side: Side, tag: u8, body_len: usize, start: usize, end: usize },
+    Message { side: Side, tag: u8, body_len: u32, start: u32, end: u32 },
+    /// Server DataRows past the rows the observer samples: how many, and their bodies' bytes.
+    Rows { count: u32, bytes: u64 },
 }
 
 /// A queued item as shown again.
@@ -75,46 +92,96 @@ enum Replayed<'a> {
 struct Queued {
     items: Vec<Item>,
     arena: Vec<u8>,
+    /// Server DataRows since the server's last other message (the relay's count, so it knows
+    /// when the observer stops sampling a result's rows).
+    rows_in_a_row: u64,
 }
 
 impl Queued {
-    fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     fn is_full(&self) -> bool {
         self.arena.len() >= MAX_BACKLOG_BYTES || self.items.len() >= MAX_BACKLOG_ITEMS
     }
 
     fn push_message(&mut self, side: Side, m: ScannedMessage<'_>) {
-        let body = if m.tag == COPY_DATA { &[][..] } else { m.body };
-        let start = self.arena.len();
-        self.arena.extend_from_slice(body);
-        self.items.push(Item::Message { side, tag: m.tag, body_len: m.body_len, start, end: self.arena.len() });
-    }
-
-    /// Calls `f` with each chunk mark and message, in the order queued.
-    fn replay(&self, mut f: impl FnMut(Replayed<'_>)) {
-        for item in &self.items {
-            match *item {
-                Item::Chunk { at, number } => f(Replayed::Chunk { at, number }),
-                Item::Message { side, tag, body_len, start, end } => {
-                    let body = self.arena.get(start..end).unwrap_or_default();
-                    f(Replayed::Message(side, ScannedMessage { tag, body_len, body }));
+        if m.tag == COPY_DATA {
+            return;
+        }
+        let body_len = u32::try_from(m.body_len).unwrap_or(u32::MAX);
+        if side == Side::Server {
+            if m.tag != DATA_ROW {
+                self.rows_in_a_row = 0;
+            } else {
+                self.rows_in_a_row += 1;
+                if self.rows_in_a_row > MAX_SAMPLED_ROWS {
+                    // Counted, not sampled: only the count and the bytes matter.
+                    if let Some(Item::Rows { count, bytes }) = self.items.last_mut() {
+                        if *count < u32::MAX {
+                            *count += 1;
+                            *bytes += u64::from(body_len);
+                            return;
+                        }
+                    }
+                    self.items.push(Item::Rows { count: 1, bytes: u64::from(body_len) });
+                    return;
                 }
             }
         }
+        let body = m.body.get(..OBSERVED_PREFIX).unwrap_or(m.body);
+        let start = self.arena.len();
+        self.arena.extend_from_slice(body);
+        let (start, end) = (start as u32, self.arena.len() as u32);
+        self.items.push(Item::Message { side, tag: m.tag, body_len, start, end });
     }
 
-    /// Empties it for reuse, letting a buffer that grew for a burst go.
-    fn clear(&mut self) {
-        self.items.clear();
-        self.arena.clear();
-        if self.arena.capacity() > KEPT_CAPACITY {
-            self.arena = Vec::new();
+    /// Takes what is queued, leaving no buffer behind (an idle session keeps nothing) but the
+    /// relay's row count.
+    fn take(&mut self) -> Queued {
+        let rows_in_a_row = self.rows_in_a_row;
+        std::mem::replace(self, Queued { rows_in_a_row, ..Queued::default() })
+    }
+
+    /// The number of the last chunk queued.
+    fn last_chunk(&self) -> Option<u64> {
+        self.items.iter().rev().find_map(|item| match item {
+            Item::Chunk { number, .. } => Some(*number),
+            _ => None,
+        })
+    }
+
+    /// Calls `f` with the chunk marks and messages of `items[from..]` up to the next chunk mark
+    /// after the first item; returns where it stopped.
+    fn replay_chunk(&self, from: usize, mut f: impl FnMut(Replayed<'_>)) -> usize {
+        let mut at = from;
+        while let Some(item) = self.items.get(at) {
+            if at > from && matches!(item, Item::Chunk { .. }) {
+                break;
+            }
+            match *item {
+                Item::Chunk { at, number } => f(Replayed::Chunk { at, number }),
+                Item::Message { side, tag, body_len, start, end } => {
+                    let body = self.arena.get(start as usize..end as usize).unwrap_or_default();
+                    f(Replayed::Message(side, ScannedMessage { tag, body_len: body_len as usize, body }));
+                }
+                Item::Rows { count, bytes } => {
+                    // Each row's share of the bytes, the remainder on the last: the sum is exact.
+                    let each = bytes / u64::from(count.max(1));
+                    for i in 0..count {
+                        let len = if i + 1 == count { bytes - each * u64::from(count - 1) } else { each };
+                        let body_len = usize::try_from(len).unwrap_or(usize::MAX);
+                        f(Replayed::Message(Side::Server, ScannedMessage { tag: DATA_ROW, body_len, body: &[] }));
+                    }
+                }
+            }
+            at += 1;
         }
-        if self.items.capacity() > KEPT_CAPACITY / 16 {
-            self.items = Vec::new();
+        at
+    }
+
+    /// The time of the chunk mark at `at`, if there is one.
+    fn chunk_time(&self, at: usize) -> Option<Instant> {
+        match self.items.get(at) {
+            Some(Item::Chunk { at, .. }) => Some(*at),
+            _ => None,
         }
     }
 }
@@ -127,10 +194,14 @@ pub struct Backlog {
     queued: Mutex<Queued>,
     /// On the worker's list (set by the relay that queues it, cleared by the worker).
     listed: AtomicBool,
+    /// The session has ended: once its queue is shown, its observer reports what it holds.
+    ending: AtomicBool,
     /// Where read-your-writes is tracked; `None` for an unobserved (replication) session.
     progress: Option<Arc<SessionEntry>>,
     /// Whether there is an observer at all: without one, nothing is queued.
     observing: bool,
+    /// The session's log span (the relay's own log lines), without taking the observation lock.
+    span: tracing::Span,
     worker: Arc<Shared>,
 }
 
@@ -138,18 +209,25 @@ impl Backlog {
     /// A backlog for `tap`, observed by `worker`.
     pub fn new(tap: SessionObservation, progress: Option<Arc<SessionEntry>>, worker: &ObservationWorker) -> Arc<Self> {
         let observing = tap.is_observing();
+        let span = tap.span.clone();
         Arc::new(Self {
             tap: Mutex::new(tap),
             queued: Mutex::new(Queued::default()),
             listed: AtomicBool::new(false),
+            ending: AtomicBool::new(false),
             progress,
             observing,
+            span,
             worker: worker.shared.clone(),
         })
     }
 
-    /// The session's observation, for what the relay does with it directly (its log span).
-    pub fn tap(&self) -> MutexGuard<'_, SessionObservation> {
+    /// The session's log span.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    fn tap(&self) -> MutexGuard<'_, SessionObservation> {
         lock(&self.tap)
     }
 
@@ -160,7 +238,8 @@ impl Backlog {
 
     /// Queues the messages `scan` finds in chunk `number` (read at `at`) from `side`, for the
     /// worker; `scan` calls its argument once per message, in order. Returns `scan`'s result
-    /// and the number of messages. When the backlog is full, the relay observes it at once.
+    /// and the number of messages. When the backlog is full, or there is no worker, the relay
+    /// observes it at once.
     pub fn queue<E>(
         self: &Arc<Self>,
         side: Side,
@@ -183,44 +262,80 @@ impl Backlog {
             });
             (result, queued.is_full())
         };
-        if full {
+        if !self.worker.running.load(Ordering::Acquire) {
+            observe_together(&[self.as_ref()]);
+        } else if full {
             ProxyCounters::add(&stats.observed_inline, 1);
-            self.observe(&mut Queued::default());
+            observe_together(&[self.as_ref()]);
         } else if !self.listed.swap(true, Ordering::AcqRel) {
             self.worker.list(self.clone());
         }
         (result, messages)
     }
 
-    /// Shows everything queued to the observer, in order; `spare` is an empty buffer to swap in.
-    fn observe(&self, spare: &mut Queued) {
-        // The observation lock first: a batch taken later is shown later.
-        let mut tap = lock(&self.tap);
-        std::mem::swap(&mut *lock(&self.queued), spare);
-        if spare.is_empty() {
+    /// The session ended: what is still queued is observed, then the observer reports what it
+    /// holds; by the worker when there is one (the relay does not wait for it), else at once.
+    pub fn finish(self: &Arc<Self>) {
+        if !self.observing || !self.worker.running.load(Ordering::Acquire) {
+            observe_together(&[self.as_ref()]);
+            self.tap().finish();
             return;
         }
-        let mut last = None;
-        spare.replay(|item| match item {
-            Replayed::Chunk { at, number } => {
-                tap.chunk_at(at);
-                last = Some(number);
+        self.ending.store(true, Ordering::Release);
+        if !self.listed.swap(true, Ordering::AcqRel) {
+            self.worker.list(self.clone());
+        }
+    }
+}
+
+/// Observes the queues of `backlogs` as one pass: each session's in order, and the chunks of all
+/// of them by the time they were read.
+fn observe_together(backlogs: &[&Backlog]) {
+    // Each session's observation lock first, then its queue: a batch taken later is shown later.
+    let mut taps: Vec<MutexGuard<'_, SessionObservation>> = Vec::with_capacity(backlogs.len());
+    let mut queues: Vec<Queued> = Vec::with_capacity(backlogs.len());
+    for backlog in backlogs {
+        taps.push(lock(&backlog.tap));
+        queues.push(lock(&backlog.queued).take());
+    }
+    // Reported even if showing them fails, so that the admin API never waits for them.
+    let last: Vec<Option<u64>> = queues.iter().map(Queued::last_chunk).collect();
+    let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        replay_merged(&queues, |i, item| {
+            let Some(tap) = taps.get_mut(i) else { return };
+            match item {
+                Replayed::Chunk { at, .. } => tap.chunk_at(at),
+                Replayed::Message(Side::Client, message) => tap.frontend(message),
+                Replayed::Message(Side::Server, message) => tap.backend(message),
             }
-            Replayed::Message(Side::Client, message) => tap.frontend(message),
-            Replayed::Message(Side::Server, message) => tap.backend(message),
         });
-        drop(tap);
-        spare.clear();
-        if let (Some(progress), Some(last)) = (&self.progress, last) {
+    }));
+    if shown.is_err() {
+        static WORKER_FAILED: LogLimiter = LogLimiter::per_second();
+        if let Some(suppressed) = WORKER_FAILED.allow() {
+            tracing::error!(suppressed, "observation failed for a batch of messages; forwarding goes on");
+        }
+    }
+    drop(taps);
+    for (backlog, last) in backlogs.iter().zip(last) {
+        if let (Some(progress), Some(last)) = (&backlog.progress, last) {
             progress.observed_through(last);
         }
     }
+}
 
-    /// The session ended: observes what is still queued, then lets the observer report what it
-    /// holds.
-    pub fn finish(&self) {
-        self.observe(&mut Queued::default());
-        self.tap().finish();
+/// Calls `f` with each queue's index and items, chunk by chunk, the chunks of all queues in the
+/// order of their times (each queue's own order kept).
+fn replay_merged(queues: &[Queued], mut f: impl FnMut(usize, Replayed<'_>)) {
+    // Every queue starts with a chunk mark (`Backlog::queue` pushes one first).
+    let mut next: BinaryHeap<Reverse<(Instant, usize, usize)>> =
+        queues.iter().enumerate().filter_map(|(i, q)| q.chunk_time(0).map(|t| Reverse((t, i, 0)))).collect();
+    while let Some(Reverse((_, i, from))) = next.pop() {
+        let Some(queue) = queues.get(i) else { continue };
+        let to = queue.replay_chunk(from, |item| f(i, item));
+        if let Some(t) = queue.chunk_time(to) {
+            next.push(Reverse((t, i, to)));
+        }
     }
 }
 
@@ -235,11 +350,26 @@ struct Shared {
     listed: Mutex<Vec<Arc<Backlog>>>,
     /// The worker sleeps until unparked (no traffic for a while).
     asleep: AtomicBool,
+    /// The worker's thread runs: while it does not, relays observe their own chunks.
+    running: AtomicBool,
     stop: AtomicBool,
     thread: Mutex<Option<Thread>>,
+    /// Passes made (for tests).
+    passes: AtomicU64,
 }
 
 impl Shared {
+    fn new() -> Self {
+        Self {
+            listed: Mutex::new(Vec::new()),
+            asleep: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            passes: AtomicU64::new(0),
+        }
+    }
+
     /// Puts `backlog` on the worker's list, waking the worker if it sleeps.
     fn list(&self, backlog: Arc<Backlog>) {
         lock(&self.listed).push(backlog);
@@ -256,32 +386,32 @@ impl Shared {
 }
 
 impl ObservationWorker {
-    /// A worker whose thread never runs: backlogs are observed only when full or at their end.
+    /// A worker without a thread: relays observe their own chunks.
     #[cfg(test)]
-    fn stopped() -> Self {
-        let shared = Shared {
-            listed: Mutex::new(Vec::new()),
-            asleep: AtomicBool::new(false),
-            stop: AtomicBool::new(true),
-            thread: Mutex::new(None),
-        };
+    fn without_thread() -> Self {
+        Self { shared: Arc::new(Shared::new()) }
+    }
+
+    /// A worker that counts as running but never makes a pass: backlogs are observed only when
+    /// full.
+    #[cfg(test)]
+    fn asleep_for_ever() -> Self {
+        let shared = Shared::new();
+        shared.running.store(true, Ordering::Release);
         Self { shared: Arc::new(shared) }
     }
 
     /// Starts the worker thread. Without a thread (the system refused one) relays observe their
-    /// backlogs themselves once full, and sessions at their end: slower, nothing lost.
+    /// own chunks at once, as before the worker existed.
     pub fn start() -> Self {
-        let shared = Arc::new(Shared {
-            listed: Mutex::new(Vec::new()),
-            asleep: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            thread: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new());
+        shared.running.store(true, Ordering::Release);
         let for_thread = shared.clone();
         match std::thread::Builder::new().name("pgvisor-observer".into()).spawn(move || run(for_thread)) {
             Ok(handle) => *lock(&shared.thread) = Some(handle.thread().clone()),
             Err(e) => {
-                tracing::error!(error = %e, "cannot start the observation thread: sessions observe their own traffic")
+                shared.running.store(false, Ordering::Release);
+                tracing::error!(error = %e, "cannot start the observation thread: sessions observe their own traffic");
             }
         }
         Self { shared }
@@ -295,10 +425,32 @@ impl Drop for ObservationWorker {
     }
 }
 
+/// Marks the worker stopped however its thread ends, and lets go of the backlogs it had listed
+/// (their relays observe their own chunks from then on).
+struct Running(Arc<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
+        let orphans = std::mem::take(&mut *lock(&self.0.listed));
+        for backlog in &orphans {
+            backlog.listed.store(false, Ordering::Release);
+            if backlog.ending.load(Ordering::Acquire) {
+                observe_together(&[backlog.as_ref()]);
+                backlog.tap().finish();
+            }
+        }
+        if !self.0.stop.load(Ordering::SeqCst) {
+            tracing::error!("the observation thread stopped: sessions observe their own traffic from now on");
+        }
+    }
+}
+
 /// The worker's loop: every tick, observe every backlog queued since the last.
 fn run(shared: Arc<Shared>) {
-    let mut spare = Queued::default();
-    let mut batch = Vec::new();
+    let running = Running(shared);
+    let shared = &running.0;
+    let mut batch: Vec<Arc<Backlog>> = Vec::new();
     let mut idle = 0;
     loop {
         std::mem::swap(&mut *lock(&shared.listed), &mut batch);
@@ -320,16 +472,18 @@ fn run(shared: Arc<Shared>) {
             }
         } else {
             idle = 0;
-        }
-        for backlog in batch.drain(..) {
             // Cleared before observing: what a relay queues meanwhile lists the backlog again.
-            backlog.listed.store(false, Ordering::Release);
-            // The observer contains its own panics; this is for the worker's own code, so that
-            // one session's bad batch cannot stop observation for every other session.
-            let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| backlog.observe(&mut spare)));
-            if observed.is_err() {
-                spare = Queued::default();
+            for backlog in &batch {
+                backlog.listed.store(false, Ordering::Release);
             }
+            let backlogs: Vec<&Backlog> = batch.iter().map(Arc::as_ref).collect();
+            observe_together(&backlogs);
+            for backlog in batch.iter().filter(|b| b.ending.load(Ordering::Acquire)) {
+                // Its relay has stopped: nothing more is queued; the observer reports what it holds.
+                backlog.tap().finish();
+            }
+            batch.clear();
+            shared.passes.fetch_add(1, Ordering::Relaxed);
         }
         std::thread::sleep(TICK);
     }
@@ -354,8 +508,13 @@ mod tests {
     /// A backlog observed by `worker`, for session 1 of a new advisor.
     fn observed_backlog(worker: &ObservationWorker) -> (Arc<Backlog>, Arc<Advisor>) {
         let (advisor, _inputs) = Advisor::new(AdvisorConfig::default());
+        (observed_backlog_of(worker, &advisor, 1), advisor)
+    }
+
+    /// A backlog for session `id` of `advisor`.
+    fn observed_backlog_of(worker: &ObservationWorker, advisor: &Arc<Advisor>, id: u64) -> Arc<Backlog> {
         let entry = advisor.sessions.open(SessionIdentity {
-            id: 1,
+            id,
             user: "app".into(),
             database: "app".into(),
             application_name: "test".into(),
@@ -364,13 +523,24 @@ mod tests {
             connected_at: SystemTime::now(),
         });
         let observer =
-            SessionObserver::new(1, entry.clone(), advisor.events.clone(), advisor.config.n_plus_one.clone());
-        let tap = SessionObservation::observing(1, observer, advisor.clone());
-        (Backlog::new(tap, Some(entry), worker), advisor)
+            SessionObserver::new(id, entry.clone(), advisor.events.clone(), advisor.config.n_plus_one.clone());
+        let tap = SessionObservation::observing(id, observer, advisor.clone());
+        Backlog::new(tap, Some(entry), worker)
     }
 
     /// Queues `messages` from `side` as one chunk; returns the chunk's number.
     fn send(backlog: &Arc<Backlog>, side: Side, messages: &[(u8, &[u8])], stats: &ProxyCounters) -> u64 {
+        queue_at(backlog, side, messages, Instant::now(), stats)
+    }
+
+    /// Queues `messages` from `side` as one chunk read at `at`; returns the chunk's number.
+    fn queue_at(
+        backlog: &Arc<Backlog>,
+        side: Side,
+        messages: &[(u8, &[u8])],
+        at: Instant,
+        stats: &ProxyCounters,
+    ) -> u64 {
         let number = backlog.forwarding();
         let scan = |sink: &mut dyn FnMut(ScannedMessage<'_>)| -> Result<(), ()> {
             for &(tag, body) in messages {
@@ -378,7 +548,7 @@ mod tests {
             }
             Ok(())
         };
-        let (result, count) = backlog.queue(side, number, Instant::now(), scan, stats);
+        let (result, count) = backlog.queue(side, number, at, scan, stats);
         assert_eq!((result, count), (Ok(()), messages.len() as u64));
         number
     }
@@ -413,7 +583,7 @@ mod tests {
 
     #[test]
     fn a_full_backlog_is_observed_by_its_relay_and_nothing_is_lost() {
-        let worker = ObservationWorker::stopped();
+        let worker = ObservationWorker::asleep_for_ever();
         let (backlog, advisor) = observed_backlog(&worker);
         let stats = ProxyCounters::default();
         send(&backlog, Side::Client, &[(b'Q', b"BEGIN\0")], &stats);
@@ -428,58 +598,184 @@ mod tests {
         send(&backlog, Side::Client, &[(b'Q', b"COMMIT\0")], &stats);
         send(&backlog, Side::Server, &[(b'C', b"COMMIT\0"), (b'Z', b"I")], &stats);
         assert_eq!(state(&advisor).0, SessionState::IdleInTransaction);
+        // The session ends: with a (sleeping) worker, the rest is left to it.
         backlog.finish();
+        assert!(backlog.ending.load(Ordering::Acquire) && backlog.listed.load(Ordering::Acquire));
+        assert_eq!(lock(&worker.shared.listed).len(), 1);
+        // The worker's thread ends: what it had listed is observed and finished then.
+        drop(Running(worker.shared.clone()));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         runtime.block_on(advisor.sessions.wait_observed(Duration::from_secs(5)));
-        assert_eq!(state(&advisor).0, SessionState::Idle, "the session's end observed the rest");
+        assert_eq!(state(&advisor).0, SessionState::Idle, "the rest was observed");
+        assert!(!worker.shared.running.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn without_a_worker_each_chunk_is_observed_at_once() {
+        let worker = ObservationWorker::without_thread();
+        let (backlog, advisor) = observed_backlog(&worker);
+        let stats = ProxyCounters::default();
+        send(&backlog, Side::Client, &[(b'Q', b"BEGIN\0")], &stats);
+        send(&backlog, Side::Server, &[(b'C', b"BEGIN\0"), (b'Z', b"T")], &stats);
+        assert_eq!(state(&advisor).0, SessionState::IdleInTransaction);
+        assert!(lock(&worker.shared.listed).is_empty(), "nothing listed for a worker that does not run");
+        assert_eq!(ProxyCounters::get(&stats.observed_inline), 0, "not counted as a full backlog");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(advisor.sessions.wait_observed(Duration::from_millis(1)));
+        assert!(lock(&backlog.queued).items.capacity() == 0, "a drained backlog keeps no buffer");
+    }
+
+    #[test]
+    fn one_pass_shows_chunks_of_all_sessions_in_the_order_they_were_read() {
+        let worker = ObservationWorker::asleep_for_ever();
+        let (a, advisor) = observed_backlog(&worker);
+        let b = observed_backlog_of(&worker, &advisor, 2);
+        let stats = ProxyCounters::default();
+        let t0 = Instant::now();
+        // b is listed first, but a's chunk was read before b's second one.
+        queue_at(&b, Side::Client, &[(b'Q', b"BEGIN\0")], t0, &stats);
+        queue_at(&a, Side::Client, &[(b'Q', b"SELECT 1\0")], t0 + Duration::from_micros(1), &stats);
+        queue_at(&b, Side::Server, &[(b'C', b"BEGIN\0"), (b'Z', b"T")], t0 + Duration::from_micros(2), &stats);
+        let mut order = Vec::new();
+        let taken: Vec<Queued> = lock(&worker.shared.listed).iter().map(|x| lock(&x.queued).take()).collect();
+        replay_merged(&taken, |i, item| {
+            if let Replayed::Message(_, m) = item {
+                order.push((i, m.tag));
+            }
+        });
+        assert_eq!(order, vec![(0, b'Q'), (1, b'Q'), (0, b'C'), (0, b'Z')], "b listed first: index 0");
+        // And observe_together itself, on fresh chunks: both sessions end up observed.
+        queue_at(&b, Side::Client, &[(b'Q', b"COMMIT\0")], t0 + Duration::from_micros(3), &stats);
+        queue_at(&a, Side::Server, &[(b'C', b"SELECT 1\0"), (b'Z', b"I")], t0 + Duration::from_micros(4), &stats);
+        queue_at(&b, Side::Server, &[(b'C', b"COMMIT\0"), (b'Z', b"I")], t0 + Duration::from_micros(5), &stats);
+        observe_together(&[b.as_ref(), a.as_ref()]);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(advisor.sessions.wait_observed(Duration::from_millis(1)));
+        for id in [1, 2] {
+            let (_, activity) = advisor.sessions.get(id).unwrap();
+            assert_eq!(activity.state, SessionState::Idle, "session {id}");
+        }
+    }
+
+    #[test]
+    fn rows_past_the_sampled_ones_are_counted_not_copied() {
+        let mut queued = Queued::default();
+        let row = [0u8, 1, 0, 0, 0, 3, b'a', b'b', b'c'];
+        let rows = MAX_SAMPLED_ROWS as usize + 500;
+        for _ in 0..rows {
+            queued.push_message(Side::Server, ScannedMessage { tag: DATA_ROW, body_len: row.len(), body: &row });
+        }
+        queued.push_message(Side::Client, ScannedMessage { tag: COPY_DATA, body_len: 3, body: b"xyz" });
+        queued.push_message(Side::Server, ScannedMessage { tag: b'C', body_len: 9, body: b"SELECT 1\0" });
+        assert_eq!(queued.items.len(), MAX_SAMPLED_ROWS as usize + 2, "sampled rows, one count, the completion");
+        assert_eq!(queued.arena.len(), MAX_SAMPLED_ROWS as usize * row.len() + 9);
+        let (mut seen, mut bytes, mut bodies) = (0, 0, 0);
+        queued.replay_chunk(0, |item| {
+            if let Replayed::Message(Side::Server, m) = item {
+                if m.tag == DATA_ROW {
+                    seen += 1;
+                    bytes += m.body_len;
+                    bodies += m.body.len();
+                }
+            }
+        });
+        assert_eq!((seen, bytes, bodies), (rows, rows * row.len(), MAX_SAMPLED_ROWS as usize * row.len()));
     }
 
     #[test]
     fn an_unobserved_session_queues_nothing() {
-        let worker = ObservationWorker::stopped();
+        let worker = ObservationWorker::asleep_for_ever();
         let backlog = Backlog::new(SessionObservation::default(), None, &worker);
         let stats = ProxyCounters::default();
         let number = send(&backlog, Side::Client, &[(b'Q', b"START_REPLICATION\0")], &stats);
         assert_eq!(number, 0, "no progress to report");
-        assert!(lock(&backlog.queued).is_empty());
+        assert!(lock(&backlog.queued).items.is_empty());
         assert!(lock(&worker.shared.listed).is_empty());
     }
 
-    fn message() -> impl Strategy<Value = (bool, u8, Vec<u8>, usize)> {
-        (any::<bool>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..300), 0usize..100_000)
+    /// A message: from the client?, its tag (DataRow and CopyData often), body, bytes cut off
+    /// the body, and how many times it comes in a row.
+    fn message() -> impl Strategy<Value = (bool, u8, Vec<u8>, usize, usize)> {
+        let tag = prop_oneof![Just(DATA_ROW), Just(COPY_DATA), any::<u8>()];
+        let repeat = prop_oneof![4 => Just(1usize), 1 => 1usize..400];
+        (any::<bool>(), tag, proptest::collection::vec(any::<u8>(), 0..300), 0usize..100_000, repeat)
+    }
+
+    type Seen = (Option<Side>, u64, u8, Vec<u8>, usize);
+
+    /// `seen` with the lengths of server DataRows past the sampled ones zeroed, and their sum.
+    fn counted_rows_apart(mut seen: Vec<Seen>) -> (Vec<Seen>, usize) {
+        let (mut rows, mut total) = (0, 0);
+        for (side, _, tag, _, body_len) in &mut seen {
+            if *side == Some(Side::Server) {
+                rows = if *tag == DATA_ROW { rows + 1 } else { 0 };
+                if rows > MAX_SAMPLED_ROWS {
+                    total += std::mem::take(body_len);
+                }
+            }
+        }
+        (seen, total)
     }
 
     proptest! {
-        /// Whatever the messages (any tag, any bytes, bodies cut to a prefix), they come back as
-        /// queued, in order, with their chunk marks; only CopyData bodies are left out.
+        /// Whatever the messages (any tag, any bytes, bodies cut to a prefix, long runs of rows),
+        /// they come back as queued, in order, with their chunk marks; but CopyData, which is
+        /// not queued, and the bodies of server DataRows past the sampled ones, whose lengths
+        /// still add up.
         #[test]
-        fn queued_messages_replay_as_given(chunks in proptest::collection::vec(proptest::collection::vec(message(), 0..20), 0..20)) {
+        fn queued_messages_replay_as_given(chunks in proptest::collection::vec(proptest::collection::vec(message(), 0..8), 0..12)) {
             let mut queued = Queued::default();
             let at = Instant::now();
             let mut expected = Vec::new();
+            let mut rows = 0u64;
             for (number, chunk) in chunks.iter().enumerate() {
                 queued.items.push(Item::Chunk { at, number: number as u64 });
                 expected.push((None, number as u64, 0, Vec::new(), 0));
-                for (client, tag, body, cut) in chunk {
+                for (client, tag, body, cut, repeat) in chunk {
                     let side = if *client { Side::Client } else { Side::Server };
                     let body_len = body.len() + cut;
-                    queued.push_message(side, ScannedMessage { tag: *tag, body_len, body });
-                    let kept = if *tag == COPY_DATA { Vec::new() } else { body.clone() };
-                    expected.push((Some(side), 0, *tag, kept, body_len));
+                    for _ in 0..*repeat {
+                        queued.push_message(side, ScannedMessage { tag: *tag, body_len, body });
+                        if *tag == COPY_DATA {
+                            continue;
+                        }
+                        let mut kept = body.clone();
+                        if side == Side::Server {
+                            rows = if *tag == DATA_ROW { rows + 1 } else { 0 };
+                            if rows > MAX_SAMPLED_ROWS {
+                                kept.clear();
+                            }
+                        }
+                        expected.push((Some(side), 0, *tag, kept, body_len));
+                    }
                 }
             }
             let mut replayed = Vec::new();
-            queued.replay(|item| match item {
-                Replayed::Chunk { at: when, number } => {
-                    assert_eq!(when, at);
-                    replayed.push((None, number, 0, Vec::new(), 0));
+            replay_merged(std::slice::from_ref(&queued), |i, item| {
+                assert_eq!(i, 0);
+                match item {
+                    Replayed::Chunk { at: when, number } => {
+                        assert_eq!(when, at);
+                        replayed.push((None, number, 0, Vec::new(), 0));
+                    }
+                    Replayed::Message(side, m) => replayed.push((Some(side), 0, m.tag, m.body.to_vec(), m.body_len)),
                 }
-                Replayed::Message(side, m) => replayed.push((Some(side), 0, m.tag, m.body.to_vec(), m.body_len)),
             });
-            prop_assert_eq!(replayed, expected);
-            queued.clear();
-            prop_assert!(queued.is_empty());
-            prop_assert!(queued.arena.capacity() <= KEPT_CAPACITY);
+            // Counted rows come back with their total length shared out: compare the totals.
+            prop_assert_eq!(counted_rows_apart(replayed), counted_rows_apart(expected));
+            let taken = queued.take();
+            prop_assert_eq!(taken.last_chunk(), chunks.len().checked_sub(1).map(|n| n as u64));
+            prop_assert!(queued.items.is_empty());
+            prop_assert_eq!(queued.arena.capacity(), 0);
         }
+    }
+
+    #[test]
+    fn a_long_body_is_queued_up_to_the_observed_prefix() {
+        let mut queued = Queued::default();
+        let body = vec![7u8; OBSERVED_PREFIX + 10];
+        queued.push_message(Side::Server, ScannedMessage { tag: b'E', body_len: body.len(), body: &body });
+        assert_eq!(queued.arena.len(), OBSERVED_PREFIX);
+        assert!(matches!(queued.items[0], Item::Message { body_len, .. } if body_len as usize == body.len()));
     }
 }

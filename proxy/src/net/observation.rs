@@ -2,8 +2,7 @@
 //!
 //! The observation worker (`net::backlog`) shows it each framed message, in the order forwarded,
 //! after the relay has forwarded it; the observer only reads the bytes it is given and never
-//! blocks (its events go out through a channel that drops when full), so forwarding never waits
-//! for observation. A panic in the observer is
+//! blocks (its events go out through a channel that drops when full). A panic in the observer is
 //! contained here: the session goes on being forwarded, unobserved, and the failure is counted
 //! and logged once.
 

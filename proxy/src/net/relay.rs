@@ -16,14 +16,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::counters::ProxyCounters;
 use crate::logging::LogLimiter;
-use crate::net::backlog::{Backlog, Side};
+use crate::net::backlog::{Backlog, Side, OBSERVED_PREFIX};
 use crate::net::error::{fatal_error_response, SessionError};
 use crate::net::stream::Conn;
 
 /// Bytes read per system call in each direction.
 const READ_BUF: usize = 32 * 1024;
-/// How much of each message body the tap may see.
-const OBSERVED_PREFIX: usize = 64 * 1024;
 /// Longest a session's ending waits to write its error and close a side that stopped reading.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// SASL mechanism that cannot work through a TLS-terminating proxy (channel binding).
@@ -59,10 +57,9 @@ pub async fn relay(
     let (mut upstream_rd, mut upstream_wr) = upstream.split();
     let to_upstream = Direction { backlog, side: Side::Client, counter: &stats.frontend_messages, stats };
     let to_client = Direction { backlog, side: Side::Server, counter: &stats.backend_messages, stats };
-    // Biased: the branches are polled in order, without drawing a random number on every wake;
-    // both directions are polled on each wake anyway (neither ends before the session does).
+    // Not biased: with a fixed order, a direction that is always ready (a bulk COPY FROM) could
+    // spend the task's cooperative budget on every poll and starve the other.
     let outcome = tokio::select! {
-        biased;
         r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream) => r,
         r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client) => r,
         _ = close.cancelled() => Err(SessionError::ShuttingDown),
@@ -244,8 +241,7 @@ where
             let (Ok(()), messages) = direction.backlog.queue(Side::Server, number, at, whole, stats);
             ProxyCounters::add(direction.counter, messages);
             if BackendTag::from_byte(frame.tag) == BackendTag::ErrorResponse {
-                let span = direction.backlog.tap().span.clone();
-                span.in_scope(|| log_refused_login(frame.body));
+                direction.backlog.span().in_scope(|| log_refused_login(frame.body));
             }
             match without_channel_binding(frame).filter(|_| binding == ChannelBinding::Strip) {
                 Some(rewritten) => {
