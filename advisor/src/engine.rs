@@ -18,7 +18,7 @@ use crate::detect::session_checks::SessionChecksConfig;
 use crate::detect::slow_query::{self, SlowQueryConfig, SlowQueryWatch};
 use crate::detect::transactions::{TransactionThresholds, TransactionWatch};
 use crate::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
-use crate::events::{self, Caller, Event, EventSender, ExplainSample, PlanOutcome};
+use crate::events::{self, Caller, Event, EventReceiver, EventSender, ExplainSample, PlanOutcome, TryRecvError};
 use crate::health::{AnalysisHealth, Stage};
 use crate::model::StatementEvent;
 use crate::scopes::{ScopeConfig, ScopeStats};
@@ -139,7 +139,7 @@ pub struct Advisor {
 
 /// What the engine task consumes: observer events, the API's requests and the Inspector's answers.
 pub struct EngineInputs {
-    events: mpsc::Receiver<Event>,
+    events: EventReceiver,
     requests: mpsc::Receiver<Request>,
     answers: mpsc::Receiver<Event>,
 }
@@ -555,7 +555,7 @@ impl Engine {
     }
 
     /// Applies every queued event; false once every sender is gone.
-    fn drain(&mut self, rx: &mut mpsc::Receiver<Event>) -> bool {
+    fn drain(&mut self, rx: &mut EventReceiver) -> bool {
         loop {
             match rx.try_recv() {
                 // A statement (almost every event) is applied where it lies: it is large, and
@@ -564,8 +564,8 @@ impl Engine {
                     Event::Statement(s) => self.contained(|engine| engine.statement(s)),
                     _ => self.contained(|engine| engine.apply(event)),
                 },
-                Err(mpsc::error::TryRecvError::Empty) => return true,
-                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
             }
         }
     }

@@ -1,10 +1,12 @@
 //! Events from session observers to the engine, over a bounded channel that never blocks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
+pub use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::advice::Finding;
 use crate::fingerprint::Fingerprint;
@@ -96,20 +98,38 @@ pub struct ExplainSample {
     pub user: Arc<str>,
 }
 
-/// The sending side: `try_send` only, counting what it had to drop.
+/// The sending side: never waits, counting what it had to drop.
+///
+/// A mutex around a queue rather than a channel: the engine takes the whole queue at once every
+/// 50 ms, so a send is a lock nobody else holds and a push (tokio's bounded channel cost about
+/// ten times that per event, in its semaphore and block list).
 #[derive(Debug, Clone)]
 pub struct EventSender {
-    tx: mpsc::Sender<Event>,
+    queue: Arc<EventQueue>,
     dropped: Arc<AtomicU64>,
     results_dropped: Arc<AtomicU64>,
+}
+
+/// The events waiting for the engine.
+#[derive(Debug)]
+struct EventQueue {
+    events: Mutex<VecDeque<Event>>,
+    /// How many wait (written under the lock, read without it).
+    len: AtomicUsize,
+    capacity: usize,
 }
 
 impl EventSender {
     /// Sends `event` if there is room, else drops it and counts the drop.
     pub fn send(&self, event: Event) {
-        if self.tx.try_send(event).is_err() {
+        let mut events = self.queue.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if events.len() >= self.queue.capacity {
+            drop(events);
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        events.push_back(event);
+        self.queue.len.store(events.len(), Ordering::Relaxed);
     }
 
     /// True while few enough events wait that one may carry a sampled result: results are the
@@ -118,7 +138,7 @@ impl EventSender {
     /// ([`Self::results_dropped`]); its statement is still sent, and only its use as an N+1
     /// parent across the pool is lost.
     pub fn admit_result(&self) -> bool {
-        let room = self.tx.max_capacity() - self.tx.capacity() < MAX_QUEUED_RESULTS;
+        let room = self.queue.len.load(Ordering::Relaxed) < MAX_QUEUED_RESULTS;
         if !room {
             self.results_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -130,9 +150,45 @@ impl EventSender {
         self.results_dropped.load(Ordering::Relaxed)
     }
 
-    /// Events dropped because the channel was full (or closed).
+    /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The engine's side of the event queue.
+#[derive(Debug)]
+pub struct EventReceiver {
+    queue: Arc<EventQueue>,
+    /// Events taken from the queue and not yet received.
+    taken: VecDeque<Event>,
+}
+
+/// Capacity the receiver keeps for its next take (a burst's larger buffer is let go).
+const KEPT_EVENTS: usize = 4096;
+
+impl EventReceiver {
+    /// The next event, taking every waiting one at once when none is left from the last take.
+    /// `Disconnected` once every sender is gone and nothing is left.
+    pub fn try_recv(&mut self) -> Result<Event, TryRecvError> {
+        if let Some(event) = self.taken.pop_front() {
+            return Ok(event);
+        }
+        if self.taken.capacity() > KEPT_EVENTS {
+            self.taken = VecDeque::new();
+        }
+        // Read before taking: once it is alone, no sender is left to queue anything after.
+        let alone = Arc::strong_count(&self.queue) == 1;
+        {
+            let mut events = self.queue.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            std::mem::swap(&mut *events, &mut self.taken);
+            self.queue.len.store(0, Ordering::Relaxed);
+        }
+        match self.taken.pop_front() {
+            Some(event) => Ok(event),
+            None if alone => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
     }
 }
 
@@ -153,8 +209,60 @@ impl AnswerSender {
 /// about 2,000 events at 40,000 statements a second).
 pub const MAX_QUEUED_RESULTS: usize = 8192;
 
-/// A bounded event channel holding up to `capacity` events.
-pub fn channel(capacity: usize) -> (EventSender, mpsc::Receiver<Event>) {
-    let (tx, rx) = mpsc::channel(capacity);
-    (EventSender { tx, dropped: Arc::default(), results_dropped: Arc::default() }, rx)
+/// A bounded event queue holding up to `capacity` events.
+pub fn channel(capacity: usize) -> (EventSender, EventReceiver) {
+    let queue = Arc::new(EventQueue { events: Mutex::new(VecDeque::new()), len: AtomicUsize::new(0), capacity });
+    let sender = EventSender { queue: queue.clone(), dropped: Arc::default(), results_dropped: Arc::default() };
+    (sender, EventReceiver { queue, taken: VecDeque::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed(session: u64) -> Event {
+        Event::SessionClosed { session }
+    }
+
+    fn session(event: Event) -> u64 {
+        match event {
+            Event::SessionClosed { session } => session,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn events_arrive_in_order_and_a_full_queue_drops_and_counts() {
+        let (tx, mut rx) = channel(3);
+        for i in 0..5 {
+            tx.send(closed(i));
+        }
+        assert_eq!(tx.dropped(), 2);
+        assert_eq!(rx.try_recv().map(session), Ok(0));
+        // Taken at once: the queue has room again while the receiver still holds two.
+        tx.send(closed(5));
+        assert_eq!(tx.dropped(), 2);
+        let rest: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok()).map(session).collect();
+        assert_eq!(rest, vec![1, 2, 5]);
+        assert_eq!(rx.try_recv().err(), Some(TryRecvError::Empty), "a sender is left");
+        let clone = tx.clone();
+        drop(tx);
+        clone.send(closed(6));
+        drop(clone);
+        assert_eq!(rx.try_recv().map(session), Ok(6), "what the last sender queued comes first");
+        assert_eq!(rx.try_recv().err(), Some(TryRecvError::Disconnected));
+    }
+
+    #[test]
+    fn results_are_admitted_while_few_events_wait() {
+        let (tx, mut rx) = channel(MAX_QUEUED_RESULTS + 10);
+        assert!(tx.admit_result());
+        for i in 0..MAX_QUEUED_RESULTS as u64 {
+            tx.send(closed(i));
+        }
+        assert!(!tx.admit_result());
+        assert_eq!(tx.results_dropped(), 1);
+        assert_eq!(rx.try_recv().map(session), Ok(0));
+        assert!(tx.admit_result(), "the engine took the queue");
+    }
 }

@@ -318,7 +318,7 @@ fn eager_config() -> AdvisorConfig {
 
 struct Wire {
     observer: SessionObserver,
-    rx: tokio::sync::mpsc::Receiver<Event>,
+    rx: advisor::events::EventReceiver,
     engine: Engine,
     advisor: Arc<Advisor>,
     /// Requests fed that a ReadyForQuery ends (Query, Sync, FunctionCall).

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use advisor::events::EventReceiver;
 use advisor::events::{channel, Event, StatementEvent};
 use advisor::observer::SessionObserver;
 use advisor::sessions::{SessionIdentity, SessionRegistry, SessionState};
@@ -17,7 +18,6 @@ use pgwire::messages::response::{
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::Message;
 use protocol::{FrameScanner, ScannedMessage};
-use tokio::sync::mpsc::Receiver;
 
 enum Dir {
     Client(BytesMut),
@@ -40,7 +40,7 @@ fn s(m: impl Message) -> Dir {
 
 struct Harness {
     observer: SessionObserver,
-    rx: Receiver<Event>,
+    rx: EventReceiver,
 }
 
 fn harness() -> Harness {

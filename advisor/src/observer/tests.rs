@@ -1,7 +1,5 @@
 //! Unit tests of the observer: statements shared among texts, results carried to the engine.
 
-use tokio::sync::mpsc;
-
 use super::*;
 use crate::engine::{Advisor, AdvisorConfig};
 use crate::sessions::SessionIdentity;
@@ -9,7 +7,7 @@ use crate::sessions::SessionIdentity;
 /// One observed session, and the events its observer sent.
 struct Session {
     observer: SessionObserver,
-    events: mpsc::Receiver<Event>,
+    events: crate::events::EventReceiver,
 }
 
 impl Session {
