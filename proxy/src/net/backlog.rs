@@ -45,9 +45,9 @@ use crate::logging::LogLimiter;
 use crate::net::observation::SessionObservation;
 
 /// How often the worker looks for queued backlogs while there is traffic.
-pub const TICK: Duration = Duration::from_millis(1);
+pub const TICK: Duration = Duration::from_millis(5);
 /// Empty ticks after which the worker sleeps until a relay queues something.
-pub const IDLE_TICKS: u32 = 100;
+pub const IDLE_TICKS: u32 = 20;
 /// Most bytes of message bodies a backlog holds before its relay observes it itself.
 pub const MAX_BACKLOG_BYTES: usize = 256 * 1024;
 /// Most messages and chunk marks a backlog holds before its relay observes it itself.
