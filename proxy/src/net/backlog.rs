@@ -52,6 +52,9 @@ pub const IDLE_TICKS: u32 = 20;
 pub const MAX_BACKLOG_BYTES: usize = 256 * 1024;
 /// Most messages and chunk marks a backlog holds before its relay observes it itself.
 pub const MAX_BACKLOG_ITEMS: usize = 4096;
+/// Items and body bytes a backlog makes room for when it starts filling again.
+const START_ITEMS: usize = 32;
+const START_ARENA: usize = 2048;
 /// How much of each message body is observed (and so queued).
 pub const OBSERVED_PREFIX: usize = 64 * 1024;
 /// The tag of CopyData, in both directions: the observer ignores it, so it is not queued (a
@@ -255,6 +258,11 @@ impl Backlog {
         }
         let (result, full) = {
             let mut queued = lock(&self.queued);
+            if queued.items.capacity() == 0 {
+                // Taken empty by the last pass: room for a typical tick at once, not by doubling.
+                queued.items.reserve(START_ITEMS);
+                queued.arena.reserve(START_ARENA);
+            }
             queued.items.push(Item::Chunk { at, number });
             let result = scan(&mut |m| {
                 messages += 1;
@@ -267,7 +275,8 @@ impl Backlog {
         } else if full {
             ProxyCounters::add(&stats.observed_inline, 1);
             observe_together(&[self.as_ref()]);
-        } else if !self.listed.swap(true, Ordering::AcqRel) {
+        } else if !self.listed.load(Ordering::Acquire) && !self.listed.swap(true, Ordering::AcqRel) {
+            // Loaded first: a listed backlog (most chunks) costs no locked instruction.
             self.worker.list(self.clone());
         }
         (result, messages)
