@@ -114,7 +114,9 @@ pub struct EventSender {
 #[derive(Debug)]
 struct EventQueue {
     events: Mutex<VecDeque<Event>>,
-    /// How many wait (written under the lock, read without it).
+    /// How many wait: those queued, and those of the receiver's last take it has not finished
+    /// (grown under the lock by senders, shrunk by the receiver when it takes again). The bound
+    /// is on this, so the queue and the take together never hold more than `capacity`.
     len: AtomicUsize,
     capacity: usize,
 }
@@ -123,13 +125,13 @@ impl EventSender {
     /// Sends `event` if there is room, else drops it and counts the drop.
     pub fn send(&self, event: Event) {
         let mut events = self.queue.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if events.len() >= self.queue.capacity {
+        if self.queue.len.load(Ordering::Relaxed) >= self.queue.capacity {
             drop(events);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         events.push_back(event);
-        self.queue.len.store(events.len(), Ordering::Relaxed);
+        self.queue.len.fetch_add(1, Ordering::Relaxed);
     }
 
     /// True while few enough events wait that one may carry a sampled result: results are the
@@ -162,10 +164,13 @@ pub struct EventReceiver {
     queue: Arc<EventQueue>,
     /// Events taken from the queue and not yet received.
     taken: VecDeque<Event>,
+    /// How many the last take held (still counted in the queue's `len` until the next take).
+    last_take: usize,
 }
 
-/// Capacity the receiver keeps for its next take (a burst's larger buffer is let go).
-const KEPT_EVENTS: usize = 4096;
+/// Capacity the receiver keeps for its next take: a burst's larger buffer is let go (events are
+/// a few hundred bytes; a kept buffer of thousands would outweigh many idle sessions).
+const KEPT_EVENTS: usize = 64;
 
 impl EventReceiver {
     /// The next event, taking every waiting one at once when none is left from the last take.
@@ -182,7 +187,9 @@ impl EventReceiver {
         {
             let mut events = self.queue.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             std::mem::swap(&mut *events, &mut self.taken);
-            self.queue.len.store(0, Ordering::Relaxed);
+            // The last take is all received: it no longer counts; this one does.
+            self.queue.len.fetch_sub(self.last_take, Ordering::Relaxed);
+            self.last_take = self.taken.len();
         }
         match self.taken.pop_front() {
             Some(event) => Ok(event),
@@ -213,7 +220,7 @@ pub const MAX_QUEUED_RESULTS: usize = 8192;
 pub fn channel(capacity: usize) -> (EventSender, EventReceiver) {
     let queue = Arc::new(EventQueue { events: Mutex::new(VecDeque::new()), len: AtomicUsize::new(0), capacity });
     let sender = EventSender { queue: queue.clone(), dropped: Arc::default(), results_dropped: Arc::default() };
-    (sender, EventReceiver { queue, taken: VecDeque::new() })
+    (sender, EventReceiver { queue, taken: VecDeque::new(), last_take: 0 })
 }
 
 #[cfg(test)]
@@ -239,11 +246,18 @@ mod tests {
         }
         assert_eq!(tx.dropped(), 2);
         assert_eq!(rx.try_recv().map(session), Ok(0));
-        // Taken at once: the queue has room again while the receiver still holds two.
+        // Taken at once, but not all received: the take still counts against the bound.
         tx.send(closed(5));
-        assert_eq!(tx.dropped(), 2);
+        assert_eq!(tx.dropped(), 3);
         let rest: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok()).map(session).collect();
-        assert_eq!(rest, vec![1, 2, 5]);
+        assert_eq!(rest, vec![1, 2]);
+        // All received: room for three again.
+        for i in 6..10 {
+            tx.send(closed(i));
+        }
+        assert_eq!(tx.dropped(), 4);
+        let rest: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok()).map(session).collect();
+        assert_eq!(rest, vec![6, 7, 8]);
         assert_eq!(rx.try_recv().err(), Some(TryRecvError::Empty), "a sender is left");
         let clone = tx.clone();
         drop(tx);
@@ -263,6 +277,8 @@ mod tests {
         assert!(!tx.admit_result());
         assert_eq!(tx.results_dropped(), 1);
         assert_eq!(rx.try_recv().map(session), Ok(0));
-        assert!(tx.admit_result(), "the engine took the queue");
+        assert!(!tx.admit_result(), "taken, not yet received");
+        while rx.try_recv().is_ok() {}
+        assert!(tx.admit_result(), "the engine received them all");
     }
 }

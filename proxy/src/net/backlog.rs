@@ -10,10 +10,14 @@
 //!
 //! Order: a session's messages are observed in the order forwarded, both directions in one
 //! queue. Across sessions, one pass of the worker shows the chunks it took in the order they were
-//! read (by their time), so a parent query's result on one connection of a pool is seen before
-//! the children it caused on another (N+1 across a pool). Whoever observes a backlog holds the
-//! session's observation lock from taking its queue until it has shown it, so two batches of one
-//! session never overtake each other.
+//! queued (by their time), so a parent query's result on one connection of a pool is normally
+//! seen before the children it caused on another (N+1 across a pool); best effort at the edge of
+//! a pass (docs/architecture.md). Whoever observes a backlog holds the session's observation lock
+//! from taking its queue until it has shown it, so two batches of one session never overtake
+//! each other; the worker lets each session go as soon as its own queue is shown.
+//!
+//! A session's end is observed by its relay ([`Backlog::finish`]), before the session leaves the
+//! registry, so the admin API sees all of a session once its client has the last result.
 //!
 //! Bounds: a backlog holds at most [`MAX_BACKLOG_BYTES`] of bodies and [`MAX_BACKLOG_ITEMS`]
 //! items (a session's worst case is about 384 KiB); one that reaches either (the worker is far
@@ -29,6 +33,7 @@
 //! ([`SessionEntry::forwarding`]) and whoever observes it reports the last number it has shown
 //! ([`SessionEntry::observed_through`]); `Advisor::caught_up` waits for the numbers to meet.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,8 +58,8 @@ pub const MAX_BACKLOG_BYTES: usize = 256 * 1024;
 /// Most messages and chunk marks a backlog holds before its relay observes it itself.
 pub const MAX_BACKLOG_ITEMS: usize = 4096;
 /// Items and body bytes a backlog makes room for when it starts filling again.
-const START_ITEMS: usize = 32;
-const START_ARENA: usize = 2048;
+const START_ITEMS: usize = 8;
+const START_ARENA: usize = 256;
 /// How much of each message body is observed (and so queued).
 pub const OBSERVED_PREFIX: usize = 64 * 1024;
 /// The tag of CopyData, in both directions: the observer ignores it, so it is not queued (a
@@ -197,8 +202,6 @@ pub struct Backlog {
     queued: Mutex<Queued>,
     /// On the worker's list (set by the relay that queues it, cleared by the worker).
     listed: AtomicBool,
-    /// The session has ended: once its queue is shown, its observer reports what it holds.
-    ending: AtomicBool,
     /// Where read-your-writes is tracked; `None` for an unobserved (replication) session.
     progress: Option<Arc<SessionEntry>>,
     /// Whether there is an observer at all: without one, nothing is queued.
@@ -217,7 +220,6 @@ impl Backlog {
             tap: Mutex::new(tap),
             queued: Mutex::new(Queued::default()),
             listed: AtomicBool::new(false),
-            ending: AtomicBool::new(false),
             progress,
             observing,
             span,
@@ -283,17 +285,12 @@ impl Backlog {
     }
 
     /// The session ended: what is still queued is observed, then the observer reports what it
-    /// holds; by the worker when there is one (the relay does not wait for it), else at once.
-    pub fn finish(self: &Arc<Self>) {
-        if !self.observing || !self.worker.running.load(Ordering::Acquire) {
-            observe_together(&[self.as_ref()]);
-            self.tap().finish();
-            return;
-        }
-        self.ending.store(true, Ordering::Release);
-        if !self.listed.swap(true, Ordering::AcqRel) {
-            self.worker.list(self.clone());
-        }
+    /// holds, on the relay's thread, before the session leaves the registry: an API request
+    /// made after the client's last result sees all of the session (read-your-writes). If the
+    /// worker is showing this session's queue just then, this waits for that to end.
+    pub fn finish(&self) {
+        observe_together(&[self]);
+        self.tap().finish();
     }
 }
 
@@ -309,15 +306,28 @@ fn observe_together(backlogs: &[&Backlog]) {
     }
     // Reported even if showing them fails, so that the admin API never waits for them.
     let last: Vec<Option<u64>> = queues.iter().map(Queued::last_chunk).collect();
+    let taps: RefCell<Vec<Option<MutexGuard<'_, SessionObservation>>>> =
+        RefCell::new(taps.into_iter().map(Some).collect());
     let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        replay_merged(&queues, |i, item| {
-            let Some(tap) = taps.get_mut(i) else { return };
-            match item {
-                Replayed::Chunk { at, .. } => tap.chunk_at(at),
-                Replayed::Message(Side::Client, message) => tap.frontend(message),
-                Replayed::Message(Side::Server, message) => tap.backend(message),
-            }
-        });
+        replay_merged(
+            &queues,
+            |i, item| {
+                let mut taps = taps.borrow_mut();
+                let Some(Some(tap)) = taps.get_mut(i) else { return };
+                match item {
+                    Replayed::Chunk { at, .. } => tap.chunk_at(at),
+                    Replayed::Message(Side::Client, message) => tap.frontend(message),
+                    Replayed::Message(Side::Server, message) => tap.backend(message),
+                }
+            },
+            // A session whose queue is shown is let go at once: its relay, if it needs the
+            // observation (a full backlog, its end), waits for its own queue, not the whole pass.
+            |i| {
+                if let Some(tap) = taps.borrow_mut().get_mut(i) {
+                    tap.take();
+                }
+            },
+        );
     }));
     if shown.is_err() {
         static WORKER_FAILED: LogLimiter = LogLimiter::per_second();
@@ -334,16 +344,18 @@ fn observe_together(backlogs: &[&Backlog]) {
 }
 
 /// Calls `f` with each queue's index and items, chunk by chunk, the chunks of all queues in the
-/// order of their times (each queue's own order kept).
-fn replay_merged(queues: &[Queued], mut f: impl FnMut(usize, Replayed<'_>)) {
+/// order of their times (each queue's own order kept), and `done` with a queue's index once it
+/// has been shown whole.
+fn replay_merged(queues: &[Queued], mut f: impl FnMut(usize, Replayed<'_>), mut done: impl FnMut(usize)) {
     // Every queue starts with a chunk mark (`Backlog::queue` pushes one first).
     let mut next: BinaryHeap<Reverse<(Instant, usize, usize)>> =
         queues.iter().enumerate().filter_map(|(i, q)| q.chunk_time(0).map(|t| Reverse((t, i, 0)))).collect();
     while let Some(Reverse((_, i, from))) = next.pop() {
         let Some(queue) = queues.get(i) else { continue };
         let to = queue.replay_chunk(from, |item| f(i, item));
-        if let Some(t) = queue.chunk_time(to) {
-            next.push(Reverse((t, i, to)));
+        match queue.chunk_time(to) {
+            Some(t) => next.push(Reverse((t, i, to))),
+            None => done(i),
         }
     }
 }
@@ -379,12 +391,26 @@ impl Shared {
         }
     }
 
-    /// Puts `backlog` on the worker's list, waking the worker if it sleeps.
+    /// Puts `backlog` on the worker's list, waking the worker if it sleeps. If the worker
+    /// stopped meanwhile, observes what is listed at once instead.
     fn list(&self, backlog: Arc<Backlog>) {
         lock(&self.listed).push(backlog);
         if self.asleep.load(Ordering::SeqCst) {
             self.wake();
         }
+        if !self.running.load(Ordering::SeqCst) {
+            self.observe_orphans();
+        }
+    }
+
+    /// Observes every listed backlog here and now (the worker has stopped).
+    fn observe_orphans(&self) {
+        let orphans = std::mem::take(&mut *lock(&self.listed));
+        for backlog in &orphans {
+            backlog.listed.store(false, Ordering::Release);
+        }
+        let backlogs: Vec<&Backlog> = orphans.iter().map(Arc::as_ref).collect();
+        observe_together(&backlogs);
     }
 
     fn wake(&self) {
@@ -434,21 +460,15 @@ impl Drop for ObservationWorker {
     }
 }
 
-/// Marks the worker stopped however its thread ends, and lets go of the backlogs it had listed
+/// Marks the worker stopped however its thread ends, and observes the backlogs it had listed
 /// (their relays observe their own chunks from then on).
 struct Running(Arc<Shared>);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.running.store(false, Ordering::Release);
-        let orphans = std::mem::take(&mut *lock(&self.0.listed));
-        for backlog in &orphans {
-            backlog.listed.store(false, Ordering::Release);
-            if backlog.ending.load(Ordering::Acquire) {
-                observe_together(&[backlog.as_ref()]);
-                backlog.tap().finish();
-            }
-        }
+        self.0.running.store(false, Ordering::SeqCst);
+        // What a relay lists from now on, it observes itself (`Shared::list`).
+        self.0.observe_orphans();
         if !self.0.stop.load(Ordering::SeqCst) {
             tracing::error!("the observation thread stopped: sessions observe their own traffic from now on");
         }
@@ -487,10 +507,6 @@ fn run(shared: Arc<Shared>) {
             }
             let backlogs: Vec<&Backlog> = batch.iter().map(Arc::as_ref).collect();
             observe_together(&backlogs);
-            for backlog in batch.iter().filter(|b| b.ending.load(Ordering::Acquire)) {
-                // Its relay has stopped: nothing more is queued; the observer reports what it holds.
-                backlog.tap().finish();
-            }
             batch.clear();
             shared.passes.fetch_add(1, Ordering::Relaxed);
         }
@@ -607,16 +623,35 @@ mod tests {
         send(&backlog, Side::Client, &[(b'Q', b"COMMIT\0")], &stats);
         send(&backlog, Side::Server, &[(b'C', b"COMMIT\0"), (b'Z', b"I")], &stats);
         assert_eq!(state(&advisor).0, SessionState::IdleInTransaction);
-        // The session ends: with a (sleeping) worker, the rest is left to it.
-        backlog.finish();
-        assert!(backlog.ending.load(Ordering::Acquire) && backlog.listed.load(Ordering::Acquire));
-        assert_eq!(lock(&worker.shared.listed).len(), 1);
-        // The worker's thread ends: what it had listed is observed and finished then.
+        assert_eq!(lock(&worker.shared.listed).len(), 1, "listed for the worker");
+        // The worker's thread ends: what it had listed is observed then.
         drop(Running(worker.shared.clone()));
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        runtime.block_on(advisor.sessions.wait_observed(Duration::from_secs(5)));
         assert_eq!(state(&advisor).0, SessionState::Idle, "the rest was observed");
         assert!(!worker.shared.running.load(Ordering::Acquire));
+        assert!(lock(&worker.shared.listed).is_empty());
+        // From then on each chunk is observed by its relay, and the session's end by its relay.
+        send(&backlog, Side::Client, &[(b'Q', b"BEGIN\0")], &stats);
+        send(&backlog, Side::Server, &[(b'C', b"BEGIN\0"), (b'Z', b"T")], &stats);
+        assert_eq!(state(&advisor).0, SessionState::IdleInTransaction);
+        send(&backlog, Side::Client, &[(b'Q', b"COMMIT\0")], &stats);
+        backlog.finish();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(advisor.sessions.wait_observed(Duration::from_millis(1)));
+        assert!(lock(&backlog.queued).items.is_empty(), "the session's end observed the rest");
+    }
+
+    #[test]
+    fn a_session_end_is_observed_on_its_relay_before_it_returns() {
+        let worker = ObservationWorker::asleep_for_ever();
+        let (backlog, advisor) = observed_backlog(&worker);
+        let stats = ProxyCounters::default();
+        send(&backlog, Side::Client, &[(b'Q', b"BEGIN\0")], &stats);
+        send(&backlog, Side::Server, &[(b'C', b"BEGIN\0"), (b'Z', b"T")], &stats);
+        assert_eq!(state(&advisor).0, SessionState::Idle, "left to the (sleeping) worker");
+        backlog.finish();
+        assert_eq!(state(&advisor).0, SessionState::IdleInTransaction, "observed by finish itself");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(advisor.sessions.wait_observed(Duration::from_millis(1)));
     }
 
     #[test]
@@ -645,13 +680,20 @@ mod tests {
         queue_at(&b, Side::Client, &[(b'Q', b"BEGIN\0")], t0, &stats);
         queue_at(&a, Side::Client, &[(b'Q', b"SELECT 1\0")], t0 + Duration::from_micros(1), &stats);
         queue_at(&b, Side::Server, &[(b'C', b"BEGIN\0"), (b'Z', b"T")], t0 + Duration::from_micros(2), &stats);
-        let mut order = Vec::new();
+        let order = RefCell::new(Vec::new());
         let taken: Vec<Queued> = lock(&worker.shared.listed).iter().map(|x| lock(&x.queued).take()).collect();
-        replay_merged(&taken, |i, item| {
-            if let Replayed::Message(_, m) = item {
-                order.push((i, m.tag));
-            }
-        });
+        let mut done = Vec::new();
+        replay_merged(
+            &taken,
+            |i, item| {
+                if let Replayed::Message(_, m) = item {
+                    order.borrow_mut().push((i, m.tag));
+                }
+            },
+            |i| done.push((i, order.borrow().len())),
+        );
+        let order = order.into_inner();
+        assert_eq!(done, vec![(1, 2), (0, 4)], "a's queue ends after its one chunk, b's last");
         assert_eq!(order, vec![(0, b'Q'), (1, b'Q'), (0, b'C'), (0, b'Z')], "b listed first: index 0");
         // And observe_together itself, on fresh chunks: both sessions end up observed.
         queue_at(&b, Side::Client, &[(b'Q', b"COMMIT\0")], t0 + Duration::from_micros(3), &stats);
@@ -769,7 +811,7 @@ mod tests {
                     }
                     Replayed::Message(side, m) => replayed.push((Some(side), 0, m.tag, m.body.to_vec(), m.body_len)),
                 }
-            });
+            }, |_| {});
             // Counted rows come back with their total length shared out: compare the totals.
             prop_assert_eq!(counted_rows_apart(replayed), counted_rows_apart(expected));
             let taken = queued.take();
