@@ -306,6 +306,11 @@ impl SessionEntry {
         self.observed.fetch_max(chunk, Ordering::AcqRel);
     }
 
+    /// True when the observer has seen every chunk announced so far.
+    pub fn all_observed(&self) -> bool {
+        self.unobserved().is_none()
+    }
+
     /// The last chunk announced, when the observer has not seen it yet.
     fn unobserved(&self) -> Option<u64> {
         let forwarded = self.forwarded.load(Ordering::Acquire);

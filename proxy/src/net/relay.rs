@@ -55,8 +55,8 @@ pub async fn relay(
     let client_at_boundary = AtomicBool::new(true);
     let (mut client_rd, mut client_wr) = client.split();
     let (mut upstream_rd, mut upstream_wr) = upstream.split();
-    let to_upstream = Direction { backlog, side: Side::Client, counter: &stats.frontend_messages, stats };
-    let to_client = Direction { backlog, side: Side::Server, counter: &stats.backend_messages, stats };
+    let to_upstream = Direction { backlog, side: Side::Client, stats };
+    let to_client = Direction { backlog, side: Side::Server, stats };
     // Not biased: with a fixed order, a direction that is always ready (a bulk COPY FROM) could
     // spend the task's cooperative budget on every poll and starve the other.
     let outcome = tokio::select! {
@@ -75,13 +75,22 @@ pub async fn relay(
     (outcome, stripped.load(Ordering::Relaxed))
 }
 
-/// One direction's observation: the session's backlog, which side this is, its message counter.
+/// One direction's observation: the session's backlog, which side this is, the counters.
 #[derive(Clone, Copy)]
 struct Direction<'a> {
     backlog: &'a Arc<Backlog>,
     side: Side,
-    counter: &'a AtomicU64,
     stats: &'a ProxyCounters,
+}
+
+impl Direction<'_> {
+    /// The counter of messages this side sends.
+    fn messages(&self) -> &AtomicU64 {
+        match self.side {
+            Side::Client => &self.stats.frontend_messages,
+            Side::Server => &self.stats.backend_messages,
+        }
+    }
 }
 
 /// A read buffer that starts small and doubles, up to [`READ_BUF`], whenever a read fills it:
@@ -201,7 +210,7 @@ fn queue(scanner: &mut FrameScanner, chunk: &[u8], direction: Direction<'_>, num
         |sink| scanner.feed(chunk, sink),
         direction.stats,
     );
-    ProxyCounters::add(direction.counter, messages);
+    ProxyCounters::add(direction.messages(), messages);
     result
 }
 
@@ -239,7 +248,7 @@ where
                 Ok(())
             };
             let (Ok(()), messages) = direction.backlog.queue(Side::Server, number, at, whole, stats);
-            ProxyCounters::add(direction.counter, messages);
+            ProxyCounters::add(direction.messages(), messages);
             if BackendTag::from_byte(frame.tag) == BackendTag::ErrorResponse {
                 direction.backlog.span().in_scope(|| log_refused_login(frame.body));
             }
