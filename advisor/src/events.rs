@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 pub use tokio::sync::mpsc::error::TryRecvError;
 
+use crate::sync::lock;
+
 use crate::advice::Finding;
 use crate::fingerprint::Fingerprint;
 use crate::model::{BlockingReport, IndexCandidate};
@@ -124,7 +126,7 @@ struct EventQueue {
 impl EventSender {
     /// Sends `event` if there is room, else drops it and counts the drop.
     pub fn send(&self, event: Event) {
-        let mut events = self.queue.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut events = lock(&self.queue.events);
         if self.queue.len.load(Ordering::Relaxed) >= self.queue.capacity {
             drop(events);
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -185,7 +187,7 @@ impl EventReceiver {
         // Read before taking: once it is alone, no sender is left to queue anything after.
         let alone = Arc::strong_count(&self.queue) == 1;
         {
-            let mut events = self.queue.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut events = lock(&self.queue.events);
             std::mem::swap(&mut *events, &mut self.taken);
             // The last take is all received: it no longer counts; this one does.
             self.queue.len.fetch_sub(self.last_take, Ordering::Relaxed);

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use advisor::advice::{Advice, Severity};
 use advisor::engine::AdviceSink;
+use advisor::sync::lock;
 use tracing::warn;
 
 use crate::config::LogFormat;
@@ -102,7 +103,7 @@ impl LogBook {
 pub fn sink(format: LogFormat) -> AdviceSink {
     let book = Mutex::new(LogBook::default());
     Box::new(move |advice: &Advice| {
-        let line = book.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).line(advice);
+        let line = lock(&book).line(advice);
         match (line, format) {
             (None, _) => {}
             (Some(Line::First), LogFormat::Human) => warn!("advice\n{}", advice.to_block()),

@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use advisor::sync::lock;
 use anyhow::Context;
 use clap::FromArgMatches;
 use pgvisor::cli::{Cli, Command};
@@ -130,7 +131,7 @@ type SharedEmbedded = Arc<Mutex<Option<EmbeddedPostgres>>>;
 /// that the forced exit can hold it until the process ends: the normal path, woken by sessions
 /// that end when the server stops, then cannot finish first and exit with status 0.
 fn stop_embedded(embedded: &SharedEmbedded) -> MutexGuard<'_, Option<EmbeddedPostgres>> {
-    let mut slot = embedded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = lock(embedded);
     if let Some(mut pg) = slot.take() {
         info!("stopping the embedded PostgreSQL and removing its data directory");
         pg.stop();
@@ -173,7 +174,7 @@ fn run(args: ProxyArgs) -> anyhow::Result<()> {
             info!(port = pg.port(), bindir = %pg.bindir().display(), data_dir = %pg.data_dir().display(), "embedded PostgreSQL is ready");
             let upstream = UpstreamAddr { host: "127.0.0.1".into(), port: pg.port() };
             let superuser = pg.superuser().to_string();
-            *embedded.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(pg);
+            *lock(&embedded) = Some(pg);
             (upstream, Some(superuser))
         }
     };

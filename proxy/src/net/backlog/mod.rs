@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use advisor::capture::MAX_SAMPLED_ROWS;
 use advisor::sessions::SessionEntry;
+use advisor::sync::lock;
 use protocol::ScannedMessage;
 
 use crate::counters::ProxyCounters;
@@ -508,10 +509,6 @@ fn run(shared: Arc<Shared>) {
         }
         std::thread::sleep(TICK);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
