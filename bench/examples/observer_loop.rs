@@ -4,7 +4,7 @@
 //! machine is doing. See docs/performance.md.
 //!
 //!   cargo build --release -p pgvisor-bench --example observer_loop
-//!   valgrind --tool=callgrind target/release/examples/observer_loop 5000 [tpcb|orm|simple]   (minus N = 0)
+//!   valgrind --tool=callgrind target/release/examples/observer_loop 5000 [tpcb|orm|simple|tpcb-simple]   (minus N = 0)
 //!
 //! Each statement is the messages libpq sends and PostgreSQL answers: Bind, Describe, Execute
 //! and Sync, then BindComplete, RowDescription and DataRow (or NoData), CommandComplete and
@@ -12,7 +12,7 @@
 //! transaction is `pgbench -S`'s one select, with `tpcb` the seven statements of pgbench's
 //! default TPC-B-like script, with `orm` bench/pgbench-scripts/orm-50x10.sql's select of 50 rows
 //! of 10 columns, with `simple` the select-only transaction as `-M simple` sends it (a Query with
-//! its value inline).
+//! its value inline), with `tpcb-simple` the TPC-B-like transaction so (pgbench's default).
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -109,6 +109,7 @@ fn main() {
         Some("tpcb") => (TPCB, 1, 1),
         Some("orm") => (ORM, 10, 50),
         Some("simple") => (SELECT_ONLY, 1, 1),
+        Some("tpcb-simple") => (TPCB, 1, 1),
         _ => (SELECT_ONLY, 1, 1),
     };
     let config = AdvisorConfig::default();
@@ -186,25 +187,42 @@ fn main() {
         complete.push(0);
         steps.push(Step { binds, columns, rows: results.clone(), tag: complete.leak(), status });
     }
-    // `-M simple`: the select as a Query with its value inline, as pgbench sends it.
-    let simple = args.get(2).is_some_and(|m| m == "simple");
-    let queries: Vec<Vec<u8>> = (0..if simple { BINDS } else { 0 })
-        .map(|i| {
-            let aid = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
-            format!("SELECT abalance FROM pgbench_accounts WHERE aid = {};\0", aid % 1_000_000 + 1).into_bytes()
+    // `-M simple`: each statement as a Query with its values inline, as pgbench sends it.
+    let simple = args.get(2).is_some_and(|m| m.ends_with("simple"));
+    let mut value = 0u64;
+    let queries: Vec<Vec<Vec<u8>>> = script
+        .iter()
+        .filter(|_| simple)
+        .map(|&(sql, params, ..)| {
+            (0..BINDS)
+                .map(|_| {
+                    let mut text = sql.to_string();
+                    for p in (1..=params).rev() {
+                        value += 1;
+                        let v = (value.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 1_000_000;
+                        // pgbench's deltas are from -5000 to 5000: half of them negative.
+                        let v = if p == 1 && params > 1 { v as i64 % 10_001 - 5000 } else { v as i64 + 1 };
+                        text = text.replace(&format!("${p}"), &v.to_string());
+                    }
+                    text.push('\0');
+                    text.into_bytes()
+                })
+                .collect()
         })
         .collect();
     let describe = b"P\0".to_vec();
     let execute = [0u8, 0, 0, 0, 0].to_vec();
     for i in 0..n {
-        if simple {
+        for (texts, step) in queries.iter().zip(&steps) {
             observer.chunk_arrived();
-            client(&mut observer, b'Q', &queries[i as usize % queries.len()]);
+            client(&mut observer, b'Q', &texts[i as usize % texts.len()]);
             observer.chunk_arrived();
-            server(&mut observer, b'T', &row_description);
-            server(&mut observer, b'D', &results[0]);
-            server(&mut observer, b'C', b"SELECT 1\0");
-            server(&mut observer, b'Z', b"I");
+            if let Some(columns) = &step.columns {
+                server(&mut observer, b'T', columns);
+                server(&mut observer, b'D', &results[0]);
+            }
+            server(&mut observer, b'C', step.tag);
+            server(&mut observer, b'Z', &[step.status]);
         }
         for step in steps.iter().filter(|_| !simple) {
             observer.chunk_arrived();

@@ -14,6 +14,7 @@ use crate::lexer::{Lexer, Token};
 
 mod display;
 mod key;
+mod literals;
 mod plain;
 mod rewrite;
 mod rules;
@@ -22,6 +23,7 @@ mod words;
 mod writer;
 use display::DisplayText;
 use key::KeyEdit;
+pub use literals::LiteralMask;
 use rules::Tokens;
 use words::*;
 use writer::{Open, ValuesRun};

@@ -30,7 +30,7 @@ use crate::detect::n_plus_one::{Execution, NPlusOneConfig, NPlusOneDetector};
 use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChecksConfig};
 use crate::detect::transactions::session_label;
 use crate::events::{Caller, Event, EventSender, ExplainSample, SessionOrigin, SqlState, Statement, StatementEvent};
-use crate::fingerprint::{Fingerprint, Fingerprinter};
+use crate::fingerprint::{Fingerprint, Fingerprinter, LiteralMask};
 use crate::orm::OrmStyle;
 use crate::sessions::{SessionEntry, SessionRecord, SessionState};
 use crate::tags::Tags;
@@ -68,6 +68,20 @@ struct Parsed {
     constant_texts: Option<Arc<[String]>>,
     /// Hash of all the literal constants in the text, if it has any.
     literals: Option<u64>,
+}
+
+impl Parsed {
+    /// `statement` as `sql` runs it, its literals at `ranges` of `sql`.
+    fn new(statement: Arc<Statement>, sql: &[u8], ranges: &[(usize, usize)], log_params: bool) -> Self {
+        let literal = |&(s, e): &(usize, usize)| sql.get(s..e).and_then(literal_value);
+        let constants =
+            Params::from_keys(ranges.iter().take(MAX_PARAMS).map(|r| literal(r).map(|v| text_key(v.as_bytes()))));
+        let constant_texts = log_params
+            .then(|| ranges.iter().take(MAX_PARAMS).filter_map(|r| literal(r).map(Cow::into_owned)).collect());
+        let literals = (!ranges.is_empty())
+            .then(|| capture::chain_hash(ranges.iter().map(|&(s, e)| Some(sql.get(s..e).unwrap_or_default()))));
+        Self { statement, constants, constant_texts, literals }
+    }
 }
 
 /// A portal: the statement it runs, its parameters and requested result formats.
@@ -157,6 +171,11 @@ pub struct SessionObserver {
     /// bytes only: texts that differ only in their literals (a load test in simple mode) share
     /// one statement.
     by_normalized: HashMap<u64, Arc<Statement>>,
+    /// Statements by the hash of their text with its literals masked, for texts whose literals
+    /// are exactly the fingerprint's constants: later texts of that shape are not fingerprinted.
+    by_shape: HashMap<u64, Arc<Statement>>,
+    /// Scans texts for [`Self::by_shape`].
+    literals: LiteralMask,
     unnamed_statement: Option<Arc<Statement>>,
     statements: HashMap<Vec<u8>, Arc<Statement>>,
     unnamed_portal: Option<Portal>,
@@ -210,6 +229,8 @@ impl SessionObserver {
             fingerprinter: Fingerprinter::default(),
             by_text: HashMap::new(),
             by_normalized: HashMap::new(),
+            by_shape: HashMap::new(),
+            literals: LiteralMask::default(),
             unnamed_statement: None,
             statements: HashMap::new(),
             unnamed_portal: None,
@@ -261,6 +282,13 @@ impl SessionObserver {
 
     fn parse(&mut self, sql: &[u8]) -> Parsed {
         crate::engine::InjectedPanics::check(&self.injected_panic, sql);
+        // Texts that differ only in their literals: the statement the first was made into.
+        let shape = self.literals.scan(sql);
+        if let Some(statement) = shape.and_then(|key| self.by_shape.get(&key)) {
+            let statement = statement.clone();
+            self.keep_raw_text(&statement, sql);
+            return Parsed::new(statement, sql, self.literals.ranges(), self.log_params);
+        }
         let key = xxhash_rust::xxh3::xxh3_64(sql);
         if let Some(known) = self.by_text.get(&key) {
             return known.clone();
@@ -286,33 +314,39 @@ impl SessionObserver {
                 statement
             }
         };
-        // One raw text per normalised text is enough to EXPLAIN it: texts that differ only in
-        // their literals (a load test in simple mode) are not copied again and again. Not one per
-        // fingerprint: a fingerprint may stand for texts on other schemas.
-        if sql.len() <= MAX_RAW_TEXT && !self.raw_texts.contains_key(&statement.text_key) {
-            if self.raw_text_bytes + sql.len() > MAX_RAW_TEXT_BYTES {
-                self.raw_texts.clear();
-                self.raw_text_bytes = 0;
+        self.keep_raw_text(&statement, sql);
+        let constants = self.fingerprinter.constants();
+        if let Some(shape) = shape.filter(|_| shared && self.literals.matches(constants)) {
+            // Its literals are exactly what the fingerprint made constants of: every text with
+            // this shape is this statement (fingerprint::literals).
+            if self.by_shape.len() >= MAX_CACHED_TEXTS {
+                self.by_shape.clear();
             }
-            let raw: Arc<str> = String::from_utf8_lossy(sql).into();
-            self.raw_text_bytes += raw.len();
-            self.raw_texts.insert(statement.text_key, raw);
+            self.by_shape.insert(shape, statement.clone());
+            return Parsed::new(statement, sql, constants, self.log_params);
         }
-        let literal = |&(s, e): &(usize, usize)| sql.get(s..e).and_then(literal_value);
-        let ranges = self.fingerprinter.constants();
-        let constants =
-            Params::from_keys(ranges.iter().take(MAX_PARAMS).map(|r| literal(r).map(|v| text_key(v.as_bytes()))));
-        let constant_texts = self
-            .log_params
-            .then(|| ranges.iter().take(MAX_PARAMS).filter_map(|r| literal(r).map(Cow::into_owned)).collect());
-        let literals = (!ranges.is_empty())
-            .then(|| capture::chain_hash(ranges.iter().map(|&(s, e)| Some(sql.get(s..e).unwrap_or_default()))));
-        let parsed = Parsed { statement, constants, constant_texts, literals };
+        let parsed = Parsed::new(statement, sql, constants, self.log_params);
         if self.by_text.len() >= MAX_CACHED_TEXTS {
             self.by_text.clear();
         }
         self.by_text.insert(key, parsed.clone());
         parsed
+    }
+
+    /// Keeps one raw text per normalised text, enough to EXPLAIN it: texts that differ only in
+    /// their literals (a load test in simple mode) are not copied again and again. Not one per
+    /// fingerprint: a fingerprint may stand for texts on other schemas.
+    fn keep_raw_text(&mut self, statement: &Statement, sql: &[u8]) {
+        if sql.len() > MAX_RAW_TEXT || self.raw_texts.contains_key(&statement.text_key) {
+            return;
+        }
+        if self.raw_text_bytes + sql.len() > MAX_RAW_TEXT_BYTES {
+            self.raw_texts.clear();
+            self.raw_text_bytes = 0;
+        }
+        let raw: Arc<str> = String::from_utf8_lossy(sql).into();
+        self.raw_text_bytes += raw.len();
+        self.raw_texts.insert(statement.text_key, raw);
     }
 
     /// Queues a request whose response is still to come (the oldest goes when the queue is full).

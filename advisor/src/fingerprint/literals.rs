@@ -1,0 +1,392 @@
+//! A statement's text with its literal constants masked: the key under which texts that differ
+//! only in their literals (a load test in simple mode, an ORM without server-side parameters)
+//! find the statement the first of them was fingerprinted as, without fingerprinting again.
+//!
+//! One byte scan, conservative: it masks numbers (`12`, `1.5`, `-5` where the lexer reads the
+//! sign as part of it) and plain quoted strings (`'a''b'`), keeps every other byte as it is (so the key also holds whitespace,
+//! keyword case and quoting), and gives up (`None`) on whatever it does not read the way the
+//! lexer does: comments, dollar quotes, backslashes, prefixed strings (`E'..'`, `B'..'`),
+//! numbers with exponents, underscores or a leading dot, NUL.
+//!
+//! The key alone proves nothing: a masked number may be something the fingerprint keeps (a
+//! `FETCH` count, a role's `CONNECTION LIMIT`). The caller shares a statement under a key only
+//! when the fingerprinter's constants of the text it came from were exactly the masked ranges
+//! ([`LiteralMask::matches`]); two texts with one key then differ only inside literals of one
+//! kind each, which the fingerprint reads as constants whatever their value.
+
+/// The masked form of the last text scanned, and where its literals were.
+#[derive(Debug, Default)]
+pub struct LiteralMask {
+    masked: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+}
+
+/// What a masked literal becomes in the key: NUL (which a scanned text never holds) and its kind.
+const NUMBER: [u8; 2] = [0, b'n'];
+const STRING: [u8; 2] = [0, b's'];
+const NEGATIVE: [u8; 2] = [0, b'm'];
+
+/// What the scan does with a byte: a word starts (letters, `_`, non-ASCII), nothing (spaces,
+/// brackets, most operators), or it looks closer (digits, quotes, `$`, `-`, `/`, `.`, `\\`, NUL).
+const WORD: u8 = 0;
+const PLAIN: u8 = 1;
+const CLOSER: u8 = 2;
+
+static CLASSES: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            t[b] = WORD;
+        } else if c.is_ascii_digit() || matches!(c, b'\'' | b'"' | b'$' | b'-' | b'/' | b'.' | b'\\' | 0) {
+            t[b] = CLOSER;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Bytes that continue a word, so that a digit after them is part of it (`t1`, `$1`).
+static CONTINUES_WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+        b += 1;
+    }
+    t
+};
+
+fn continues_word(b: u8) -> bool {
+    CONTINUES_WORD[usize::from(b)]
+}
+
+/// The end of the digits from `i`.
+fn digits(sql: &[u8], mut i: usize) -> usize {
+    while sql.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the unsigned number whose digits start at `i`: digits, then a dot and digits
+/// maybe; `None` when a dot or a word's byte follows (`1.2.3`, `1e5`, `1_000`, `0x1f`).
+fn number_end(sql: &[u8], i: usize) -> Option<usize> {
+    let mut end = digits(sql, i);
+    if sql.get(end) == Some(&b'.') {
+        end = digits(sql, end + 1);
+    }
+    (!sql.get(end).is_some_and(|&c| c == b'.' || continues_word(c))).then_some(end)
+}
+
+/// True when the last byte before `i` other than whitespace ends an operand: a word, a quoted
+/// name or string, a closing bracket.
+fn after_operand(sql: &[u8], i: usize) -> bool {
+    let before = sql[..i].iter().rev().find(|b| !b.is_ascii_whitespace());
+    before.is_some_and(|&b| continues_word(b) || matches!(b, b')' | b']' | b'"' | b'\''))
+}
+
+/// The end of the quoted text opening at `i` with `quote` (a doubled quote stays inside), or
+/// `None` when it does not end or, for a string, holds a backslash (whose meaning depends on
+/// `standard_conforming_strings`).
+fn quoted_end(sql: &[u8], i: usize, quote: u8) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        let b = *sql.get(j)?;
+        if b == quote {
+            if sql.get(j + 1) != Some(&quote) {
+                return Some(j + 1);
+            }
+            j += 2;
+        } else if b == b'\\' && quote == b'\'' || b == 0 {
+            return None;
+        } else {
+            j += 1;
+        }
+    }
+}
+
+impl LiteralMask {
+    /// Scans `sql`; the hash of its masked form, or `None` when the scan gives up.
+    pub fn scan(&mut self, sql: &[u8]) -> Option<u64> {
+        self.masked.clear();
+        self.ranges.clear();
+        // Start of the bytes not yet copied to `masked`.
+        let mut run = 0;
+        let mut i = 0;
+        // The byte before `i` continues a word, or is a dot.
+        let mut word = false;
+        let mut dot = false;
+        while let Some(&b) = sql.get(i) {
+            // Most bytes are words and spaces: skipped a run at a time.
+            match CLASSES[usize::from(b)] {
+                WORD => {
+                    i += 1;
+                    while sql.get(i).is_some_and(|&c| continues_word(c)) {
+                        i += 1;
+                    }
+                    (word, dot) = (true, false);
+                    continue;
+                }
+                PLAIN => {
+                    i += 1;
+                    (word, dot) = (false, false);
+                    continue;
+                }
+                _ => {}
+            }
+            let literal = match b {
+                b'0'..=b'9' if !word => {
+                    if dot {
+                        return None;
+                    }
+                    Some((number_end(sql, i)?, NUMBER))
+                }
+                // `-5` after an operator, a comma or a bracket: the lexer reads one negative
+                // constant there (after an operand, `a-5`, it reads an operator).
+                b'-' if sql.get(i + 1).is_some_and(u8::is_ascii_digit) && !word && !dot && !after_operand(sql, i) => {
+                    Some((number_end(sql, i + 1)?, NEGATIVE))
+                }
+                b'\'' if !word => Some((quoted_end(sql, i, b'\'')?, STRING)),
+                b'\'' | 0 | b'\\' => return None,
+                b'"' => {
+                    i = quoted_end(sql, i, b'"')?;
+                    (word, dot) = (true, false);
+                    continue;
+                }
+                b'$' if !word && !sql.get(i + 1).is_some_and(u8::is_ascii_digit) => return None,
+                b'-' if sql.get(i + 1) == Some(&b'-') => return None,
+                b'/' if sql.get(i + 1) == Some(&b'*') => return None,
+                _ => None,
+            };
+            match literal {
+                Some((end, kind)) => {
+                    self.masked.extend_from_slice(&sql[run..i]);
+                    self.masked.extend_from_slice(&kind);
+                    self.ranges.push((i, end));
+                    (run, i) = (end, end);
+                    (word, dot) = (false, false);
+                }
+                None => {
+                    (word, dot) = (continues_word(b), b == b'.');
+                    i += 1;
+                }
+            }
+        }
+        self.masked.extend_from_slice(&sql[run..]);
+        Some(xxhash_rust::xxh3::xxh3_64(&self.masked))
+    }
+
+    /// Source ranges of the literals the last successful scan masked, in order.
+    pub fn ranges(&self) -> &[(usize, usize)] {
+        &self.ranges
+    }
+
+    /// True when the fingerprinter's constants of the same text are exactly the masked literals:
+    /// only then may texts with this key share what the fingerprint made of the first.
+    pub fn matches(&self, constants: &[(usize, usize)]) -> bool {
+        self.ranges == constants
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::Fingerprinter;
+    use proptest::prelude::*;
+
+    fn scan(sql: &str) -> Option<(u64, Vec<&str>)> {
+        let mut mask = LiteralMask::default();
+        let key = mask.scan(sql.as_bytes())?;
+        Some((key, mask.ranges().iter().map(|&(s, e)| &sql[s..e]).collect()))
+    }
+
+    #[test]
+    fn literals_are_masked_and_everything_else_kept() {
+        let (a, literals) = scan("UPDATE pgbench_accounts SET abalance = abalance + -12 WHERE aid = 345;").unwrap();
+        assert_eq!(literals, ["-12", "345"]);
+        let (b, _) = scan("UPDATE pgbench_accounts SET abalance = abalance + -7 WHERE aid = 1.5;").unwrap();
+        assert_eq!(a, b);
+        let (c, literals) = scan("select * from t1 where a = 'it''s' and \"c2\" = $1 and b = 'x'").unwrap();
+        assert_eq!(literals, ["'it''s'", "'x'"]);
+        assert_eq!(scan("select * from t1 where a = 'other' and \"c2\" = $1 and b = ''").unwrap().0, c);
+        // Case, spacing and quoting are part of the key.
+        assert_ne!(scan("SELECT 1").unwrap().0, scan("select 1").unwrap().0);
+        assert_ne!(scan("SELECT 1").unwrap().0, scan("SELECT  1").unwrap().0);
+        // A number or a string: not the same key.
+        assert_ne!(scan("SELECT 1").unwrap().0, scan("SELECT '1'").unwrap().0);
+        // Digits inside words and parameters are not literals.
+        assert_eq!(scan("select c1, $2 from t_9 where x = y1").unwrap().1, Vec::<&str>::new());
+    }
+
+    #[test]
+    fn the_scan_gives_up_on_what_it_does_not_read_as_the_lexer() {
+        for sql in [
+            "select 1 -- 2",
+            "select /* 1 */ 2",
+            "select $$a$$",
+            "select $q$a$q$",
+            "select E'a'",
+            "select B'01'",
+            "select 'a\\'",
+            "select 1e5",
+            "select 1_000",
+            "select 0x1f",
+            "select .5",
+            "select 1.2.3",
+            "select 'unterminated",
+            "select \"unterminated",
+            "select a\0",
+        ] {
+            assert_eq!(scan(sql), None, "{sql}");
+        }
+    }
+
+    /// Numbers and strings other than those in `sql`, of other lengths (negative numbers stay
+    /// negative).
+    fn other_literals(sql: &str, ranges: &[(usize, usize)], salt: usize) -> String {
+        let mut out = String::new();
+        let mut at = 0;
+        for (n, &(s, e)) in ranges.iter().enumerate() {
+            out.push_str(&sql[at..s]);
+            let v = (n * 7919 + salt * 104_729) % 100_000;
+            if sql.as_bytes()[s] == b'\'' {
+                out.push_str(&format!("'v{v} é'''"));
+                at = e;
+                continue;
+            }
+            if sql.as_bytes()[s] == b'-' {
+                out.push('-');
+            }
+            if salt.is_multiple_of(2) {
+                out.push_str(&v.to_string());
+            } else {
+                out.push_str(&format!("{v}.{}", salt % 10));
+            }
+            at = e;
+        }
+        out.push_str(&sql[at..]);
+        out
+    }
+
+    /// What sharing a statement by key relies on: when the first text's constants are its masked
+    /// literals, any text with the same key fingerprints alike, and its constants are its own
+    /// masked literals too.
+    /// True when `sql` can share (the check ran), false when its key is not used.
+    fn check_sharing(sql: &str) -> Result<bool, TestCaseError> {
+        let (mut mask, mut fp) = (LiteralMask::default(), Fingerprinter::default());
+        let Some(key) = mask.scan(sql.as_bytes()) else { return Ok(false) };
+        let first = fp.fingerprint(sql.as_bytes());
+        if !mask.matches(fp.constants()) {
+            return Ok(false);
+        }
+        let (text, display) = (fp.text().to_string(), fp.display().to_string());
+        let ranges = mask.ranges().to_vec();
+        for salt in 1..3 {
+            let other = other_literals(sql, &ranges, salt);
+            prop_assert_eq!(mask.scan(other.as_bytes()), Some(key), "{} vs {}", sql, other);
+            prop_assert_eq!(fp.fingerprint(other.as_bytes()), first, "{} vs {}", sql, other);
+            prop_assert_eq!(fp.text(), text.as_str(), "{} vs {}", sql, other);
+            prop_assert_eq!(fp.display(), display.as_str(), "{} vs {}", sql, other);
+            prop_assert!(mask.matches(fp.constants()), "{} vs {}: {:?}", sql, other, fp.constants());
+        }
+        Ok(true)
+    }
+
+    #[test]
+    fn texts_sharing_a_key_share_a_fingerprint() {
+        for sql in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 42;",
+            "UPDATE pgbench_tellers SET tbalance = tbalance + 5 WHERE tid = 3;",
+            "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP);",
+            "select * from t where id in (1, 2, 3) and name = 'x' limit 10 offset 20",
+            "insert into t values (1, 'a'), (2, 'b')",
+            "select 1 group by 1 order by 2",
+            "fetch 5 from c",
+            "alter role r connection limit 5",
+            "select x::numeric(10, 2) from t where y = '2020-01-01'::date",
+            "select interval '1 day', date '2020-01-01', - 5, -(5), +5, 3 - 2",
+            "set statement_timeout = 5000",
+            "select * from t where a = any(array[1, 2]) and b between 1 and 2",
+            "create table t (a varchar(20) default 'x', b int check (b > 0))",
+            "execute q(1, 'a')",
+        ] {
+            check_sharing(sql).unwrap();
+        }
+        // The load-test statements do share.
+        assert!(check_sharing("UPDATE pgbench_branches SET bbalance = bbalance + -3 WHERE bid = 1;").unwrap());
+        assert!(check_sharing("select * from t where id in (1, 2) and name = 'x' limit 10").unwrap());
+    }
+
+    /// Every query of the fingerprint corpus and of the benchmark's ORM corpus.
+    #[test]
+    fn texts_sharing_a_key_share_a_fingerprint_over_the_corpora() {
+        let corpora =
+            [include_str!("../../tests/corpus/queries.jsonl"), include_str!("../../../bench/corpus/orm.jsonl")];
+        let (mut checked, mut shared) = (0, 0);
+        for line in corpora.iter().flat_map(|c| c.lines()).filter(|l| !l.trim().is_empty()) {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            let sql = entry["sql"].as_str().unwrap();
+            shared += usize::from(check_sharing(sql).unwrap());
+            checked += 1;
+        }
+        eprintln!("{shared} of {checked} corpus texts share by key");
+        assert!(checked > 1000 && shared > checked / 2, "{shared} of {checked}");
+    }
+
+    fn sql_like() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("SELECT "),
+            Just("select "),
+            Just("FROM t "),
+            Just("WHERE "),
+            Just("a"),
+            Just(" "),
+            Just("1"),
+            Just("23.5"),
+            Just("'x'"),
+            Just("'it''s'"),
+            Just("("),
+            Just(")"),
+            Just(","),
+            Just("."),
+            Just("-"),
+            Just("+"),
+            Just("="),
+            Just("::"),
+            Just("int"),
+            Just("IN "),
+            Just("VALUES "),
+            Just("LIMIT "),
+            Just("FETCH "),
+            Just("GROUP BY "),
+            Just("CONNECTION "),
+            Just("interval "),
+            Just("$1"),
+            Just("\"q\""),
+            Just("é"),
+            Just("e"),
+            Just(";"),
+        ];
+        proptest::collection::vec(piece, 0..32).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn sharing_holds_for_sql_like_text(sql in sql_like()) {
+            check_sharing(&sql)?;
+        }
+
+        #[test]
+        fn the_scan_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut mask = LiteralMask::default();
+            if mask.scan(&bytes).is_some() {
+                for &(s, e) in mask.ranges() {
+                    prop_assert!(s < e && e <= bytes.len());
+                }
+            }
+        }
+    }
+}
