@@ -19,6 +19,11 @@
 pub struct LiteralMask {
     masked: Vec<u8>,
     ranges: Vec<(usize, usize)>,
+    /// The `;` outside quotes, how many and where the first was.
+    semicolons: usize,
+    first_semicolon: usize,
+    /// A `;` came inside brackets, or a bracket closed that was not open.
+    nested_semicolon: bool,
 }
 
 /// What a masked literal becomes in the key: NUL (which a scanned text never holds) and its kind.
@@ -27,7 +32,8 @@ const STRING: [u8; 2] = [0, b's'];
 const NEGATIVE: [u8; 2] = [0, b'm'];
 
 /// What the scan does with a byte: a word starts (letters, `_`, non-ASCII), nothing (spaces,
-/// brackets, most operators), or it looks closer (digits, quotes, `$`, `-`, `/`, `.`, `\\`, NUL).
+/// most operators), or it looks closer (digits, quotes, `$`, `-`, `/`, `.`, `\\`, NUL, `;`,
+/// brackets).
 const WORD: u8 = 0;
 const PLAIN: u8 = 1;
 const CLOSER: u8 = 2;
@@ -39,13 +45,20 @@ static CLASSES: [u8; 256] = {
         let c = b as u8;
         if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
             t[b] = WORD;
-        } else if c.is_ascii_digit() || matches!(c, b'\'' | b'"' | b'$' | b'-' | b'/' | b'.' | b'\\' | 0) {
+        } else if c.is_ascii_digit()
+            || matches!(c, b'\'' | b'"' | b'$' | b'-' | b'/' | b'.' | b'\\' | 0 | b';' | b'(' | b')' | b'[' | b']')
+        {
             t[b] = CLOSER;
         }
         b += 1;
     }
     t
 };
+
+/// The lexer's whitespace (scan.l): space, tab, newline, carriage return, vertical tab, form feed.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
+}
 
 /// Bytes that continue a word, so that a digit after them is part of it (`t1`, `$1`).
 static CONTINUES_WORD: [bool; 256] = {
@@ -113,6 +126,8 @@ impl LiteralMask {
     pub fn scan(&mut self, sql: &[u8]) -> Option<u64> {
         self.masked.clear();
         self.ranges.clear();
+        (self.semicolons, self.first_semicolon, self.nested_semicolon) = (0, 0, false);
+        let mut depth = 0usize;
         // Start of the bytes not yet copied to `masked`.
         let mut run = 0;
         let mut i = 0;
@@ -159,6 +174,23 @@ impl LiteralMask {
                 b'$' if !word && !sql.get(i + 1).is_some_and(u8::is_ascii_digit) => return None,
                 b'-' if sql.get(i + 1) == Some(&b'-') => return None,
                 b'/' if sql.get(i + 1) == Some(&b'*') => return None,
+                b'(' | b'[' => {
+                    depth += 1;
+                    None
+                }
+                b')' | b']' => {
+                    self.nested_semicolon |= depth == 0;
+                    depth = depth.saturating_sub(1);
+                    None
+                }
+                b';' => {
+                    if self.semicolons == 0 {
+                        self.first_semicolon = i;
+                    }
+                    self.semicolons += 1;
+                    self.nested_semicolon |= depth > 0;
+                    None
+                }
                 _ => None,
             };
             match literal {
@@ -179,6 +211,24 @@ impl LiteralMask {
         Some(xxhash_rust::xxh3::xxh3_64(&self.masked))
     }
 
+    /// Where the one statement of the last text scanned (successfully) ends, when the text holds
+    /// exactly one as [`crate::lexer::split_statements`] splits them: it starts with a word other
+    /// than `CREATE` (whose function bodies hold `;`), and its only `;`, if any, is outside
+    /// brackets and followed by whitespace alone. A simple Query is then not split again.
+    pub fn one_statement(&self, sql: &[u8]) -> Option<usize> {
+        let end = match self.semicolons {
+            0 => sql.len(),
+            1 if !self.nested_semicolon && sql.get(self.first_semicolon + 1..)?.iter().all(|&b| is_space(b)) => {
+                self.first_semicolon
+            }
+            _ => return None,
+        };
+        let start = sql.iter().position(|&b| !is_space(b))?;
+        let first_word = sql.get(start..)?.iter().take_while(|&&b| continues_word(b)).count();
+        let create = sql.get(start..start + first_word).is_some_and(|w| w.eq_ignore_ascii_case(b"create"));
+        (start < end && first_word > 0 && CLASSES[usize::from(sql[start])] == WORD && !create).then_some(end)
+    }
+
     /// Source ranges of the literals the last successful scan masked, in order.
     pub fn ranges(&self) -> &[(usize, usize)] {
         &self.ranges
@@ -195,6 +245,7 @@ impl LiteralMask {
 mod tests {
     use super::*;
     use crate::fingerprint::Fingerprinter;
+    use crate::lexer::split_statements;
     use proptest::prelude::*;
 
     fn scan(sql: &str) -> Option<(u64, Vec<&str>)> {
@@ -241,6 +292,29 @@ mod tests {
             "select a\0",
         ] {
             assert_eq!(scan(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn one_statement_or_none() {
+        fn one(sql: &str) -> Option<&str> {
+            let mut mask = LiteralMask::default();
+            mask.scan(sql.as_bytes()).and_then(|_| mask.one_statement(sql.as_bytes())).map(|end| &sql[..end])
+        }
+        assert_eq!(one("UPDATE t SET a = 'x;y' WHERE b = 1;\n"), Some("UPDATE t SET a = 'x;y' WHERE b = 1"));
+        assert_eq!(one(" insert into t (a, b) values (1, 2)"), Some(" insert into t (a, b) values (1, 2)"));
+        for sql in [
+            "select 1; select 2",
+            "select (1;",
+            "select 1) ;",
+            "create table t (a int);",
+            "select 1;;",
+            ";",
+            "",
+            " \n",
+            "(select 1)",
+        ] {
+            assert_eq!(one(sql), None, "{sql}");
         }
     }
 
@@ -369,6 +443,15 @@ mod tests {
             Just("é"),
             Just("e"),
             Just(";"),
+            Just(";"),
+            Just("\n"),
+            Just("\x0b"),
+            Just("["),
+            Just("]"),
+            Just("create function f() begin atomic "),
+            Just("END"),
+            Just("--"),
+            Just("/*"),
         ];
         proptest::collection::vec(piece, 0..32).prop_map(|p| p.concat())
     }
@@ -377,6 +460,18 @@ mod tests {
         #[test]
         fn sharing_holds_for_sql_like_text(sql in sql_like()) {
             check_sharing(&sql)?;
+        }
+
+        #[test]
+        fn one_statement_is_what_the_lexer_splits(sql in sql_like(), noise in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut mask = LiteralMask::default();
+            for text in [sql.as_bytes(), &noise] {
+                if mask.scan(text).is_some() {
+                    if let Some(end) = mask.one_statement(text) {
+                        prop_assert_eq!(split_statements(text), vec![&text[..end]]);
+                    }
+                }
+            }
         }
 
         #[test]

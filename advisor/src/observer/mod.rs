@@ -281,9 +281,15 @@ impl SessionObserver {
     }
 
     fn parse(&mut self, sql: &[u8]) -> Parsed {
+        let shape = self.literals.scan(sql);
+        self.parse_scanned(sql, shape)
+    }
+
+    /// [`Self::parse`] with `sql` already scanned by `self.literals` (`shape` its result): the
+    /// same text, or one with only whitespace and a `;` after it.
+    fn parse_scanned(&mut self, sql: &[u8], shape: Option<u64>) -> Parsed {
         crate::engine::InjectedPanics::check(&self.injected_panic, sql);
         // Texts that differ only in their literals: the statement the first was made into.
-        let shape = self.literals.scan(sql);
         if let Some(statement) = shape.and_then(|key| self.by_shape.get(&key)) {
             let statement = statement.clone();
             self.keep_raw_text(&statement, sql);
@@ -375,18 +381,21 @@ impl SessionObserver {
                     Err(_) if !m.is_whole() => m.body,
                     Err(_) => return,
                 };
-                let runs: VecDeque<Run> = split::statements(sql)
-                    .into_iter()
-                    .map(|sql| {
-                        let parsed = self.parse(sql);
-                        let mut run = Run::new(Some(parsed.statement), now);
-                        run.params = parsed.constants;
-                        run.param_texts = parsed.constant_texts;
-                        run.params_hash = parsed.literals;
-                        run.simple = true;
-                        run
-                    })
-                    .collect();
+                let to_run = |parsed: Parsed| {
+                    let mut run = Run::new(Some(parsed.statement), now);
+                    run.params = parsed.constants;
+                    run.param_texts = parsed.constant_texts;
+                    run.params_hash = parsed.literals;
+                    run.simple = true;
+                    run
+                };
+                // Most Queries hold one statement: the scan for its shape shows it, and the text
+                // is not split (nor scanned) again.
+                let shape = self.literals.scan(sql);
+                let runs: VecDeque<Run> = match shape.and_then(|_| self.literals.one_statement(sql)) {
+                    Some(end) => VecDeque::from([to_run(self.parse_scanned(&sql[..end], shape))]),
+                    None => split::statements(sql).into_iter().map(|sql| to_run(self.parse(sql))).collect(),
+                };
                 if runs.len() > 1 {
                     // The server sends a multi-statement query's results only when all of it has run,
                     // so show the whole query as the current statement.

@@ -58,7 +58,7 @@ pub const IDLE_TICKS: u32 = 20;
 pub const MAX_BACKLOG_BYTES: usize = 256 * 1024;
 /// Most messages and chunk marks a backlog holds before its relay observes it itself.
 pub const MAX_BACKLOG_ITEMS: usize = 4096;
-/// Items and body bytes a backlog makes room for when it starts filling again.
+/// Fewest items and body bytes a backlog makes room for when it starts filling again.
 const START_ITEMS: usize = 8;
 const START_ARENA: usize = 256;
 /// How much of each message body is observed (and so queued).
@@ -104,6 +104,9 @@ struct Queued {
     /// Server DataRows since the server's last other message (the relay's count, so it knows
     /// when the observer stops sampling a result's rows).
     rows_in_a_row: u64,
+    /// How many items and body bytes the last pass took: the room a queue taken empty makes
+    /// when it starts filling again (one allocation a pass, not one per doubling).
+    last_taken: (usize, usize),
 }
 
 impl Queued {
@@ -143,10 +146,20 @@ impl Queued {
     }
 
     /// Takes what is queued, leaving no buffer behind (an idle session keeps nothing) but the
-    /// relay's row count.
+    /// relay's row count and the sizes taken.
     fn take(&mut self) -> Queued {
         let rows_in_a_row = self.rows_in_a_row;
-        std::mem::replace(self, Queued { rows_in_a_row, ..Queued::default() })
+        let last_taken = (self.items.len(), self.arena.len());
+        std::mem::replace(self, Queued { rows_in_a_row, last_taken, ..Queued::default() })
+    }
+
+    /// Makes room, when the queue was taken empty, for what the last pass took and half again.
+    fn start_filling(&mut self) {
+        if self.items.capacity() == 0 {
+            let (items, bytes) = self.last_taken;
+            self.items.reserve((items + items / 2).clamp(START_ITEMS, MAX_BACKLOG_ITEMS));
+            self.arena.reserve((bytes + bytes / 2).clamp(START_ARENA, MAX_BACKLOG_BYTES));
+        }
     }
 
     /// The number of the last chunk queued.
@@ -261,11 +274,7 @@ impl Backlog {
         }
         let (result, full) = {
             let mut queued = lock(&self.queued);
-            if queued.items.capacity() == 0 {
-                // Taken empty by the last pass: room for a typical tick at once, not by doubling.
-                queued.items.reserve(START_ITEMS);
-                queued.arena.reserve(START_ARENA);
-            }
+            queued.start_filling();
             queued.items.push(Item::Chunk { at, number });
             let result = scan(&mut |m| {
                 messages += 1;
