@@ -28,7 +28,7 @@ use tracing::{error, info, warn};
 use crate::config::{ClientTls, LogFormat, ProxyArgs, UpstreamAddr, UpstreamTlsMode};
 use crate::counters::ProxyCounters;
 use crate::net::backlog::ObservationWorker;
-use crate::net::shared::Shared;
+use crate::net::shared::{ForceClose, Shared};
 use crate::net::tls::TlsSetupError;
 use crate::net::upstream::UpstreamConnector;
 
@@ -239,7 +239,7 @@ impl Proxy {
                 warned_channel_binding: AtomicBool::new(false),
                 upstream,
                 stats,
-                force_close: CancellationToken::new(),
+                force_close: ForceClose::default(),
                 advisor,
                 observation: ObservationWorker::start(),
             }),
@@ -346,7 +346,7 @@ impl Proxy {
         }
         if tokio::time::timeout(self.grace, sessions.wait()).await.is_err() {
             warn!(sessions = sessions.len(), "grace period over: closing the remaining sessions");
-            self.shared.force_close.cancel();
+            self.shared.force_close.close();
             let _ = tokio::time::timeout(Duration::from_secs(5), sessions.wait()).await;
         }
         if let (Some(stopper), Some(task)) = (admin_stopper, &admin) {

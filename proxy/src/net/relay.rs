@@ -12,12 +12,12 @@ use pgwire::messages::Message;
 use protocol::backend::{Authentication, ErrorFields};
 use protocol::{parse_message, BackendTag, Frame, FrameScanner, ProtocolError, ScannedMessage, MAX_MESSAGE_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 use crate::counters::ProxyCounters;
 use crate::logging::LogLimiter;
 use crate::net::backlog::{Backlog, Side, OBSERVED_PREFIX};
 use crate::net::error::{fatal_error_response, SessionError};
+use crate::net::shared::ForceClose;
 use crate::net::stream::Conn;
 
 /// Bytes read per system call in each direction.
@@ -48,7 +48,7 @@ pub async fn relay(
     binding: ChannelBinding,
     backlog: &Arc<Backlog>,
     stats: &ProxyCounters,
-    close: &CancellationToken,
+    close: &ForceClose,
 ) -> (Result<(), SessionError>, bool) {
     let stripped = AtomicBool::new(false);
     // True while the client has been sent only whole messages: an error of ours may follow.
@@ -62,7 +62,7 @@ pub async fn relay(
     let outcome = tokio::select! {
         r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream) => r,
         r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client) => r,
-        _ = close.cancelled() => Err(SessionError::ShuttingDown),
+        _ = close.closed() => Err(SessionError::ShuttingDown),
     };
     // The upstream goes first: its backend is freed even if the client has stopped reading.
     let _ = tokio::time::timeout(CLOSE_WAIT, upstream_wr.shutdown()).await;
