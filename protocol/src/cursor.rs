@@ -66,8 +66,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a NUL-terminated string, without the NUL.
     pub fn cstr(&mut self) -> Result<&'a [u8], ProtocolError> {
-        // memchr, not a byte loop: a simple Query's whole text is one string.
-        let end = memchr::memchr(0, self.buf).ok_or(ProtocolError::UnterminatedString(self.what))?;
+        let end = self.buf.iter().position(|&b| b == 0).ok_or(ProtocolError::UnterminatedString(self.what))?;
         let s = &self.buf[..end];
         self.buf = &self.buf[end + 1..];
         Ok(s)

@@ -16,7 +16,10 @@ pub struct Query<'a> {
 impl<'a> Query<'a> {
     /// Decodes a Query body.
     pub fn parse(body: &'a [u8]) -> Result<Self, ProtocolError> {
-        Ok(Self { sql: Cursor::new(body, "Query").cstr()? })
+        // The whole text is one string: memchr finds its end (names elsewhere are short, and a
+        // byte loop finds theirs sooner).
+        let end = memchr::memchr(0, body).ok_or(ProtocolError::UnterminatedString("Query"))?;
+        Ok(Self { sql: &body[..end] })
     }
 }
 
@@ -211,6 +214,15 @@ mod tests {
         let b = body(PgQuery::new("select 1; select 2".into()));
         assert_eq!(Query::parse(&b).unwrap().sql, b"select 1; select 2");
         assert!(Query::parse(&b[..4]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Any bytes: the text is what comes before the first NUL, and without one it is an error.
+        #[test]
+        fn a_query_is_its_bytes_up_to_the_first_nul(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let expected = b.iter().position(|&c| c == 0).map(|end| &b[..end]);
+            proptest::prop_assert_eq!(Query::parse(&b).ok().map(|q| q.sql), expected);
+        }
     }
 
     #[test]
