@@ -2,11 +2,14 @@
 //! only in their literals (a load test in simple mode, an ORM without server-side parameters)
 //! find the statement the first of them was fingerprinted as, without fingerprinting again.
 //!
-//! One byte scan, conservative: it masks numbers (`12`, `1.5`, `-5` where the lexer reads the
-//! sign as part of it) and plain quoted strings (`'a''b'`), keeps every other byte as it is (so the key also holds whitespace,
-//! keyword case and quoting), and gives up (`None`) on whatever it does not read the way the
-//! lexer does: comments, dollar quotes, backslashes, prefixed strings (`E'..'`, `B'..'`),
-//! numbers with exponents, underscores or a leading dot, NUL.
+//! One byte scan, conservative: it masks unsigned numbers (`12`, `1.5`), a `-` and the digits
+//! after it where no word, quote or closing bracket comes before the `-` (`= -5`), and quoted
+//! strings not prefixed by a word byte (`'a''b'`); it keeps every other byte as it is (so the key
+//! also holds whitespace, keyword case and quoting), and gives up (`None`) on comments, dollar
+//! quotes (any `$` not followed by a digit), backslashes, strings prefixed by a word (`E'..'`,
+//! `B'..'`), numbers with exponents, underscores or a leading dot, and NUL. Where it still reads
+//! a literal otherwise than the lexer (`select -5`, whose sign the lexer folds in after a
+//! keyword; `U&'..'`), its ranges are not the fingerprint's constants and nothing is shared.
 //!
 //! The key alone proves nothing: a masked number may be something the fingerprint keeps (a
 //! `FETCH` count, a role's `CONNECTION LIMIT`). The caller shares a statement under a key only
@@ -24,6 +27,8 @@ pub struct LiteralMask {
     first_semicolon: usize,
     /// A `;` came inside brackets, or a bracket closed that was not open.
     nested_semicolon: bool,
+    /// A word was `CREATE` (a routine's body may hold `;` at the top level).
+    create: bool,
 }
 
 /// What a masked literal becomes in the key: NUL (which a scanned text never holds) and its kind.
@@ -126,7 +131,7 @@ impl LiteralMask {
     pub fn scan(&mut self, sql: &[u8]) -> Option<u64> {
         self.masked.clear();
         self.ranges.clear();
-        (self.semicolons, self.first_semicolon, self.nested_semicolon) = (0, 0, false);
+        (self.semicolons, self.first_semicolon, self.nested_semicolon, self.create) = (0, 0, false, false);
         let mut depth = 0usize;
         // Start of the bytes not yet copied to `masked`.
         let mut run = 0;
@@ -138,10 +143,12 @@ impl LiteralMask {
             // Most bytes are words and spaces: skipped a run at a time.
             match CLASSES[usize::from(b)] {
                 WORD => {
+                    let start = i;
                     i += 1;
                     while sql.get(i).is_some_and(|&c| continues_word(c)) {
                         i += 1;
                     }
+                    self.create |= i - start == 6 && sql[start..i].eq_ignore_ascii_case(b"create");
                     (word, dot) = (true, false);
                     continue;
                 }
@@ -171,7 +178,9 @@ impl LiteralMask {
                     (word, dot) = (true, false);
                     continue;
                 }
-                b'$' if !word && !sql.get(i + 1).is_some_and(u8::is_ascii_digit) => return None,
+                // Inside a word a `$` is consumed with it; here it starts a token: a parameter
+                // (`$1`) or a dollar quote, even right after a quoted name or a parameter.
+                b'$' if !sql.get(i + 1).is_some_and(u8::is_ascii_digit) => return None,
                 b'-' if sql.get(i + 1) == Some(&b'-') => return None,
                 b'/' if sql.get(i + 1) == Some(&b'*') => return None,
                 b'(' | b'[' => {
@@ -212,9 +221,9 @@ impl LiteralMask {
     }
 
     /// Where the one statement of the last text scanned (successfully) ends, when the text holds
-    /// exactly one as [`crate::lexer::split_statements`] splits them: it starts with a word other
-    /// than `CREATE` (whose function bodies hold `;`), and its only `;`, if any, is outside
-    /// brackets and followed by whitespace alone. A simple Query is then not split again.
+    /// exactly one as [`crate::lexer::split_statements`] splits them: it has a token, no word
+    /// `CREATE` (a routine's body may hold `;`), and its only `;`, if any, is outside brackets
+    /// and followed by whitespace alone. A simple Query is then not split again.
     pub fn one_statement(&self, sql: &[u8]) -> Option<usize> {
         let end = match self.semicolons {
             0 => sql.len(),
@@ -223,10 +232,8 @@ impl LiteralMask {
             }
             _ => return None,
         };
-        let start = sql.iter().position(|&b| !is_space(b))?;
-        let first_word = sql.get(start..)?.iter().take_while(|&&b| continues_word(b)).count();
-        let create = sql.get(start..start + first_word).is_some_and(|w| w.eq_ignore_ascii_case(b"create"));
-        (start < end && first_word > 0 && CLASSES[usize::from(sql[start])] == WORD && !create).then_some(end)
+        let tokens = sql.get(..end)?.iter().any(|&b| !is_space(b));
+        (tokens && !self.create).then_some(end)
     }
 
     /// Source ranges of the literals the last successful scan masked, in order.
@@ -303,7 +310,11 @@ mod tests {
         }
         assert_eq!(one("UPDATE t SET a = 'x;y' WHERE b = 1;\n"), Some("UPDATE t SET a = 'x;y' WHERE b = 1"));
         assert_eq!(one(" insert into t (a, b) values (1, 2)"), Some(" insert into t (a, b) values (1, 2)"));
+        assert_eq!(one("(select 1)"), Some("(select 1)"));
         for sql in [
+            "select \"text\"$$ 'x$$; select \"text\"$$ 'x$$",
+            "select $1$$;$$",
+            "U&\"x\" create function f() begin atomic select 1;",
             "select 1; select 2",
             "select (1;",
             "select 1) ;",
@@ -312,7 +323,6 @@ mod tests {
             ";",
             "",
             " \n",
-            "(select 1)",
         ] {
             assert_eq!(one(sql), None, "{sql}");
         }
@@ -449,6 +459,12 @@ mod tests {
             Just("["),
             Just("]"),
             Just("create function f() begin atomic "),
+            Just("$$"),
+            Just("$q$"),
+            Just("\"text\""),
+            Just("U&"),
+            Just("x "),
+            Just("CREATE "),
             Just("END"),
             Just("--"),
             Just("/*"),
