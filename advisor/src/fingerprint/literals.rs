@@ -31,6 +31,12 @@ pub struct LiteralMask {
     create: bool,
 }
 
+/// Longest text scanned, and most literals masked: a session keeps the scan's buffers, and a
+/// longer text (a bulk INSERT, whose row count changes its shape anyway) is fingerprinted as it
+/// comes.
+pub const MAX_SCANNED: usize = 16 * 1024;
+pub const MAX_LITERALS: usize = 256;
+
 /// What a masked literal becomes in the key: NUL (which a scanned text never holds) and its kind.
 const NUMBER: [u8; 2] = [0, b'n'];
 const STRING: [u8; 2] = [0, b's'];
@@ -131,6 +137,9 @@ impl LiteralMask {
     pub fn scan(&mut self, sql: &[u8]) -> Option<u64> {
         self.masked.clear();
         self.ranges.clear();
+        if sql.len() > MAX_SCANNED {
+            return None;
+        }
         (self.semicolons, self.first_semicolon, self.nested_semicolon, self.create) = (0, 0, false, false);
         let mut depth = 0usize;
         // Start of the bytes not yet copied to `masked`.
@@ -203,6 +212,7 @@ impl LiteralMask {
                 _ => None,
             };
             match literal {
+                Some(_) if self.ranges.len() >= MAX_LITERALS => return None,
                 Some((end, kind)) => {
                     self.masked.extend_from_slice(&sql[run..i]);
                     self.masked.extend_from_slice(&kind);
@@ -298,6 +308,13 @@ mod tests {
             "select \"unterminated",
             "select a\0",
         ] {
+            assert_eq!(scan(sql), None, "{sql}");
+        }
+        // The bounds: a longer text, or more literals, is not scanned.
+        let many = format!("select {}", vec!["1"; MAX_LITERALS + 1].join(", "));
+        let long = format!("select '{}'", "x".repeat(MAX_SCANNED));
+        assert!(scan(&format!("select {}", vec!["1"; MAX_LITERALS].join(", "))).is_some());
+        for sql in [many.as_str(), long.as_str()] {
             assert_eq!(scan(sql), None, "{sql}");
         }
     }
