@@ -24,7 +24,7 @@ use advisor::detect::unbounded_result::{self, UnboundedResultConfig};
 use advisor::detect::unparameterized::{UnparameterizedConfig, UnparameterizedWatch};
 use advisor::events::SessionOrigin;
 use advisor::events::{SqlState, Statement, StatementEvent};
-use advisor::fingerprint::{Fingerprint, Fingerprinter};
+use advisor::fingerprint::{Fingerprint, Fingerprinter, LiteralMask};
 use advisor::keywords::is_keyword;
 use advisor::lexer::{split_statements, Lexer, Token};
 use advisor::orm::OrmStyle;
@@ -287,6 +287,23 @@ fn check_split(src: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The literal scan: no panic, its literals in order within the input, and where it says the
+/// text is one statement, the splitter agrees.
+fn check_literal_mask(src: &[u8], mask: &mut LiteralMask) -> Result<(), TestCaseError> {
+    if mask.scan(src).is_none() {
+        return Ok(());
+    }
+    let mut last_end = 0;
+    for &(start, end) in mask.ranges() {
+        prop_assert!(last_end <= start && start < end && end <= src.len(), "literals out of order or outside");
+        last_end = end;
+    }
+    if let Some(end) = mask.one_statement(src) {
+        prop_assert_eq!(split_statements(src), vec![&src[..end]]);
+    }
+    Ok(())
+}
+
 fn check_classify(text: &str) -> Result<(), TestCaseError> {
     if let Some(ddl) = classify(text) {
         prop_assert!(!ddl.table.is_empty());
@@ -523,6 +540,7 @@ proptest! {
     #[test]
     fn statements_split_in_order_within_the_input(src in sql_bytes()) {
         check_split(&src)?;
+        check_literal_mask(&src, &mut LiteralMask::default())?;
     }
 
     #[test]
@@ -601,6 +619,7 @@ proptest! {
         check_lexer(src)?;
         check_fingerprint(src, &mut Fingerprinter::default())?;
         check_split(src)?;
+        check_literal_mask(src, &mut LiteralMask::default())?;
         check_text(&sql)?;
         check_session_detectors(&sql)?;
     }

@@ -7,9 +7,11 @@
 //! strings not prefixed by a word byte (`'a''b'`); it keeps every other byte as it is (so the key
 //! also holds whitespace, keyword case and quoting), and gives up (`None`) on comments, dollar
 //! quotes (any `$` not followed by a digit), backslashes, strings prefixed by a word (`E'..'`,
-//! `B'..'`), numbers with exponents, underscores or a leading dot, and NUL. Where it still reads
-//! a literal otherwise than the lexer (`select -5`, whose sign the lexer folds in after a
-//! keyword; `U&'..'`), its ranges are not the fingerprint's constants and nothing is shared.
+//! `B'..'`), numbers with exponents, underscores or a leading dot, NUL, and texts longer than
+//! [`MAX_SCANNED`] or with more than [`MAX_LITERALS`] literals (those are fingerprinted once per
+//! distinct text, as before). Where it still reads a literal otherwise than the lexer (`select
+//! -5`, whose sign the lexer folds in after a keyword; `U&'..'`), its ranges are not the
+//! fingerprint's constants and nothing is shared.
 //!
 //! The key alone proves nothing: a masked number may be something the fingerprint keeps (a
 //! `FETCH` count, a role's `CONNECTION LIMIT`). The caller shares a statement under a key only
@@ -31,11 +33,13 @@ pub struct LiteralMask {
     create: bool,
 }
 
-/// Longest text scanned, and most literals masked: a session keeps the scan's buffers, and a
-/// longer text (a bulk INSERT, whose row count changes its shape anyway) is fingerprinted as it
-/// comes.
+/// Longest text scanned: a longer one (a bulk INSERT, whose row count changes its shape anyway)
+/// is fingerprinted as it comes.
 pub const MAX_SCANNED: usize = 16 * 1024;
+/// Most literals masked in one text; with more, the text is fingerprinted as it comes.
 pub const MAX_LITERALS: usize = 256;
+/// Most bytes of masked text a session keeps between scans.
+const KEPT_MASK: usize = 4096;
 
 /// What a masked literal becomes in the key: NUL (which a scanned text never holds) and its kind.
 const NUMBER: [u8; 2] = [0, b'n'];
@@ -108,7 +112,7 @@ fn number_end(sql: &[u8], i: usize) -> Option<usize> {
 /// True when the last byte before `i` other than whitespace ends an operand: a word, a quoted
 /// name or string, a closing bracket.
 fn after_operand(sql: &[u8], i: usize) -> bool {
-    let before = sql[..i].iter().rev().find(|b| !b.is_ascii_whitespace());
+    let before = sql[..i].iter().rev().find(|&&b| !is_space(b));
     before.is_some_and(|&b| continues_word(b) || matches!(b, b')' | b']' | b'"' | b'\''))
 }
 
@@ -135,12 +139,21 @@ fn quoted_end(sql: &[u8], i: usize, quote: u8) -> Option<usize> {
 impl LiteralMask {
     /// Scans `sql`; the hash of its masked form, or `None` when the scan gives up.
     pub fn scan(&mut self, sql: &[u8]) -> Option<u64> {
+        let key = self.mask(sql);
+        // Only the ranges are read after the scan: a long text's masked copy is not kept.
+        if self.masked.capacity() > KEPT_MASK {
+            self.masked = Vec::new();
+        }
+        key
+    }
+
+    fn mask(&mut self, sql: &[u8]) -> Option<u64> {
         self.masked.clear();
         self.ranges.clear();
+        (self.semicolons, self.first_semicolon, self.nested_semicolon, self.create) = (0, 0, false, false);
         if sql.len() > MAX_SCANNED {
             return None;
         }
-        (self.semicolons, self.first_semicolon, self.nested_semicolon, self.create) = (0, 0, false, false);
         let mut depth = 0usize;
         // Start of the bytes not yet copied to `masked`.
         let mut run = 0;

@@ -23,7 +23,7 @@ mod words;
 mod writer;
 use display::DisplayText;
 use key::KeyEdit;
-pub use literals::LiteralMask;
+pub use literals::{LiteralMask, MAX_LITERALS, MAX_SCANNED};
 use rules::Tokens;
 use words::*;
 use writer::{Open, ValuesRun};

@@ -80,3 +80,57 @@ fn texts_differing_only_in_literals_share_a_statement() {
     assert_eq!(&*s[2].display, "UPDATE \"t\" SET \"n\" = \"n\" + $1 WHERE \"id\" = $2");
     assert!(s[3].tags.is_some() && !Arc::ptr_eq(&s[3], &s[0]), "tags are per text");
 }
+
+/// Sends `body` as a Query message whose length is `body_len` (more than `body` when the relay
+/// observed a prefix only).
+fn send_query(session: &mut Session, body: &[u8], body_len: usize) {
+    session.observer.frontend(ScannedMessage { tag: b'Q', body_len, body });
+}
+
+/// Answers `statements` statements with CommandComplete each, then ReadyForQuery.
+fn answer(session: &mut Session, statements: usize) {
+    for _ in 0..statements {
+        session.observer.backend(ScannedMessage { tag: b'C', body_len: 9, body: b"SELECT 0\0" });
+    }
+    session.observer.backend(ScannedMessage { tag: b'Z', body_len: 1, body: b"I" });
+}
+
+#[test]
+fn a_query_longer_than_the_scan_takes_is_split_and_each_statement_shares_by_shape() {
+    let mut session = Session::new(4096);
+    let n = 800;
+    let text: String = (0..n).map(|i| format!("select v from t where id = {i};")).collect();
+    assert!(text.len() > crate::fingerprint::MAX_SCANNED);
+    send_query(&mut session, format!("{text}\0").as_bytes(), text.len() + 1);
+    answer(&mut session, n);
+    let statements = session.statements();
+    assert_eq!(statements.len(), n, "every statement counted");
+    assert!(statements.iter().all(|s| Arc::ptr_eq(&s.statement, &statements[0].statement)), "one shape");
+    assert_eq!(&*statements[0].statement.text, "SELECT v FROM t WHERE id = $1");
+}
+
+#[test]
+fn a_statement_with_more_literals_than_the_scan_masks_is_fingerprinted() {
+    let mut session = Session::new(64);
+    let many = crate::fingerprint::MAX_LITERALS + 44;
+    for first in [1, 1000] {
+        let list: Vec<String> = (first..first + many).map(|v| v.to_string()).collect();
+        session.query(&format!("select v from t where id in ({})", list.join(", ")), &[], "SELECT 0");
+    }
+    let statements = session.statements();
+    assert_eq!(statements.len(), 2);
+    assert_eq!(statements[0].statement.fingerprint, statements[1].statement.fingerprint);
+    assert_eq!(&*statements[0].statement.text, "SELECT v FROM t WHERE id IN ($1)");
+}
+
+#[test]
+fn a_query_observed_by_its_prefix_is_counted() {
+    let mut session = Session::new(64);
+    let long = format!("insert into t values ('{}')", "x".repeat(70_000));
+    let prefix = &long.as_bytes()[..64 * 1024];
+    send_query(&mut session, prefix, long.len() + 1);
+    answer(&mut session, 1);
+    let statements = session.statements();
+    assert_eq!(statements.len(), 1, "counted from the text it starts with");
+    assert!(statements[0].statement.text.starts_with("INSERT INTO t VALUES"), "{}", statements[0].statement.text);
+}
