@@ -40,6 +40,7 @@ ROWS=(
     "select-only, simple, 1 client|-S -M simple -c 1"
     "select-only, simple, 8 clients|-S -M simple -c 8"
     "TPC-B (default script), prepared, 8 clients|-M prepared -c 8"
+    "TPC-B (default script), simple, 8 clients|-M simple -c 8"
     "ORM-like, 50 rows x 10 columns, prepared, 1 client|-f $ORM_SCRIPT -s $SCALE -M prepared -c 1"
     "ORM-like, 50 rows x 10 columns, prepared, 8 clients|-f $ORM_SCRIPT -s $SCALE -M prepared -c 8"
 )
