@@ -82,9 +82,16 @@ fn is_ident_start(b: u8) -> bool {
     CLASSES[usize::from(b)] & IDENT_START != 0
 }
 
+/// True for a byte that continues an identifier: letters, digits, `_`, `$`, non-ASCII.
 #[inline]
-fn is_ident_cont(b: u8) -> bool {
+pub(crate) fn is_ident_cont(b: u8) -> bool {
     CLASSES[usize::from(b)] & IDENT_CONT != 0
+}
+
+/// True for scan.l's whitespace: space, tab, newline, carriage return, vertical tab, form feed.
+#[inline]
+pub(crate) fn is_space(b: u8) -> bool {
+    CLASSES[usize::from(b)] & SPACE != 0
 }
 
 #[inline]
@@ -152,7 +159,7 @@ impl<'a> Lexer<'a> {
     fn skip_space_and_comments(&mut self) {
         loop {
             let b = self.peek(0);
-            if CLASSES[usize::from(b)] & SPACE != 0 {
+            if is_space(b) {
                 self.pos += 1;
                 continue;
             }

@@ -19,6 +19,8 @@
 //! ([`LiteralMask::matches`]); two texts with one key then differ only inside literals of one
 //! kind each, which the fingerprint reads as constants whatever their value.
 
+use crate::lexer::{is_ident_cont, is_space};
+
 /// The masked form of the last text scanned, and where its literals were.
 #[derive(Debug, Default)]
 pub struct LiteralMask {
@@ -70,27 +72,6 @@ static CLASSES: [u8; 256] = {
     t
 };
 
-/// The lexer's whitespace (scan.l): space, tab, newline, carriage return, vertical tab, form feed.
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
-}
-
-/// Bytes that continue a word, so that a digit after them is part of it (`t1`, `$1`).
-static CONTINUES_WORD: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
-        b += 1;
-    }
-    t
-};
-
-fn continues_word(b: u8) -> bool {
-    CONTINUES_WORD[usize::from(b)]
-}
-
 /// The end of the digits from `i`.
 fn digits(sql: &[u8], mut i: usize) -> usize {
     while sql.get(i).is_some_and(u8::is_ascii_digit) {
@@ -106,14 +87,14 @@ fn number_end(sql: &[u8], i: usize) -> Option<usize> {
     if sql.get(end) == Some(&b'.') {
         end = digits(sql, end + 1);
     }
-    (!sql.get(end).is_some_and(|&c| c == b'.' || continues_word(c))).then_some(end)
+    (!sql.get(end).is_some_and(|&c| c == b'.' || is_ident_cont(c))).then_some(end)
 }
 
 /// True when the last byte before `i` other than whitespace ends an operand: a word, a quoted
 /// name or string, a closing bracket.
 fn after_operand(sql: &[u8], i: usize) -> bool {
     let before = sql[..i].iter().rev().find(|&&b| !is_space(b));
-    before.is_some_and(|&b| continues_word(b) || matches!(b, b')' | b']' | b'"' | b'\''))
+    before.is_some_and(|&b| is_ident_cont(b) || matches!(b, b')' | b']' | b'"' | b'\''))
 }
 
 /// The end of the quoted text opening at `i` with `quote` (a doubled quote stays inside), or
@@ -167,7 +148,7 @@ impl LiteralMask {
                 WORD => {
                     let start = i;
                     i += 1;
-                    while sql.get(i).is_some_and(|&c| continues_word(c)) {
+                    while sql.get(i).is_some_and(|&c| is_ident_cont(c)) {
                         i += 1;
                     }
                     self.create |= i - start == 6 && sql[start..i].eq_ignore_ascii_case(b"create");
@@ -234,7 +215,7 @@ impl LiteralMask {
                     (word, dot) = (false, false);
                 }
                 None => {
-                    (word, dot) = (continues_word(b), b == b'.');
+                    (word, dot) = (is_ident_cont(b), b == b'.');
                     i += 1;
                 }
             }

@@ -9,7 +9,6 @@
 
 mod clock;
 mod extended;
-mod split;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -31,6 +30,7 @@ use crate::detect::session_checks::{FinishedStatement, SessionChecks, SessionChe
 use crate::detect::transactions::session_label;
 use crate::events::{Caller, Event, EventSender, ExplainSample, SessionOrigin, SqlState, Statement, StatementEvent};
 use crate::fingerprint::{Fingerprint, Fingerprinter, LiteralMask};
+use crate::lexer::split_statements;
 use crate::orm::OrmStyle;
 use crate::sessions::{SessionEntry, SessionRecord, SessionState};
 use crate::tags::Tags;
@@ -312,30 +312,20 @@ impl SessionObserver {
                 let (text, display) = (text.into(), display.into());
                 let statement = Arc::new(Statement::new(fingerprint, text, display, OrmStyle::detect(sql), tags));
                 if shared {
-                    if self.by_normalized.len() >= MAX_CACHED_TEXTS {
-                        self.by_normalized.clear();
-                    }
-                    self.by_normalized.insert(normalized, statement.clone());
+                    cache(&mut self.by_normalized, normalized, statement.clone());
                 }
                 statement
             }
         };
         self.keep_raw_text(&statement, sql);
         let constants = self.fingerprinter.constants();
-        if let Some(shape) = shape.filter(|_| shared && self.literals.matches(constants)) {
+        let parsed = Parsed::new(statement, sql, constants, self.log_params);
+        match shape.filter(|_| shared && self.literals.matches(constants)) {
             // Its literals are exactly what the fingerprint made constants of: every text with
             // this shape is this statement (fingerprint::literals).
-            if self.by_shape.len() >= MAX_CACHED_TEXTS {
-                self.by_shape.clear();
-            }
-            self.by_shape.insert(shape, statement.clone());
-            return Parsed::new(statement, sql, constants, self.log_params);
+            Some(shape) => cache(&mut self.by_shape, shape, parsed.statement.clone()),
+            None => cache(&mut self.by_text, key, parsed.clone()),
         }
-        let parsed = Parsed::new(statement, sql, constants, self.log_params);
-        if self.by_text.len() >= MAX_CACHED_TEXTS {
-            self.by_text.clear();
-        }
-        self.by_text.insert(key, parsed.clone());
         parsed
     }
 
@@ -394,7 +384,7 @@ impl SessionObserver {
                 let shape = self.literals.scan(sql);
                 let runs: VecDeque<Run> = match shape.and_then(|_| self.literals.one_statement(sql)) {
                     Some(end) => VecDeque::from([to_run(self.parse_scanned(&sql[..end], shape))]),
-                    None => split::statements(sql).into_iter().map(|sql| to_run(self.parse(sql))).collect(),
+                    None => split_statements(sql).into_iter().map(|sql| to_run(self.parse(sql))).collect(),
                 };
                 if runs.len() > 1 {
                     // The server sends a multi-statement query's results only when all of it has run,
@@ -808,6 +798,14 @@ fn remember_description(
     }
     descriptions.insert(fingerprint, names.clone());
     names
+}
+
+/// Caches `value` under a text's hash; a full cache (texts churning) starts again empty.
+fn cache<T>(map: &mut HashMap<u64, T>, key: u64, value: T) {
+    if map.len() >= MAX_CACHED_TEXTS {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 fn remember<T>(map: &mut HashMap<Vec<u8>, T>, name: &[u8], value: T) {
