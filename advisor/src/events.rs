@@ -8,12 +8,11 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 pub use tokio::sync::mpsc::error::TryRecvError;
 
-use crate::sync::lock;
-
 use crate::advice::Finding;
 use crate::fingerprint::Fingerprint;
 use crate::model::{BlockingReport, IndexCandidate};
 pub use crate::model::{Caller, SessionOrigin, SqlState, Statement, StatementEvent};
+use crate::sync::lock;
 
 /// Something an observer (or the Inspector) saw.
 #[derive(Debug, Clone)]

@@ -106,15 +106,13 @@ impl ReadBuf {
 
     async fn read_from<R: AsyncRead + Unpin>(&mut self, from: &mut R) -> std::io::Result<&[u8]> {
         let n = from.read(&mut self.0).await?;
-        let full = n == self.0.len();
-        let chunk_len = n;
-        if full && self.0.len() < READ_BUF {
+        if n == self.0.len() && self.0.len() < READ_BUF {
             // Grown after this chunk is handed out: the chunk stays where it was read.
             let mut bigger = vec![0; self.0.len() * 2];
             bigger[..n].copy_from_slice(&self.0[..n]);
             self.0 = bigger;
         }
-        Ok(&self.0[..chunk_len])
+        Ok(&self.0[..n])
     }
 }
 

@@ -353,6 +353,16 @@ fn observe_together(backlogs: &[&Backlog]) {
     }
 }
 
+/// Observes backlogs taken off the worker's list as one pass.
+fn observe_listed(listed: &[Arc<Backlog>]) {
+    // Cleared before observing: what a relay queues meanwhile lists the backlog again.
+    for backlog in listed {
+        backlog.listed.store(false, Ordering::Release);
+    }
+    let backlogs: Vec<&Backlog> = listed.iter().map(Arc::as_ref).collect();
+    observe_together(&backlogs);
+}
+
 /// Calls `f` with each queue's index and items, chunk by chunk, the chunks of all queues in the
 /// order of their times (each queue's own order kept), and `done` with a queue's index once it
 /// has been shown whole.
@@ -412,12 +422,7 @@ impl Shared {
 
     /// Observes every listed backlog here and now (the worker has stopped).
     fn observe_orphans(&self) {
-        let orphans = std::mem::take(&mut *lock(&self.listed));
-        for backlog in &orphans {
-            backlog.listed.store(false, Ordering::Release);
-        }
-        let backlogs: Vec<&Backlog> = orphans.iter().map(Arc::as_ref).collect();
-        observe_together(&backlogs);
+        observe_listed(&std::mem::take(&mut *lock(&self.listed)));
     }
 
     fn wake(&self) {
@@ -508,12 +513,7 @@ fn run(shared: Arc<Shared>) {
             }
         } else {
             idle = 0;
-            // Cleared before observing: what a relay queues meanwhile lists the backlog again.
-            for backlog in &batch {
-                backlog.listed.store(false, Ordering::Release);
-            }
-            let backlogs: Vec<&Backlog> = batch.iter().map(Arc::as_ref).collect();
-            observe_together(&backlogs);
+            observe_listed(&batch);
             batch.clear();
         }
         std::thread::sleep(TICK);
