@@ -127,6 +127,13 @@ impl FrameScanner {
         mut on_message: impl FnMut(ScannedMessage<'_>),
     ) -> Result<(), ProtocolError> {
         while !chunk.is_empty() {
+            if let ScanState::Header { have: 0 } = self.state {
+                // Most chunks are whole messages: pass them without touching the state.
+                chunk = self.whole_messages(chunk, &mut on_message);
+                if chunk.is_empty() {
+                    break;
+                }
+            }
             match self.state {
                 ScanState::Broken => {
                     return Err(ProtocolError::InvalidField {
@@ -183,6 +190,23 @@ impl FrameScanner {
             }
         }
         Ok(())
+    }
+
+    /// Calls `on_message` for each whole message at the front of `chunk` whose length is valid;
+    /// returns the rest (a partial message, or one whose header `feed` must refuse).
+    #[inline]
+    fn whole_messages<'a>(&self, mut chunk: &'a [u8], on_message: &mut impl FnMut(ScannedMessage<'_>)) -> &'a [u8] {
+        while let Some((head, rest)) = chunk.split_first_chunk::<HEADER_LEN>() {
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            // Exactly the lengths `MessageHeader::decode` accepts; the others are refused there.
+            let Some(body_len) = len.checked_sub(4).filter(|&l| l <= self.max_len && len <= i32::MAX as usize) else {
+                break;
+            };
+            let Some((body, after)) = rest.split_at_checked(body_len) else { break };
+            on_message(ScannedMessage { tag: head[0], body_len, body: self.capped(body) });
+            chunk = after;
+        }
+        chunk
     }
 
     fn decode(&mut self, head: [u8; HEADER_LEN]) -> Result<MessageHeader, ProtocolError> {
@@ -297,6 +321,53 @@ mod tests {
                 n += 1;
             }
             prop_assert_eq!(n, messages.len());
+        }
+
+        /// Any bytes, valid or not, cut into any chunks: the scanner finds the messages
+        /// `parse_message` finds in the whole buffer, and fails exactly where it fails.
+        #[test]
+        fn scanner_agrees_with_parse_message_on_any_bytes(
+            parts in prop::collection::vec(
+                prop_oneof![
+                    // A header with a small length, valid or not (0 to 3 are too short).
+                    (any::<u8>(), 0u32..40).prop_map(|(t, l)| { let mut v = vec![t]; v.extend(l.to_be_bytes()); v }),
+                    // A header with any length (negative, huge).
+                    (any::<u8>(), any::<u32>()).prop_map(|(t, l)| { let mut v = vec![t]; v.extend(l.to_be_bytes()); v }),
+                    prop::collection::vec(any::<u8>(), 0..40),
+                ],
+                0..12,
+            ),
+            cuts in prop::collection::vec(1usize..30, 0..30),
+            max_len in 0usize..30,
+            cap in 0usize..50,
+        ) {
+            let stream: Vec<u8> = parts.concat();
+            let mut expected = Vec::new();
+            let mut buf = &stream[..];
+            let fails = loop {
+                match parse_message(buf, max_len) {
+                    Ok(Some((frame, used))) => {
+                        expected.push((frame.tag, frame.body.len(), frame.body[..frame.body.len().min(cap)].to_vec()));
+                        buf = &buf[used..];
+                    }
+                    Ok(None) => break false,
+                    Err(_) => break true,
+                }
+            };
+            let mut scanner = FrameScanner::new(max_len, cap);
+            let mut seen = Vec::new();
+            let mut failed = false;
+            let mut rest = &stream[..];
+            for c in cuts.into_iter().chain(std::iter::once(usize::MAX)) {
+                let (chunk, after) = rest.split_at(c.min(rest.len()));
+                rest = after;
+                if scanner.feed(chunk, |m| seen.push((m.tag, m.body_len, m.body.to_vec()))).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            prop_assert_eq!(seen, expected);
+            prop_assert_eq!(failed, fails);
         }
     }
 }

@@ -1,6 +1,5 @@
 //! The forwarding loop: bytes go on as soon as they are read, framed beside the copy.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::counters::ProxyCounters;
 use crate::logging::LogLimiter;
-use crate::net::backlog::{Backlog, Side, OBSERVED_PREFIX};
+use crate::net::backlog::{Backlog, Messages, Side, OBSERVED_PREFIX};
 use crate::net::error::{fatal_error_response, SessionError};
 use crate::net::shared::ForceClose;
 use crate::net::stream::Conn;
@@ -201,15 +200,24 @@ where
 
 /// Frames `chunk` and queues each message in the session's backlog.
 fn queue(scanner: &mut FrameScanner, chunk: &[u8], direction: Direction<'_>, number: u64) -> Result<(), ProtocolError> {
-    let (result, messages) = direction.backlog.queue(
-        direction.side,
-        number,
-        Instant::now(),
-        |sink| scanner.feed(chunk, sink),
-        direction.stats,
-    );
+    let chunk = Framed { scanner, chunk };
+    let (result, messages) = direction.backlog.queue(direction.side, number, Instant::now(), chunk, direction.stats);
     ProxyCounters::add(direction.messages(), messages);
     result
+}
+
+/// A chunk of one direction's stream and the scanner that frames it.
+struct Framed<'a> {
+    scanner: &'a mut FrameScanner,
+    chunk: &'a [u8],
+}
+
+impl Messages for Framed<'_> {
+    type Error = ProtocolError;
+
+    fn scan(self, sink: impl FnMut(ScannedMessage<'_>)) -> Result<(), ProtocolError> {
+        self.scanner.feed(self.chunk, sink)
+    }
 }
 
 /// Forwards the server's authentication-phase messages whole, rewriting AuthenticationSASL to
@@ -241,11 +249,7 @@ where
         while let Some((frame, used)) = parse_message(&buf, MAX_MESSAGE_LEN).map_err(SessionError::UpstreamProtocol)? {
             let number = *number.get_or_insert_with(|| direction.backlog.forwarding());
             let message = ScannedMessage { tag: frame.tag, body_len: frame.body.len(), body: frame.body };
-            let whole = |sink: &mut dyn FnMut(ScannedMessage<'_>)| -> Result<(), Infallible> {
-                sink(message);
-                Ok(())
-            };
-            let (Ok(()), messages) = direction.backlog.queue(Side::Server, number, at, whole, stats);
+            let (Ok(()), messages) = direction.backlog.queue(Side::Server, number, at, message, stats);
             ProxyCounters::add(direction.messages(), messages);
             if BackendTag::from_byte(frame.tag) == BackendTag::ErrorResponse {
                 direction.backlog.span().in_scope(|| log_refused_login(frame.body));

@@ -114,6 +114,7 @@ impl Queued {
         self.arena.len() >= MAX_BACKLOG_BYTES || self.items.len() >= MAX_BACKLOG_ITEMS
     }
 
+    #[inline]
     fn push_message(&mut self, side: Side, m: ScannedMessage<'_>) {
         if m.tag == COPY_DATA {
             return;
@@ -208,6 +209,25 @@ impl Queued {
     }
 }
 
+/// A chunk's messages, as [`Backlog::queue`] takes them.
+pub trait Messages {
+    /// Why the chunk could not be scanned to its end (after the messages before the fault).
+    type Error;
+    /// Calls `sink` once per message, in order. Generic rather than a `dyn` callback: this
+    /// runs for every message the proxy forwards.
+    fn scan(self, sink: impl FnMut(ScannedMessage<'_>)) -> Result<(), Self::Error>;
+}
+
+/// One whole message.
+impl Messages for ScannedMessage<'_> {
+    type Error = std::convert::Infallible;
+
+    fn scan(self, mut sink: impl FnMut(ScannedMessage<'_>)) -> Result<(), Self::Error> {
+        sink(self);
+        Ok(())
+    }
+}
+
 /// One session's observation and the messages it still has to see.
 pub struct Backlog {
     /// The session's observation. Held while a batch is shown, by the worker or the relay.
@@ -255,28 +275,27 @@ impl Backlog {
         self.progress.as_ref().map_or(0, |p| p.forwarding())
     }
 
-    /// Queues the messages `scan` finds in chunk `number` (read at `at`) from `side`, for the
-    /// worker; `scan` calls its argument once per message, in order. Returns `scan`'s result
-    /// and the number of messages. When the backlog is full, or there is no worker, the relay
-    /// observes it at once.
-    pub fn queue<E>(
+    /// Queues the messages of chunk `number` (read at `at`) from `side`, for the worker.
+    /// Returns what scanning them returned and their number. When the backlog is full, or
+    /// there is no worker, the relay observes it at once.
+    pub fn queue<M: Messages>(
         self: &Arc<Self>,
         side: Side,
         number: u64,
         at: Instant,
-        scan: impl FnOnce(&mut dyn FnMut(ScannedMessage<'_>)) -> Result<(), E>,
+        chunk: M,
         stats: &ProxyCounters,
-    ) -> (Result<(), E>, u64) {
+    ) -> (Result<(), M::Error>, u64) {
         let mut messages = 0;
         if !self.observing {
-            let result = scan(&mut |_| messages += 1);
+            let result = chunk.scan(|_| messages += 1);
             return (result, messages);
         }
         let (result, full) = {
             let mut queued = lock(&self.queued);
             queued.start_filling();
             queued.items.push(Item::Chunk { at, number });
-            let result = scan(&mut |m| {
+            let result = chunk.scan(|m| {
                 messages += 1;
                 queued.push_message(side, m);
             });

@@ -40,15 +40,23 @@ fn send(backlog: &Arc<Backlog>, side: Side, messages: &[(u8, &[u8])], stats: &Pr
 /// Queues `messages` from `side` as one chunk read at `at`; returns the chunk's number.
 fn queue_at(backlog: &Arc<Backlog>, side: Side, messages: &[(u8, &[u8])], at: Instant, stats: &ProxyCounters) -> u64 {
     let number = backlog.forwarding();
-    let scan = |sink: &mut dyn FnMut(ScannedMessage<'_>)| -> Result<(), ()> {
-        for &(tag, body) in messages {
+    let (result, count) = backlog.queue(side, number, at, List(messages), stats);
+    assert_eq!((result, count), (Ok(()), messages.len() as u64));
+    number
+}
+
+/// Whole messages, as a test queues them.
+struct List<'a>(&'a [(u8, &'a [u8])]);
+
+impl Messages for List<'_> {
+    type Error = ();
+
+    fn scan(self, mut sink: impl FnMut(ScannedMessage<'_>)) -> Result<(), ()> {
+        for &(tag, body) in self.0 {
             sink(ScannedMessage { tag, body_len: body.len(), body });
         }
         Ok(())
-    };
-    let (result, count) = backlog.queue(side, number, at, scan, stats);
-    assert_eq!((result, count), (Ok(()), messages.len() as u64));
-    number
+    }
 }
 
 /// The session runs BEGIN, and is answered: it is then idle in a transaction.
