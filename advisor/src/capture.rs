@@ -311,6 +311,20 @@ impl ResultSample {
         }
     }
 
+    /// Makes room for `bytes` of kept rows at once (what the statement's last result kept), so a
+    /// result as long as the last grows no further and has no slack to give back.
+    pub fn expect(&mut self, bytes: usize) {
+        let bytes = bytes.min(MAX_RAW_BYTES);
+        if self.raw.capacity() < bytes {
+            self.raw.reserve_exact(bytes - self.raw.len());
+        }
+    }
+
+    /// Bytes of rows kept so far (see [`Self::expect`]).
+    pub fn kept_bytes(&self) -> usize {
+        self.raw.len()
+    }
+
     /// The sampled rows.
     pub fn finish(self) -> ResultDigest {
         let (mut raw, mut keys) = (self.raw, self.keys);
@@ -527,6 +541,35 @@ mod tests {
         );
         assert_eq!(same.keyed, d.raw_keys(), "keyed at the first search, as if keyed as they came");
         assert!(ResultDigest::default().is_empty());
+    }
+
+    #[test]
+    fn a_result_as_long_as_the_last_is_kept_in_one_allocation() {
+        let rows: Vec<Vec<u8>> = (0..50).map(|i| row(&[Some(&i.to_string()), Some("abc")])).collect();
+        let sample_of = |expected: Option<usize>| {
+            let mut sample = ResultSample::with_names(&Arc::from([]), ResultFormats::TEXT);
+            for (i, r) in rows.iter().enumerate() {
+                if i == 1 {
+                    if let Some(bytes) = expected {
+                        sample.expect(bytes);
+                    }
+                }
+                sample.add(&DataRow::parse(r).unwrap());
+            }
+            sample
+        };
+        let first = sample_of(None);
+        let bytes = first.kept_bytes();
+        let digest = first.finish();
+        let second = sample_of(Some(bytes));
+        assert_eq!(second.raw.capacity(), bytes, "room made once, exactly");
+        assert_eq!(second.finish().raw, digest.raw, "the same rows kept");
+        // A hint past the cap, or below what is already kept, changes nothing but the room.
+        let mut sample = ResultSample::with_names(&Arc::from([]), ResultFormats::TEXT);
+        sample.add(&DataRow::parse(&rows[0]).unwrap());
+        sample.expect(0);
+        sample.expect(usize::MAX);
+        assert_eq!(sample.raw.capacity(), MAX_RAW_BYTES);
     }
 
     #[test]

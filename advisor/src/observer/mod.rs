@@ -181,6 +181,10 @@ pub struct SessionObserver {
     unnamed_portal: Option<Portal>,
     portals: HashMap<Vec<u8>, Portal>,
     descriptions: HashMap<Fingerprint, ColumnNames>,
+    /// Bytes of rows the last result of a statement kept, when it had more than one row: the
+    /// next result makes room for as many at its second row (one allocation, not a growth
+    /// and a shrink per result).
+    kept_bytes: HashMap<Fingerprint, u32>,
     pending: VecDeque<Pending>,
     /// When the last response completed: a pipelined statement starts no earlier than this.
     last_done: Instant,
@@ -236,6 +240,7 @@ impl SessionObserver {
             unnamed_portal: None,
             portals: HashMap::new(),
             descriptions: HashMap::new(),
+            kept_bytes: HashMap::new(),
             pending: VecDeque::new(),
             last_done: Instant::now(),
             clock: clock::ChunkClock::default(),
@@ -530,7 +535,7 @@ impl SessionObserver {
     }
 
     fn data_row(&mut self, body: &[u8], body_len: usize) {
-        let descriptions = &self.descriptions;
+        let (descriptions, kept_bytes) = (&self.descriptions, &self.kept_bytes);
         let run = match self.pending.front_mut() {
             Some(Pending::Execute(run)) => run,
             Some(Pending::Query { runs, failed: false }) => match runs.front_mut() {
@@ -559,6 +564,11 @@ impl SessionObserver {
             Some(names) => ResultSample::with_names(names, run.result_formats),
             None => ResultSample::with_names(&Arc::from([]), run.result_formats),
         });
+        if run.rows == 2 {
+            if let Some(&bytes) = kept_bytes.get(&statement.fingerprint) {
+                sample.expect(bytes as usize);
+            }
+        }
         sample.add(&row);
     }
 
@@ -611,6 +621,12 @@ impl SessionObserver {
             for finding in self.checks.observe(&finished) {
                 self.events.send(Event::Finding(finding, self.caller(statement.tags.as_ref())));
             }
+        }
+        if let Some(sample) = run.sample.as_ref().filter(|_| run.rows > 1) {
+            if self.kept_bytes.len() >= MAX_DESCRIPTIONS {
+                self.kept_bytes.clear();
+            }
+            self.kept_bytes.insert(statement.fingerprint, u32::try_from(sample.kept_bytes()).unwrap_or(u32::MAX));
         }
         let digest = run.sample.map(|s| Arc::new(s.finish()));
         if error.is_none() && (!run.params.is_empty() || digest.is_some()) {
