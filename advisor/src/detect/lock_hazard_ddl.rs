@@ -287,13 +287,15 @@ impl DdlWatch {
         for table in tables.iter() {
             // One lookup for a table seen before: this runs for every statement. The name is
             // cloned only for a new table.
-            if !used.contains_key(table.as_str()) {
-                if used.len() >= MAX_TABLES {
-                    forget_least_recent_table(used);
+            let uses = match used.get_mut(table.as_str()) {
+                Some(uses) => uses,
+                None => {
+                    if used.len() >= MAX_TABLES {
+                        forget_least_recent_table(used);
+                    }
+                    used.entry(table.clone()).or_default()
                 }
-                used.insert(table.clone(), Vec::new());
-            }
-            let Some(uses) = used.get_mut(table.as_str()) else { continue };
+            };
             match uses.iter_mut().find(|u| u.session == s.session && u.fingerprint == fp) {
                 Some(u) => {
                     u.last_seen = s.finished_at;

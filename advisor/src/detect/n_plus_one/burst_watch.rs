@@ -164,20 +164,23 @@ impl BurstWatch {
         let child = s.error.is_none() && !s.params.is_empty() && s.statement.shape.read;
         // The session's run ends when it runs anything else, or after a pause.
         let gap = self.config.gap;
-        match self.runs.get_mut(&s.session) {
+        let goes_on = match self.runs.get_mut(&s.session) {
             Some(run) if run.statement.fingerprint == fp && child && since(run.last, s.finished_at) <= gap => {
                 // The run goes on (a load test's every statement).
                 run.extend(s);
-                out.extend(self.pool_child(s));
+                true
             }
             Some(_) => {
                 if let Some(run) = self.runs.remove(&s.session) {
                     out.extend(self.unlinked(&run));
                 }
+                false
             }
-            None => {}
-        }
-        if child && !self.runs.contains_key(&s.session) {
+            None => false,
+        };
+        if goes_on {
+            out.extend(self.pool_child(s));
+        } else if child {
             if self.runs.len() >= MAX_SESSIONS {
                 self.runs.clear();
             }
@@ -364,7 +367,8 @@ impl BurstWatch {
 
 /// The pool `key` (a new one, when it has none yet).
 fn pool(pools: &mut HashMap<u64, Pool>, key: u64) -> &mut Pool {
-    if !pools.contains_key(&key) && pools.len() >= MAX_POOLS {
+    // The length first: below the cap (nearly always) one lookup, not two.
+    if pools.len() >= MAX_POOLS && !pools.contains_key(&key) {
         pools.clear();
     }
     pools.entry(key).or_default()
