@@ -96,7 +96,7 @@ impl RepeatedQueryDetector {
         // The text, not the fingerprint: the same query on another schema is another answer.
         let key = (s.statement.text_key, s.params.unwrap_or(0));
         let window = self.config.window;
-        if !self.tracked.contains_key(&key) && self.tracked.len() >= MAX_TRACKED {
+        if self.tracked.len() >= MAX_TRACKED && !self.tracked.contains_key(&key) {
             self.tracked.retain(|_, r| r.last().is_some_and(|t| s.at.duration_since(t) <= window));
             if self.tracked.len() >= MAX_TRACKED {
                 self.tracked.clear();
