@@ -51,12 +51,42 @@ impl SessionObservation {
         self.observed.is_some()
     }
 
+    /// Shows the observer what `show` passes on (a chunk's time and messages), under one
+    /// containment: per message it would cost more than observing most messages.
+    pub fn show(&mut self, show: impl FnOnce(&mut Showing<'_>)) {
+        let span = &self.span;
+        contain(&mut self.observed, |observer| show(&mut Showing { observer, span }));
+    }
+
+    /// The session ended: let the observer report what it still holds.
+    pub fn finish(&mut self) {
+        contain(&mut self.observed, SessionObserver::finish);
+    }
+}
+
+/// Runs `f` on the observer; a panic switches observation off for this session only.
+fn contain(observed: &mut Option<Observed>, f: impl FnOnce(&mut SessionObserver)) {
+    let Some(Observed { session, observer, advisor }) = observed else { return };
+    let session = *session;
+    let context = || format!("session {session} is forwarded unobserved from now on");
+    if advisor.health.contain(Stage::Observer, context, || f(observer)).is_none() {
+        // Its registry entry would go stale (a statement "active" for ever): drop it too.
+        advisor.sessions.close(session);
+        *observed = None;
+    }
+}
+
+/// The observer while [`SessionObservation::show`] shows it messages.
+pub struct Showing<'a> {
+    observer: &'a mut SessionObserver,
+    span: &'a tracing::Span,
+}
+
+impl Showing<'_> {
     /// A chunk of bytes read at `at` is about to be shown, message by message: one clock reading
     /// for all.
     pub fn chunk_at(&mut self, at: std::time::Instant) {
-        if let Some(observed) = &mut self.observed {
-            observed.observer.chunk_arrived_at(at);
-        }
+        self.observer.chunk_arrived_at(at);
     }
 
     /// A message from the client.
@@ -68,29 +98,11 @@ impl SessionObservation {
                 warn!(tag = %(tag as char).escape_default(), len = message.body_len, suppressed, "client sent a message type the protocol does not define");
             }
         }
-        self.contain(|o| o.frontend(message));
+        self.observer.frontend(message);
     }
 
     /// A message from the server.
     pub fn backend(&mut self, message: ScannedMessage<'_>) {
-        self.contain(|o| o.backend(message));
-    }
-
-    /// The session ended: let the observer report what it still holds.
-    pub fn finish(&mut self) {
-        self.contain(SessionObserver::finish);
-    }
-
-    /// Runs `f` on the observer; a panic switches observation off for this session only.
-    fn contain(&mut self, f: impl FnOnce(&mut SessionObserver)) {
-        let Some(observed) = &mut self.observed else { return };
-        let Observed { session, observer, advisor } = observed;
-        let session = *session;
-        let context = || format!("session {session} is forwarded unobserved from now on");
-        if advisor.health.contain(Stage::Observer, context, || f(observer)).is_none() {
-            // Its registry entry would go stale (a statement "active" for ever): drop it too.
-            advisor.sessions.close(session);
-            self.observed = None;
-        }
+        self.observer.backend(message);
     }
 }

@@ -340,14 +340,21 @@ fn observe_together(backlogs: &[&Backlog]) {
     let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         replay_merged(
             &queues,
-            |i, item| {
+            |i, queue, from| {
                 let mut taps = taps.borrow_mut();
-                let Some(Some(tap)) = taps.get_mut(i) else { return };
-                match item {
-                    Replayed::Chunk { at, .. } => tap.chunk_at(at),
-                    Replayed::Message(Side::Client, message) => tap.frontend(message),
-                    Replayed::Message(Side::Server, message) => tap.backend(message),
+                let mut to = None;
+                if let Some(Some(tap)) = taps.get_mut(i) {
+                    // A chunk at a time under one containment.
+                    tap.show(|shown| {
+                        to = Some(queue.replay_chunk(from, |item| match item {
+                            Replayed::Chunk { at, .. } => shown.chunk_at(at),
+                            Replayed::Message(Side::Client, message) => shown.frontend(message),
+                            Replayed::Message(Side::Server, message) => shown.backend(message),
+                        }));
+                    });
                 }
+                // Not shown (no observer, or it failed on this chunk): passed over.
+                to.unwrap_or_else(|| queue.replay_chunk(from, |_| {}))
             },
             // A session whose queue is shown is let go at once: its relay, if it needs the
             // observation (a full backlog, its end), waits for its own queue, not the whole pass.
@@ -382,16 +389,17 @@ fn observe_listed(listed: &[Arc<Backlog>]) {
     observe_together(&backlogs);
 }
 
-/// Calls `f` with each queue's index and items, chunk by chunk, the chunks of all queues in the
-/// order of their times (each queue's own order kept), and `done` with a queue's index once it
-/// has been shown whole.
-fn replay_merged(queues: &[Queued], mut f: impl FnMut(usize, Replayed<'_>), mut done: impl FnMut(usize)) {
+/// Shows each queue's chunks, those of all queues in the order of their times (each queue's own
+/// order kept): `show` is given a queue's index, the queue and where a chunk of it starts, and
+/// returns where the next starts ([`Queued::replay_chunk`]); `done` is called with a queue's
+/// index once it has been shown whole.
+fn replay_merged(queues: &[Queued], mut show: impl FnMut(usize, &Queued, usize) -> usize, mut done: impl FnMut(usize)) {
     // Every queue starts with a chunk mark (`Backlog::queue` pushes one first).
     let mut next: BinaryHeap<Reverse<(Instant, usize, usize)>> =
         queues.iter().enumerate().filter_map(|(i, q)| q.chunk_time(0).map(|t| Reverse((t, i, 0)))).collect();
     while let Some(Reverse((_, i, from))) = next.pop() {
         let Some(queue) = queues.get(i) else { continue };
-        let to = queue.replay_chunk(from, |item| f(i, item));
+        let to = show(i, queue, from);
         match queue.chunk_time(to) {
             Some(t) => next.push(Reverse((t, i, to))),
             None => done(i),

@@ -171,10 +171,12 @@ fn one_pass_shows_chunks_of_all_sessions_in_the_order_they_were_read() {
     let mut done = Vec::new();
     replay_merged(
         &taken,
-        |i, item| {
-            if let Replayed::Message(_, m) = item {
-                order.borrow_mut().push((i, m.tag));
-            }
+        |i, queue, from| {
+            queue.replay_chunk(from, |item| {
+                if let Replayed::Message(_, m) = item {
+                    order.borrow_mut().push((i, m.tag));
+                }
+            })
         },
         |i| done.push((i, order.borrow().len())),
     );
@@ -288,15 +290,15 @@ proptest! {
             }
         }
         let mut replayed = Vec::new();
-        replay_merged(std::slice::from_ref(&queued), |i, item| {
+        replay_merged(std::slice::from_ref(&queued), |i, queue, from| {
             assert_eq!(i, 0);
-            match item {
+            queue.replay_chunk(from, |item| match item {
                 Replayed::Chunk { at: when, number } => {
                     assert_eq!(when, at);
                     replayed.push((None, number, 0, Vec::new(), 0));
                 }
                 Replayed::Message(side, m) => replayed.push((Some(side), 0, m.tag, m.body.to_vec(), m.body_len)),
-            }
+            })
         }, |_| {});
         // Counted rows come back with their total length shared out: compare the totals.
         prop_assert_eq!(counted_rows_apart(replayed), counted_rows_apart(expected));
