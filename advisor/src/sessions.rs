@@ -17,7 +17,7 @@ use dashmap::DashMap;
 use protocol::backend::TransactionStatus;
 use serde::Serialize;
 
-use crate::sync::lock;
+use crate::sync::{lock, OwnLine};
 
 /// Cap on statements remembered for the current transaction of one session.
 pub const MAX_TRANSACTION_STATEMENTS: usize = 50;
@@ -198,7 +198,9 @@ impl Publication {
     fn apply(&self, change: impl Fn(&mut Published), whole: impl Fn(&mut Published)) {
         let latest = self.latest.load(Ordering::Relaxed);
         if let Some(mut slot) = try_lock(&self.slots[latest]) {
-            if self.behind.swap(false, Ordering::Relaxed) {
+            // Read before it is written: nearly always it is false, and a plain load leaves the
+            // cache line shared.
+            if self.behind.load(Ordering::Relaxed) && self.behind.swap(false, Ordering::Relaxed) {
                 whole(&mut slot);
             } else {
                 change(&mut slot);
@@ -240,7 +242,7 @@ pub struct SessionEntry {
     /// Chunks of bytes announced for forwarding, counted from 1. Only this session's relay writes
     /// it (no shared cache line on the forwarding path); the API reads it to wait for
     /// observations of bytes a client may already have (read-your-writes).
-    forwarded: AtomicU64,
+    forwarded: OwnLine<AtomicU64>,
     /// The highest chunk number observed: every chunk up to it has been shown to the observer.
     observed: AtomicU64,
 }
@@ -257,7 +259,11 @@ pub struct SessionRecord {
 impl SessionEntry {
     fn new(identity: &SessionIdentity) -> Self {
         let record = (identity.clone(), SessionActivity::default());
-        Self { published: Publication::new(&record), forwarded: AtomicU64::new(0), observed: AtomicU64::new(0) }
+        Self {
+            published: Publication::new(&record),
+            forwarded: OwnLine(AtomicU64::new(0)),
+            observed: AtomicU64::new(0),
+        }
     }
 
     /// The session as published: what its observer starts from.

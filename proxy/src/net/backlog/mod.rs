@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use advisor::capture::MAX_SAMPLED_ROWS;
 use advisor::sessions::SessionEntry;
-use advisor::sync::lock;
+use advisor::sync::{lock, OwnLine};
 use protocol::ScannedMessage;
 
 use crate::counters::ProxyCounters;
@@ -232,8 +232,9 @@ impl Messages for ScannedMessage<'_> {
 pub struct Backlog {
     /// The session's observation. Held while a batch is shown, by the worker or the relay.
     tap: Mutex<SessionObservation>,
-    /// Messages forwarded and not yet taken for observation.
-    queued: Mutex<Queued>,
+    /// Messages forwarded and not yet taken for observation: locked by the relay for every
+    /// chunk, so kept off the lines the observation thread writes while it shows `tap`.
+    queued: OwnLine<Mutex<Queued>>,
     /// On the worker's list (set by the relay that queues it, cleared by the worker).
     listed: AtomicBool,
     /// Where read-your-writes is tracked; `None` for an unobserved (replication) session.
@@ -252,7 +253,7 @@ impl Backlog {
         let span = tap.span.clone();
         Arc::new(Self {
             tap: Mutex::new(tap),
-            queued: Mutex::new(Queued::default()),
+            queued: OwnLine(Mutex::new(Queued::default())),
             listed: AtomicBool::new(false),
             progress,
             observing,
