@@ -562,14 +562,15 @@ mod tests {
         let bytes = first.kept_bytes();
         let digest = first.finish();
         let second = sample_of(Some(bytes));
-        assert_eq!(second.raw.capacity(), bytes, "room made once, exactly");
+        let room = second.raw.capacity();
+        assert!(room >= bytes && room <= bytes + 256, "room made once, and no slack for finish to give back: {room}");
         assert_eq!(second.finish().raw, digest.raw, "the same rows kept");
         // A hint past the cap, or below what is already kept, changes nothing but the room.
         let mut sample = ResultSample::with_names(&Arc::from([]), ResultFormats::TEXT);
         sample.add(&DataRow::parse(&rows[0]).unwrap());
         sample.expect(0);
         sample.expect(usize::MAX);
-        assert_eq!(sample.raw.capacity(), MAX_RAW_BYTES);
+        assert!(sample.raw.capacity() >= MAX_RAW_BYTES && sample.raw.capacity() < 2 * MAX_RAW_BYTES);
     }
 
     #[test]

@@ -623,7 +623,7 @@ impl SessionObserver {
             }
         }
         if let Some(sample) = run.sample.as_ref().filter(|_| run.rows > 1) {
-            if self.kept_bytes.len() >= MAX_DESCRIPTIONS {
+            if self.kept_bytes.len() >= MAX_DESCRIPTIONS && !self.kept_bytes.contains_key(&statement.fingerprint) {
                 self.kept_bytes.clear();
             }
             self.kept_bytes.insert(statement.fingerprint, u32::try_from(sample.kept_bytes()).unwrap_or(u32::MAX));

@@ -58,6 +58,12 @@ impl SessionObservation {
         contain(&mut self.observed, |observer| show(&mut Showing { observer, span }));
     }
 
+    /// A message from the client that no observer sees (the session's failed): still logged if
+    /// its type is one the protocol does not define.
+    pub fn unobserved_frontend(&self, message: ScannedMessage<'_>) {
+        warn_unknown(&self.span, message);
+    }
+
     /// The session ended: let the observer report what it still holds.
     pub fn finish(&mut self) {
         contain(&mut self.observed, SessionObserver::finish);
@@ -91,18 +97,23 @@ impl Showing<'_> {
 
     /// A message from the client.
     pub fn frontend(&mut self, message: ScannedMessage<'_>) {
-        if let FrontendTag::Unknown(tag) = FrontendTag::from_byte(message.tag) {
-            // Forwarded as is: PostgreSQL answers it with its own error and closes the session.
-            if let Some(suppressed) = UNKNOWN_TAG_LOG.allow() {
-                let _in_span = self.span.enter();
-                warn!(tag = %(tag as char).escape_default(), len = message.body_len, suppressed, "client sent a message type the protocol does not define");
-            }
-        }
+        warn_unknown(self.span, message);
         self.observer.frontend(message);
     }
 
     /// A message from the server.
     pub fn backend(&mut self, message: ScannedMessage<'_>) {
         self.observer.backend(message);
+    }
+}
+
+/// Logs (at most once a second) a client message whose type the protocol does not define: it is
+/// forwarded as is, and PostgreSQL answers it with its own error and closes the session.
+fn warn_unknown(span: &tracing::Span, message: ScannedMessage<'_>) {
+    if let FrontendTag::Unknown(tag) = FrontendTag::from_byte(message.tag) {
+        if let Some(suppressed) = UNKNOWN_TAG_LOG.allow() {
+            let _in_span = span.enter();
+            warn!(tag = %(tag as char).escape_default(), len = message.body_len, suppressed, "client sent a message type the protocol does not define");
+        }
     }
 }

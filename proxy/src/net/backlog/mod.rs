@@ -343,19 +343,25 @@ fn observe_together(backlogs: &[&Backlog]) {
             &queues,
             |i, queue, from| {
                 let mut taps = taps.borrow_mut();
+                let Some(Some(tap)) = taps.get_mut(i) else { return queue.replay_chunk(from, |_| {}) };
                 let mut to = None;
-                if let Some(Some(tap)) = taps.get_mut(i) {
-                    // A chunk at a time under one containment.
-                    tap.show(|shown| {
-                        to = Some(queue.replay_chunk(from, |item| match item {
-                            Replayed::Chunk { at, .. } => shown.chunk_at(at),
-                            Replayed::Message(Side::Client, message) => shown.frontend(message),
-                            Replayed::Message(Side::Server, message) => shown.backend(message),
-                        }));
-                    });
-                }
-                // Not shown (no observer, or it failed on this chunk): passed over.
-                to.unwrap_or_else(|| queue.replay_chunk(from, |_| {}))
+                // A chunk at a time under one containment.
+                tap.show(|shown| {
+                    to = Some(queue.replay_chunk(from, |item| match item {
+                        Replayed::Chunk { at, .. } => shown.chunk_at(at),
+                        Replayed::Message(Side::Client, message) => shown.frontend(message),
+                        Replayed::Message(Side::Server, message) => shown.backend(message),
+                    }));
+                });
+                // Not shown whole (its observer failed, now or before): passed over, but what the
+                // client sent is still checked for message types the protocol does not define.
+                to.unwrap_or_else(|| {
+                    queue.replay_chunk(from, |item| {
+                        if let Replayed::Message(Side::Client, message) = item {
+                            tap.unobserved_frontend(message);
+                        }
+                    })
+                })
             },
             // A session whose queue is shown is let go at once: its relay, if it needs the
             // observation (a full backlog, its end), waits for its own queue, not the whole pass.
@@ -401,6 +407,7 @@ fn replay_merged(queues: &[Queued], mut show: impl FnMut(usize, &Queued, usize) 
     while let Some(Reverse((_, i, from))) = next.pop() {
         let Some(queue) = queues.get(i) else { continue };
         let to = show(i, queue, from);
+        debug_assert!(to > from, "a chunk is at least its mark");
         match queue.chunk_time(to) {
             Some(t) => next.push(Reverse((t, i, to))),
             None => done(i),
