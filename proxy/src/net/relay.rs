@@ -21,6 +21,8 @@ use crate::net::stream::Conn;
 
 /// Bytes read per system call in each direction.
 const READ_BUF: usize = 32 * 1024;
+/// First room for the server's authentication-phase messages (it grows when they are longer).
+const STARTUP_BUF: usize = 2 * 1024;
 /// Longest a session's ending waits to write its error and close a side that stopped reading.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// SASL mechanism that cannot work through a TLS-terminating proxy (channel binding).
@@ -235,7 +237,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let stats = direction.stats;
-    let mut buf = BytesMut::with_capacity(READ_BUF);
+    // Logins are a few hundred bytes; the buffer grows if a server says more. Sessions that
+    // start together would otherwise each hold 32 KiB at once, which the allocator keeps.
+    let mut buf = BytesMut::with_capacity(STARTUP_BUF);
     let mut out = BytesMut::new();
     loop {
         if from.read_buf(&mut buf).await.map_err(SessionError::UpstreamIo)? == 0 {
