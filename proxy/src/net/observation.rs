@@ -58,7 +58,7 @@ impl SessionObservation {
         contain(&mut self.observed, |observer| show(&mut Showing { observer, span }));
     }
 
-    /// A message from the client that no observer sees (the session's failed): still logged if
+    /// A message from the client that no observer sees (its observer failed): still logged if
     /// its type is one the protocol does not define.
     pub fn unobserved_frontend(&self, message: ScannedMessage<'_>) {
         warn_unknown(&self.span, message);
