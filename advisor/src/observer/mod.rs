@@ -317,7 +317,7 @@ impl SessionObserver {
                 let (text, display) = (text.into(), display.into());
                 let statement = Arc::new(Statement::new(fingerprint, text, display, OrmStyle::detect(sql), tags));
                 if shared {
-                    cache(&mut self.by_normalized, normalized, statement.clone());
+                    cache(&mut self.by_normalized, normalized, statement.clone(), MAX_CACHED_TEXTS);
                 }
                 statement
             }
@@ -328,8 +328,8 @@ impl SessionObserver {
         match shape.filter(|_| shared && self.literals.matches(constants)) {
             // Its literals are exactly what the fingerprint made constants of: every text with
             // this shape is this statement (fingerprint::literals).
-            Some(shape) => cache(&mut self.by_shape, shape, parsed.statement.clone()),
-            None => cache(&mut self.by_text, key, parsed.clone()),
+            Some(shape) => cache(&mut self.by_shape, shape, parsed.statement.clone(), MAX_CACHED_TEXTS),
+            None => cache(&mut self.by_text, key, parsed.clone(), MAX_CACHED_TEXTS),
         }
         parsed
     }
@@ -623,10 +623,8 @@ impl SessionObserver {
             }
         }
         if let Some(sample) = run.sample.as_ref().filter(|_| run.rows > 1) {
-            if self.kept_bytes.len() >= MAX_DESCRIPTIONS && !self.kept_bytes.contains_key(&statement.fingerprint) {
-                self.kept_bytes.clear();
-            }
-            self.kept_bytes.insert(statement.fingerprint, u32::try_from(sample.kept_bytes()).unwrap_or(u32::MAX));
+            let bytes = u32::try_from(sample.kept_bytes()).unwrap_or(u32::MAX);
+            cache(&mut self.kept_bytes, statement.fingerprint, bytes, MAX_DESCRIPTIONS);
         }
         let digest = run.sample.map(|s| Arc::new(s.finish()));
         if error.is_none() && (!run.params.is_empty() || digest.is_some()) {
@@ -816,9 +814,10 @@ fn remember_description(
     names
 }
 
-/// Caches `value` under a text's hash; a full cache (texts churning) starts again empty.
-fn cache<T>(map: &mut HashMap<u64, T>, key: u64, value: T) {
-    if map.len() >= MAX_CACHED_TEXTS {
+/// Keeps `value` under `key` in a map of at most `cap` entries: a full map (its keys churning)
+/// starts again empty before taking a new key.
+fn cache<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, T>, key: K, value: T, cap: usize) {
+    if map.len() >= cap && !map.contains_key(&key) {
         map.clear();
     }
     map.insert(key, value);
