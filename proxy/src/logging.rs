@@ -45,6 +45,13 @@ impl LogLimiter {
         }
     }
 
+    /// Lines suppressed since the last one allowed (tests: a line that another test's took the
+    /// second's turn of was still asked for).
+    #[cfg(test)]
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// `Some(lines suppressed since the last one)` when a line may be written now.
     pub fn allow(&self) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;

@@ -317,3 +317,57 @@ fn a_long_body_is_queued_up_to_the_observed_prefix() {
     assert_eq!(queued.arena.len(), OBSERVED_PREFIX);
     assert!(matches!(queued.items[0], Item::Message { body_len, .. } if body_len as usize == body.len()));
 }
+
+/// Log lines written under a test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn unknown_message_types_are_still_logged_after_the_observer_failed() {
+    const MARKER: &str = "pgvisor_test_observer_panic";
+    let worker = ObservationWorker::without_thread();
+    let (advisor, _inputs) = Advisor::new(AdvisorConfig::default());
+    let entry = advisor.sessions.open(SessionIdentity {
+        id: 1,
+        user: "app".into(),
+        database: "app".into(),
+        application_name: "test".into(),
+        client_addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+        tls: false,
+        connected_at: SystemTime::now(),
+    });
+    let observer = SessionObserver::new(1, entry.clone(), advisor.events.clone(), advisor.config.n_plus_one.clone())
+        .with_injected_panic(Some(Arc::from(MARKER)));
+    let backlog = Backlog::new(SessionObservation::observing(1, observer, advisor.clone()), Some(entry), &worker);
+    let stats = ProxyCounters::default();
+    let query = format!("select '{MARKER}'\0");
+    send(&backlog, Side::Client, &[(b'Q', query.as_bytes())], &stats);
+    assert!(!backlog.tap().is_observing(), "the injected panic switched the session's observation off");
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let suppressed_before = crate::net::observation::UNKNOWN_TAG_LOG.suppressed();
+    tracing::subscriber::with_default(subscriber, || {
+        send(&backlog, Side::Client, &[(b'~', b"junk")], &stats);
+    });
+    let logged = String::from_utf8_lossy(&lock(&captured.0)).into_owned();
+    // Another test may have had this second's line: then the warning was asked for and counted.
+    let suppressed = crate::net::observation::UNKNOWN_TAG_LOG.suppressed() > suppressed_before;
+    assert!(
+        logged.contains("client sent a message type the protocol does not define") || suppressed,
+        "no warning for the unknown message type: {logged:?}"
+    );
+    assert_all_observed(&backlog);
+}
