@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::engine::{Advisor, AdvisorConfig};
+use crate::events::StatementEvent;
 use crate::sessions::SessionIdentity;
 
 /// One observed session, and the events its observer sent.
