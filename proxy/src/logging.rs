@@ -45,8 +45,8 @@ impl LogLimiter {
         }
     }
 
-    /// Lines suppressed since the last one allowed (tests: a line that another test's took the
-    /// second's turn of was still asked for).
+    /// Lines suppressed since the last one allowed: for tests, it shows a line was asked for
+    /// even when another test's line used this second's allowance.
     #[cfg(test)]
     pub fn suppressed(&self) -> u64 {
         self.suppressed.load(std::sync::atomic::Ordering::Relaxed)

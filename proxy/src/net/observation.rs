@@ -17,7 +17,7 @@ use tracing::warn;
 use crate::logging::LogLimiter;
 
 /// Client-triggered warnings about unknown message types: at most one line a second.
-pub(crate) static UNKNOWN_TAG_LOG: LogLimiter = LogLimiter::per_second();
+pub(super) static UNKNOWN_TAG_LOG: LogLimiter = LogLimiter::per_second();
 
 /// Per-session observation: none for replication connections, which are forwarded only.
 pub struct SessionObservation {
