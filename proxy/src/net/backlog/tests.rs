@@ -16,7 +16,8 @@ fn observed_backlog(worker: &ObservationWorker) -> (Arc<Backlog>, Arc<Advisor>) 
     (observed_backlog_of(worker, &advisor, 1), advisor)
 }
 
-/// A backlog for session `id` of `advisor`.
+/// A backlog for session `id` of `advisor`, whose observer panics on the advisor's injected
+/// marker as a session's does (`net::session`).
 fn observed_backlog_of(worker: &ObservationWorker, advisor: &Arc<Advisor>, id: u64) -> Arc<Backlog> {
     let entry = advisor.sessions.open(SessionIdentity {
         id,
@@ -27,7 +28,8 @@ fn observed_backlog_of(worker: &ObservationWorker, advisor: &Arc<Advisor>, id: u
         tls: false,
         connected_at: SystemTime::now(),
     });
-    let observer = SessionObserver::new(id, entry.clone(), advisor.events.clone(), advisor.config.n_plus_one.clone());
+    let observer = SessionObserver::new(id, entry.clone(), advisor.events.clone(), advisor.config.n_plus_one.clone())
+        .with_injected_panic(advisor.config.injected_panics.observer.clone());
     let tap = SessionObservation::observing(id, observer, advisor.clone());
     Backlog::new(tap, Some(entry), worker)
 }
@@ -337,19 +339,10 @@ impl std::io::Write for Captured {
 fn unknown_message_types_are_still_logged_after_the_observer_failed() {
     const MARKER: &str = "pgvisor_test_observer_panic";
     let worker = ObservationWorker::without_thread();
-    let (advisor, _inputs) = Advisor::new(AdvisorConfig::default());
-    let entry = advisor.sessions.open(SessionIdentity {
-        id: 1,
-        user: "app".into(),
-        database: "app".into(),
-        application_name: "test".into(),
-        client_addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
-        tls: false,
-        connected_at: SystemTime::now(),
-    });
-    let observer = SessionObserver::new(1, entry.clone(), advisor.events.clone(), advisor.config.n_plus_one.clone())
-        .with_injected_panic(Some(Arc::from(MARKER)));
-    let backlog = Backlog::new(SessionObservation::observing(1, observer, advisor.clone()), Some(entry), &worker);
+    let mut config = AdvisorConfig::default();
+    config.injected_panics.observer = Some(Arc::from(MARKER));
+    let (advisor, _inputs) = Advisor::new(config);
+    let backlog = observed_backlog_of(&worker, &advisor, 1);
     let stats = ProxyCounters::default();
     let query = format!("select '{MARKER}'\0");
     send(&backlog, Side::Client, &[(b'Q', query.as_bytes())], &stats);
