@@ -2,7 +2,8 @@
 # Overhead benchmark, in one run: pgbench straight to PostgreSQL, through pgvisor (default flags),
 # through PgBouncer in session mode, and through `floor`, a bare forwarder that parses nothing,
 # on one throwaway PostgreSQL; writes a markdown report: throughput, latency at one client, CPU
-# per transaction of each proxy, and whether pgvisor meets its targets.
+# per transaction of each proxy, and whether pgvisor meets its targets. A second copy of the floor
+# runs as a fifth target: how far two identical proxies differ is the run's own noise.
 #
 #   bench/pgbench.sh          (or: ./dev bench)
 #
@@ -44,7 +45,9 @@ ROWS=(
     "ORM-like, 50 rows x 10 columns, prepared, 1 client|-f $ORM_SCRIPT -s $SCALE -M prepared -c 1"
     "ORM-like, 50 rows x 10 columns, prepared, 8 clients|-f $ORM_SCRIPT -s $SCALE -M prepared -c 8"
 )
-TARGETS=(direct pgvisor pgbouncer floor)
+# floor2 is a second process of the same floor binary: it measures nothing about pgvisor, only
+# how far two identical targets differ in this run (its noise).
+TARGETS=(direct pgvisor pgbouncer floor floor2)
 PROXIES=(pgvisor pgbouncer floor)
 # pgvisor's throughput targets: at least PgBouncer's, and at least this share of the floor's.
 FLOOR_SHARE=0.95
@@ -76,6 +79,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgvisor-bench.XXXXXX")
 chmod 755 "$WORK"
 PGVISOR_PID=
 FLOOR_PID=
+FLOOR2_PID=
 PGBENCH_PID=
 
 # PostgreSQL and PgBouncer refuse to run as root: run them as `postgres` then.
@@ -100,6 +104,7 @@ cleanup() {
     [ -z "$PGBENCH_PID" ] || kill "$PGBENCH_PID" 2>/dev/null
     stop_child "$PGVISOR_PID"
     stop_child "$FLOOR_PID"
+    stop_child "$FLOOR2_PID"
     if [ -s "$WORK/pgbouncer.pid" ]; then
         local pid
         pid=$(cat "$WORK/pgbouncer.pid")
@@ -144,6 +149,7 @@ BOUNCER_PORT=$(free_port)
 PGVISOR_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
 FLOOR_PORT=$(free_port)
+FLOOR2_PORT=$(free_port)
 
 say "starting a throwaway PostgreSQL on 127.0.0.1:$PG_PORT ($WORK)"
 as_pg "$PG_BINDIR/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --no-locale --no-sync \
@@ -221,8 +227,14 @@ FLOOR_PID=$!
 wait_port "$FLOOR_PORT" floor "$WORK/floor.log"
 in_own_session "$FLOOR_PID" floor
 
-declare -A PORT=([direct]=$PG_PORT [pgvisor]=$PGVISOR_PORT [pgbouncer]=$BOUNCER_PORT [floor]=$FLOOR_PORT)
-declare -A PID=([pgvisor]=$PGVISOR_PID [pgbouncer]=$(cat "$WORK/pgbouncer.pid") [floor]=$FLOOR_PID)
+say "starting a second floor on 127.0.0.1:$FLOOR2_PORT (the run's noise: the same proxy twice)"
+setsid "$FLOOR" --listen "127.0.0.1:$FLOOR2_PORT" --upstream "127.0.0.1:$PG_PORT" >"$WORK/floor2.log" 2>&1 &
+FLOOR2_PID=$!
+wait_port "$FLOOR2_PORT" "second floor" "$WORK/floor2.log"
+in_own_session "$FLOOR2_PID" "second floor"
+
+declare -A PORT=([direct]=$PG_PORT [pgvisor]=$PGVISOR_PORT [pgbouncer]=$BOUNCER_PORT [floor]=$FLOOR_PORT [floor2]=$FLOOR2_PORT)
+declare -A PID=([pgvisor]=$PGVISOR_PID [pgbouncer]=$(cat "$WORK/pgbouncer.pid") [floor]=$FLOOR_PID [floor2]=$FLOOR2_PID)
 
 # ---- measuring ----------------------------------------------------------------------------------
 
@@ -245,9 +257,28 @@ cpu_ticks() {
     awk '{ print $12, $13 }' <<<"$stat"
 }
 
-declare -A TPS P50 P99 CPU_US CPU_USER_US CPU_SYS_US
+# thread_times PID: one line per thread of the process, "TID RUN_NS WAIT_NS": the time it ran
+# and the time it was runnable but waited for a CPU (/proc/PID/task/TID/schedstat). Nothing when
+# the kernel does not keep scheduler statistics.
+thread_times() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        [ -r "$task/schedstat" ] || continue
+        echo "${task##*/} $(cut -d' ' -f1,2 "$task/schedstat" 2>/dev/null)"
+    done
+}
+
+# busiest_thread BEFORE AFTER: of the threads in both snapshots (thread_times), the one that ran
+# longest between them: "RUN_NS WAIT_NS"; nothing without snapshots.
+busiest_thread() {
+    awk 'NR == FNR { run[$1] = $2; wait[$1] = $3; next }
+         ($1 in run) && NF == 3 && $2 - run[$1] >= best { best = $2 - run[$1]; w = $3 - wait[$1]; found = 1 }
+         END { if (found) print best, w }' <(echo "$1") <(echo "$2")
+}
+
+declare -A TPS P50 P99 CPU_US CPU_USER_US CPU_SYS_US BUSY_RUN_US BUSY_WAIT_US
 # Sums over a row's rounds, per row and target.
-declare -A TPS_SUM RUNS TX USER_TICKS SYS_TICKS
+declare -A TPS_SUM RUNS TX USER_TICKS SYS_TICKS BUSY_RUN_NS BUSY_WAIT_NS
 
 # cpu_cell ROW TARGET: "total (user + system)" CPU µs per transaction, for the report.
 cpu_cell() {
@@ -262,8 +293,8 @@ run() {
     local jobs=$((clients < 2 ? clients : 2)) log=()
     local out="$WORK/run-$row-$target.txt" prefix="$WORK/latency-$row-$target-$round"
     [ "$clients" -eq 1 ] && log=(-l "--log-prefix=$prefix")
-    local pid=${PID[$target]:-} before="0 0"
-    [ -z "$pid" ] || before=$(cpu_ticks "$pid")
+    local pid=${PID[$target]:-} before="0 0" threads_before=""
+    [ -z "$pid" ] || { before=$(cpu_ticks "$pid"); threads_before=$(thread_times "$pid"); }
     # In the background, so a signal runs the clean-up at once instead of after this run; from
     # the repository, where the rows' script paths start.
     (cd "$ROOT" && exec "$PG_BINDIR/pgbench" -p "${PORT[$target]}" -T "$ROUND_SECONDS" -j "$jobs" "${log[@]}" "$@") \
@@ -275,8 +306,8 @@ run() {
         die "pgbench failed against $target: pgbench $*"
     fi
     PGBENCH_PID=
-    local after="0 0" failed transactions
-    [ -z "$pid" ] || after=$(cpu_ticks "$pid")
+    local after="0 0" failed transactions busiest=""
+    [ -z "$pid" ] || { after=$(cpu_ticks "$pid"); busiest=$(busiest_thread "$threads_before" "$(thread_times "$pid")"); }
     failed=$(awk -F': ' '/^number of failed transactions/ {split($2, a, " "); print a[1]}' "$out")
     [ "${failed:-0}" = 0 ] || { cat "$out" >&2; die "$failed failed transactions against $target"; }
     local tps
@@ -295,6 +326,12 @@ run() {
         USER_TICKS[$row,$target]=$((${USER_TICKS[$row,$target]:-0} + user1 - user0))
         SYS_TICKS[$row,$target]=$((${SYS_TICKS[$row,$target]:-0} + sys1 - sys0))
     fi
+    if [ -n "$busiest" ]; then
+        local busy_run busy_wait
+        read -r busy_run busy_wait <<<"$busiest"
+        BUSY_RUN_NS[$row,$target]=$((${BUSY_RUN_NS[$row,$target]:-0} + busy_run))
+        BUSY_WAIT_NS[$row,$target]=$((${BUSY_WAIT_NS[$row,$target]:-0} + busy_wait))
+    fi
     printf '    %-9s %10.0f tps  (round %s)\n' "$target" "$tps" "$round" >&2
 }
 
@@ -309,6 +346,10 @@ finish_row() {
             CPU_US[$row,$target]=$(awk -v t="$((user + sys))" -v hz="$CLK_TCK" -v n="$n" "$per")
             CPU_USER_US[$row,$target]=$(awk -v t="$user" -v hz="$CLK_TCK" -v n="$n" "$per")
             CPU_SYS_US[$row,$target]=$(awk -v t="$sys" -v hz="$CLK_TCK" -v n="$n" "$per")
+            if [ -n "${BUSY_RUN_NS[$row,$target]:-}" ]; then
+                BUSY_RUN_US[$row,$target]=$(awk -v t="${BUSY_RUN_NS[$row,$target]}" -v n="$n" 'BEGIN { printf "%.1f", t / 1000 / n }')
+                BUSY_WAIT_US[$row,$target]=$(awk -v t="${BUSY_WAIT_NS[$row,$target]}" -v n="$n" 'BEGIN { printf "%.1f", t / 1000 / n }')
+            fi
         fi
         if [ "$clients" -eq 1 ]; then
             local prefix="$WORK/latency-$row-$target"
@@ -358,7 +399,7 @@ LOAD_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 
 # The proxies' own complaints (a refused session, an upstream error) would explain odd numbers.
 # pgvisor logs its advice as warnings: those are its normal work, not complaints.
-for log in pgvisor floor; do
+for log in pgvisor floor floor2; do
     sed 's/\x1b\[[0-9;]*m//g' "$WORK/$log.log" | grep -E 'WARN|ERROR|floor: ' |
         grep -v 'pgvisor::advice_log' >"$WORK/$log.problems" || true
     if [ -s "$WORK/$log.problems" ]; then
@@ -381,7 +422,7 @@ git -C "$ROOT" diff --quiet HEAD -- proxy protocol advisor bench Cargo.toml Carg
 # pgvisor's default --threads (proxy/src/main.rs), which floor copies: half the CPUs, 1 to 4.
 WORKERS=$((($(nproc) + 1) / 2)); WORKERS=$((WORKERS > 4 ? 4 : WORKERS))
 
-passed=0 checked=0
+passed=0 checked=0 MISS_MARGINS=()
 {
     echo "# Benchmarks: pgvisor against direct, PgBouncer and a bare forwarder"
     echo
@@ -398,22 +439,23 @@ passed=0 checked=0
     echo "- PgBouncer: $("$PGBOUNCER" --version | head -n 1 | sed 's/^[Pp]g[Bb]ouncer //'), pool_mode=session"
     echo "- pgvisor: commit $COMMIT, release build, **default flags**: only \`--upstream\`, \`--listen\`, \`--admin\` (worker threads: $WORKERS)"
     echo "- floor: \`bench/src/bin/floor.rs\`, a bare forwarder (tokio \`copy_bidirectional\`, no parsing) with pgvisor's default worker-thread count ($WORKERS)"
-    echo "- Each target, each row: $ROUNDS rounds of \`pgbench -T $ROUND_SECONDS -j min(c,2)\`, the four targets taking turns within each round (order reversed every other round); TPS is the rounds' mean, CPU per transaction and latency percentiles are over all rounds. Over TCP on 127.0.0.1, libpq defaults (\`sslmode=prefer\`; nobody offers TLS) but \`PGGSSENCMODE=disable\`; client, proxies and server share the machine's CPUs."
+    echo "- floor again: a second process of the same floor, measured as a target of its own: what it makes over the floor is this run's noise, not a property of either"
+    echo "- Each target, each row: $ROUNDS rounds of \`pgbench -T $ROUND_SECONDS -j min(c,2)\`, the ${#TARGETS[@]} targets taking turns within each round (order reversed every other round); TPS is the rounds' mean, CPU per transaction and latency percentiles are over all rounds. Over TCP on 127.0.0.1, libpq defaults (\`sslmode=prefer\`; nobody offers TLS) but \`PGGSSENCMODE=disable\`; client, proxies and server share the machine's CPUs."
     echo "- Load average (1 min) when measuring began and ended: $LOAD_BEFORE, $LOAD_AFTER. The benchmark itself keeps about 2 to 3 processes busy; well above that, other work competed and the numbers are noise."
     echo "- ORM-like script: \`$ORM_SCRIPT\`, 50 rows of 10 columns per transaction."
     echo
     echo "## Throughput"
     echo
-    echo "TPS, and in parentheses the ratio to direct (1.000 = no loss); then pgvisor's TPS over the floor's and over PgBouncer's."
+    echo "TPS, and in parentheses the ratio to direct (1.000 = no loss); then pgvisor's TPS over the floor's and over PgBouncer's, and the second floor's over the first's (the same proxy twice: any distance from 1.000 is noise)."
     echo
-    echo "| Workload | pgbench | direct | pgvisor | PgBouncer | floor | pgvisor/floor | pgvisor/PgBouncer |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| Workload | pgbench | direct | pgvisor | PgBouncer | floor | pgvisor/floor | pgvisor/PgBouncer | floor again/floor |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for i in "${!ROWS[@]}"; do
-        d=${TPS[$i,direct]} v=${TPS[$i,pgvisor]} b=${TPS[$i,pgbouncer]} f=${TPS[$i,floor]}
+        d=${TPS[$i,direct]} v=${TPS[$i,pgvisor]} b=${TPS[$i,pgbouncer]} f=${TPS[$i,floor]} f2=${TPS[$i,floor2]}
         # shellcheck disable=SC2016 # the backticks are markdown
-        printf '| %s | `%s` | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s |\n' "${ROWS[$i]%%|*}" "${ROWS[$i]#*|}" \
+        printf '| %s | `%s` | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s |\n' "${ROWS[$i]%%|*}" "${ROWS[$i]#*|}" \
             "$(tps "$d")" "$(tps "$v")" "$(ratio "$v" "$d")" "$(tps "$b")" "$(ratio "$b" "$d")" \
-            "$(tps "$f")" "$(ratio "$f" "$d")" "$(ratio "$v" "$f")" "$(ratio "$v" "$b")"
+            "$(tps "$f")" "$(ratio "$f" "$d")" "$(ratio "$v" "$f")" "$(ratio "$v" "$b")" "$(ratio "$f2" "$f")"
     done
     echo
     echo "## Latency at one client"
@@ -444,6 +486,24 @@ passed=0 checked=0
             "$(awk -v a="${CPU_US[$i,pgvisor]}" -v b="${CPU_US[$i,floor]}" 'BEGIN { printf "%+.1f", a - b }')"
     done
     echo
+    echo "## Each proxy's busiest thread"
+    echo
+    echo "Per transaction, in µs: the time the proxy's busiest thread ran and, after the +, the time it was ready to run but waited for a CPU (\`/proc/PID/task/TID/schedstat\`, summed over the rounds). All three proxies forward on one thread; at eight clients its run plus wait is most of each second, so a row's throughput follows it."
+    echo
+    echo "| Workload | pgvisor | PgBouncer | floor |"
+    echo "| --- | ---: | ---: | ---: |"
+    for i in "${!ROWS[@]}"; do
+        line="| ${ROWS[$i]%%|*}"
+        for t in "${PROXIES[@]}"; do
+            if [ -n "${BUSY_RUN_US[$i,$t]:-}" ]; then
+                line+=" | ${BUSY_RUN_US[$i,$t]} + ${BUSY_WAIT_US[$i,$t]}"
+            else
+                line+=" | n/a"
+            fi
+        done
+        echo "$line |"
+    done
+    echo
     echo "## Targets"
     echo
     echo "Per row: pgvisor's TPS ratio to direct at least PgBouncer's; pgvisor's TPS at least $FLOOR_SHARE × the floor's;"
@@ -458,8 +518,9 @@ passed=0 checked=0
         m2=$(awk -v a="$rf" -v s="$FLOOR_SHARE" 'BEGIN { printf "%+.3f", a - s }')
         c1=$(verdict "$m1" "$rv vs $rb ($m1)") c2=$(verdict "$m2" "$rf of floor ($m2)") c3="n/a"
         checked=$((checked + 2))
-        [[ $c1 == PASS* ]] && passed=$((passed + 1))
-        [[ $c2 == PASS* ]] && passed=$((passed + 1))
+        # A miss as a share of what it compares, like the noise line below.
+        if [[ $c1 == PASS* ]]; then passed=$((passed + 1)); else MISS_MARGINS+=("$(awk -v v="$v" -v b="$b" 'BEGIN { printf "%.3f", v / b - 1 }')"); fi
+        if [[ $c2 == PASS* ]]; then passed=$((passed + 1)); else MISS_MARGINS+=("$(awk -v m="$m2" -v s="$FLOOR_SHARE" 'BEGIN { printf "%.3f", m / s }')"); fi
         if is_one_client "$i"; then
             av=$((${P50[$i,pgvisor]} - ${P50[$i,direct]})) ab=$((${P50[$i,pgbouncer]} - ${P50[$i,direct]}))
             m3=$((ab - av))
@@ -471,6 +532,18 @@ passed=0 checked=0
     done
     echo
     echo "$passed of $checked targets met."
+    echo
+    # The run's noise: how far the same proxy, run twice, landed apart in the worst row.
+    noise=0
+    for i in "${!ROWS[@]}"; do
+        noise=$(awk -v n="$noise" -v a="${TPS[$i,floor2]}" -v b="${TPS[$i,floor]}" \
+            'BEGIN { d = a / b - 1; if (d < 0) d = -d; printf "%.3f", (d > n ? d : n) }')
+    done
+    within=0
+    for m in "${MISS_MARGINS[@]}"; do
+        awk -v m="$m" -v n="$noise" 'BEGIN { exit !(-m <= n) }' && within=$((within + 1))
+    done
+    echo "Noise: the second floor's throughput differed from the first's by up to $noise (as a share, worst row). Of the ${#MISS_MARGINS[@]} throughput targets missed, $within missed by no more than that."
 } >"$WORK/report.md"
 
 mkdir -p "$(dirname "$OUT")"
