@@ -273,7 +273,7 @@ thread_times() {
 busiest_thread() {
     awk 'NR == FNR { run[$1] = $2; wait[$1] = $3; next }
          ($1 in run) && NF == 3 && $2 - run[$1] >= best { best = $2 - run[$1]; w = $3 - wait[$1]; found = 1 }
-         END { if (found) print best, w }' <(echo "$1") <(echo "$2")
+         END { if (found) printf "%.0f %.0f\n", best, w }' <(echo "$1") <(echo "$2")
 }
 
 declare -A TPS P50 P99 CPU_US CPU_USER_US CPU_SYS_US BUSY_RUN_US BUSY_WAIT_US
