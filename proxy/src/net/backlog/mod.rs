@@ -24,8 +24,7 @@
 //! behind) is observed at once by its own relay, in order: nothing is dropped, the session's
 //! forwarding pays for it, and `pgvisor_observed_inline_total` counts it. What the observer
 //! never reads is not copied: CopyData is not queued at all, and the DataRows of a result past
-//! the rows it samples are queued as a count and a byte total. A drained backlog keeps at most the
-//! small buffers its last pass gave back (16 KiB), for its relay to fill again.
+//! the rows it samples are queued as a count and a byte total. A drained backlog keeps no buffer.
 //!
 //! Without the worker (its thread could not start, or stopped), every chunk is observed by its
 //! relay at once, as before the worker existed.
@@ -62,11 +61,6 @@ pub const MAX_BACKLOG_ITEMS: usize = 4096;
 /// Fewest items and body bytes a backlog makes room for when it starts filling again.
 const START_ITEMS: usize = 8;
 const START_ARENA: usize = 256;
-/// Largest buffers a shown queue gives back to its relay (see [`Queued::recycle`]): what an idle
-/// session may keep, 8 KiB of items and 8 KiB of bodies at most.
-const RECYCLED_ITEMS: usize = 256;
-const RECYCLED_BYTES: usize = 8 * 1024;
-const _: () = assert!(std::mem::size_of::<Item>() <= 32, "RECYCLED_ITEMS assumes items of 32 bytes at most");
 /// How much of each message body is observed (and so queued).
 pub const OBSERVED_PREFIX: usize = 64 * 1024;
 /// The tag of CopyData, in both directions: the observer ignores it, so it is not queued (a
@@ -152,27 +146,13 @@ impl Queued {
         self.items.push(Item::Message { side, tag: m.tag, body_len, start, end });
     }
 
-    /// Takes what is queued, leaving no buffer behind but the relay's row count and the sizes
-    /// taken (the buffers may come back emptied: [`Self::recycle`]).
+    /// Takes what is queued, leaving no buffer behind (an idle session keeps nothing) but the
+    /// relay's row count and the sizes taken (those of the last pass that took anything: a
+    /// relay that observed its own full backlog leaves the worker an empty queue to take).
     fn take(&mut self) -> Queued {
         let rows_in_a_row = self.rows_in_a_row;
-        let last_taken = (self.items.len(), self.arena.len());
+        let last_taken = if self.items.is_empty() { self.last_taken } else { (self.items.len(), self.arena.len()) };
         std::mem::replace(self, Queued { rows_in_a_row, last_taken, ..Queued::default() })
-    }
-
-    /// Gives back the buffers of a queue taken and shown, emptied, when they are small and the
-    /// relay has not started filling new ones: it then writes into memory it has written before
-    /// instead of into new memory the allocator hands out on every pass, freed by another thread
-    /// (about 2% of the forwarding thread's time per select-only transaction at eight clients,
-    /// docs/benchmarks.md).
-    fn recycle(&mut self, mut used: Queued) {
-        let small = used.items.capacity() <= RECYCLED_ITEMS && used.arena.capacity() <= RECYCLED_BYTES;
-        if small && self.items.capacity() == 0 && self.arena.capacity() == 0 {
-            used.items.clear();
-            used.arena.clear();
-            self.items = used.items;
-            self.arena = used.arena;
-        }
     }
 
     /// Makes room, when the queue was taken empty, for what the last pass took and half again.
@@ -404,9 +384,6 @@ fn observe_together(backlogs: &[&Backlog]) {
         if let (Some(progress), Some(last)) = (&backlog.progress, last) {
             progress.observed_through(last);
         }
-    }
-    for (backlog, used) in backlogs.iter().zip(queues) {
-        lock(&backlog.queued).recycle(used);
     }
 }
 

@@ -154,12 +154,7 @@ fn without_a_worker_each_chunk_is_observed_at_once() {
     assert!(lock(&worker.shared.listed).is_empty(), "nothing listed for a worker that does not run");
     assert_eq!(ProxyCounters::get(&stats.observed_inline), 0, "not counted as a full backlog");
     assert_all_observed(&backlog);
-    let queued = lock(&backlog.queued);
-    assert!(queued.items.is_empty() && queued.arena.is_empty(), "drained");
-    assert!(
-        queued.items.capacity() <= RECYCLED_ITEMS && queued.arena.capacity() <= RECYCLED_BYTES,
-        "small buffers only"
-    );
+    assert!(lock(&backlog.queued).items.capacity() == 0, "a drained backlog keeps no buffer");
 }
 
 #[test]
@@ -229,53 +224,13 @@ fn rows_past_the_sampled_ones_are_counted_not_copied() {
 }
 
 #[test]
-fn a_shown_queue_gives_its_small_buffers_back_to_its_relay_empty() {
-    let worker = ObservationWorker::asleep_for_ever();
-    let (backlog, advisor) = observed_backlog(&worker);
-    let stats = ProxyCounters::default();
-    begin(&backlog, &stats);
-    let arena = lock(&backlog.queued).arena.as_ptr();
-    observe_together(&[backlog.as_ref()]);
-    assert_eq!(state(&advisor).0, SessionState::IdleInTransaction, "the pass showed the queue");
-    {
-        let queued = lock(&backlog.queued);
-        assert!(queued.items.is_empty() && queued.arena.is_empty(), "given back empty");
-        assert_eq!(queued.arena.as_ptr(), arena, "the same buffer, for the relay to fill again");
-    }
-    // Filled again, it replays only what came after the pass.
-    send(&backlog, Side::Client, &[(b'Q', b"COMMIT\0")], &stats);
-    send(&backlog, Side::Server, &[(b'C', b"COMMIT\0"), (b'Z', b"I")], &stats);
-    assert_eq!(lock(&backlog.queued).arena.as_ptr(), arena);
-    observe_together(&[backlog.as_ref()]);
-    assert_eq!(state(&advisor).0, SessionState::Idle);
-    assert_all_observed(&backlog);
-}
-
-#[test]
-fn large_buffers_are_not_kept_by_an_idle_session() {
-    let worker = ObservationWorker::asleep_for_ever();
-    let (backlog, _advisor) = observed_backlog(&worker);
-    let stats = ProxyCounters::default();
-    let body = vec![b'x'; RECYCLED_BYTES + 1];
-    send(&backlog, Side::Server, &[(b'N', &body)], &stats);
-    observe_together(&[backlog.as_ref()]);
-    let queued = lock(&backlog.queued);
-    assert_eq!((queued.items.capacity(), queued.arena.capacity()), (0, 0), "a drained backlog keeps no large buffer");
-}
-
-#[test]
-fn buffers_are_not_given_back_over_new_ones() {
+fn a_queue_taken_empty_keeps_the_sizes_of_the_last_pass_that_took_something() {
     let mut queued = Queued::default();
     queued.start_filling();
     queued.push_message(Side::Client, ScannedMessage { tag: b'Q', body_len: 2, body: b"x\0" });
-    let taken = queued.take();
-    // The relay queued again before the pass gave the buffers back: it keeps its new ones.
-    queued.start_filling();
-    queued.push_message(Side::Client, ScannedMessage { tag: b'Q', body_len: 2, body: b"y\0" });
-    let (items, arena) = (queued.items.as_ptr(), queued.arena.as_ptr());
-    queued.recycle(taken);
-    assert_eq!((queued.items.as_ptr(), queued.arena.as_ptr()), (items, arena));
-    assert_eq!(queued.arena, b"y\0");
+    drop(queued.take());
+    drop(queued.take());
+    assert_eq!(queued.last_taken, (1, 2));
 }
 
 #[test]
