@@ -523,7 +523,6 @@ passed=0 checked=0 SHARE_MARGINS=()
         m2=$(awk -v a="$rf" -v s="$FLOOR_SHARE" 'BEGIN { printf "%+.3f", a - s }')
         c1=$(verdict "$m1" "$rv vs $rb ($m1)") c2=$(verdict "$m2" "$rf of floor ($m2)") c3="n/a"
         checked=$((checked + 2))
-        # A miss as a share of what it compares, like the noise line below.
         [[ $c1 == PASS* ]] && passed=$((passed + 1))
         [[ $c2 == PASS* ]] && passed=$((passed + 1))
         # Each throughput verdict's margin as a share of what it compared, like the noise below.
