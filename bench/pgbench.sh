@@ -47,7 +47,7 @@ ROWS=(
 )
 # floor2 is a second process of the same floor binary: it measures nothing about pgvisor, only
 # how far two identical targets differ in this run (its noise). It runs at the other end of each
-# round from the floor, so the two are as far apart in time as any two targets compared.
+# round from the floor, so the two are at least as far apart in time as any two targets compared.
 TARGETS=(floor2 direct pgvisor pgbouncer floor)
 PROXIES=(pgvisor pgbouncer floor)
 # pgvisor's throughput targets: at least PgBouncer's, and at least this share of the floor's.
