@@ -340,7 +340,7 @@ run() {
 # finish_row ROW CLIENTS: from the sums of the row's rounds, TPS (the rounds' mean), CPU per
 # transaction for a proxy, and at one client P50/P99 over every round's transactions.
 finish_row() {
-    local row=$1 clients=$2 target per='BEGIN { printf "%.1f", t * 1e6 / hz / n }'
+    local row=$1 clients=$2 target per='BEGIN { printf "%.1f", t * 1e6 / hz / n }' per_ns='BEGIN { printf "%.1f", t / 1000 / n }'
     for target in "${TARGETS[@]}"; do
         TPS[$row,$target]=$(awk -v s="${TPS_SUM[$row,$target]}" -v n="${RUNS[$row,$target]}" 'BEGIN { printf "%.1f", s / n }')
         if [ -n "${PID[$target]:-}" ]; then
@@ -349,8 +349,8 @@ finish_row() {
             CPU_USER_US[$row,$target]=$(awk -v t="$user" -v hz="$CLK_TCK" -v n="$n" "$per")
             CPU_SYS_US[$row,$target]=$(awk -v t="$sys" -v hz="$CLK_TCK" -v n="$n" "$per")
             if [ -n "${BUSY_RUN_NS[$row,$target]:-}" ]; then
-                BUSY_RUN_US[$row,$target]=$(awk -v t="${BUSY_RUN_NS[$row,$target]}" -v n="$n" 'BEGIN { printf "%.1f", t / 1000 / n }')
-                BUSY_WAIT_US[$row,$target]=$(awk -v t="${BUSY_WAIT_NS[$row,$target]}" -v n="$n" 'BEGIN { printf "%.1f", t / 1000 / n }')
+                BUSY_RUN_US[$row,$target]=$(awk -v t="${BUSY_RUN_NS[$row,$target]}" -v n="$n" "$per_ns")
+                BUSY_WAIT_US[$row,$target]=$(awk -v t="${BUSY_WAIT_NS[$row,$target]}" -v n="$n" "$per_ns")
             fi
         fi
         if [ "$clients" -eq 1 ]; then
@@ -541,19 +541,10 @@ passed=0 checked=0 SHARE_MARGINS=()
     echo "$passed of $checked targets met."
     echo
     # The run's noise: how far the same proxy, run twice, landed apart in the worst row.
-    noise=0
-    for i in "${!ROWS[@]}"; do
-        noise=$(awk -v n="$noise" -v a="${TPS[$i,floor2]}" -v b="${TPS[$i,floor]}" \
-            'BEGIN { d = a / b - 1; if (d < 0) d = -d; printf "%.3f", (d > n ? d : n) }')
-    done
-    close_misses=0 close_passes=0
-    for m in "${SHARE_MARGINS[@]}"; do
-        if awk -v m="$m" -v n="$noise" 'BEGIN { exit !(m < 0 && -m <= n) }'; then
-            close_misses=$((close_misses + 1))
-        elif awk -v m="$m" -v n="$noise" 'BEGIN { exit !(m >= 0 && m <= n) }'; then
-            close_passes=$((close_passes + 1))
-        fi
-    done
+    noise=$(for i in "${!ROWS[@]}"; do echo "${TPS[$i,floor2]} ${TPS[$i,floor]}"; done |
+        awk '{ d = $1 / $2 - 1; if (d < 0) d = -d; if (d > n) n = d } END { printf "%.3f", n }')
+    read -r close_misses close_passes < <(printf '%s\n' "${SHARE_MARGINS[@]}" |
+        awk -v n="$noise" '$1 < 0 && -$1 <= n { m++ } $1 >= 0 && $1 <= n { p++ } END { print m + 0, p + 0 }')
     echo "Noise: the second floor's throughput differed from the first's by up to $noise (as a share, worst row; the two run at the two ends of each round). Of the ${#SHARE_MARGINS[@]} throughput verdicts, $((close_misses + close_passes)) were decided by no more than that: $close_misses misses and $close_passes passes."
 } >"$WORK/report.md"
 
