@@ -422,7 +422,7 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- proxy protocol advisor bench Cargo.toml Cargo.lock 2>/dev/null ||
     COMMIT+=" (with uncommitted changes)"
 # pgvisor's default --threads (proxy/src/main.rs), which floor copies: half the CPUs, 1 to 4.
-WORKERS=$((($(nproc) + 1) / 2)); WORKERS=$((WORKERS > 4 ? 4 : WORKERS))
+WORKERS=$(nproc); WORKERS=$((WORKERS > 4 ? 4 : WORKERS))
 
 passed=0 checked=0 SHARE_MARGINS=()
 {
@@ -439,8 +439,8 @@ passed=0 checked=0 SHARE_MARGINS=()
     echo "- Machine: $(nproc) CPUs, ${CPU:-unknown CPU}, $(uname -sr)"
     echo "- PostgreSQL: $("$PG_BINDIR/postgres" --version | sed 's/^postgres (PostgreSQL) //') (fsync=off, shared_buffers=256MB, no TLS), pgbench scale $SCALE"
     echo "- PgBouncer: $("$PGBOUNCER" --version | head -n 1 | sed 's/^[Pp]g[Bb]ouncer //'), pool_mode=session"
-    echo "- pgvisor: commit $COMMIT, release build, **default flags**: only \`--upstream\`, \`--listen\`, \`--admin\` (worker threads: $WORKERS)"
-    echo "- floor: \`bench/src/bin/floor.rs\`, a bare forwarder (tokio \`copy_bidirectional\`, no parsing) with pgvisor's default worker-thread count ($WORKERS)"
+    echo "- pgvisor: commit $COMMIT, release build, **default flags**: only \`--upstream\`, \`--listen\`, \`--admin\` (forwarding loops: $WORKERS)"
+    echo "- floor: \`bench/src/bin/floor.rs\`, a bare forwarder (tokio \`copy_bidirectional\`, no parsing) with pgvisor's default forwarding loops ($WORKERS)"
     echo "- floor again: a second process of the same floor, measured as a target of its own: what it makes over the floor is this run's noise, not a property of either"
     echo "- Each target, each row: $ROUNDS rounds of \`pgbench -T $ROUND_SECONDS -j min(c,2)\`, the ${#TARGETS[@]} targets taking turns within each round (order reversed every other round); TPS is the rounds' mean, CPU per transaction and latency percentiles are over all rounds. Over TCP on 127.0.0.1, libpq defaults (\`sslmode=prefer\`; nobody offers TLS) but \`PGGSSENCMODE=disable\`; client, proxies and server share the machine's CPUs."
     echo "- Load average (1 min) when measuring began and ended: $LOAD_BEFORE, $LOAD_AFTER. The benchmark itself keeps about 2 to 3 processes busy; well above that, other work competed and the numbers are noise."
@@ -490,7 +490,7 @@ passed=0 checked=0 SHARE_MARGINS=()
     echo
     echo "## Each proxy's busiest thread"
     echo
-    echo "Per transaction, in µs: the time the proxy's busiest thread ran and, after the +, the time it was ready to run but waited for a CPU (\`/proc/PID/task/TID/schedstat\`, the thread that ran longest in each round, summed over the rounds, connection set-up included); in parentheses the share of the run's time it ran or waited, (run + wait) × TPS. With $WORKERS worker thread(s), pgvisor's and the floor's forwarding is on that many threads; PgBouncer forwards on one. A share near 1 means that thread is what the row waits for."
+    echo "Per transaction, in µs: the time the proxy's busiest thread ran and, after the +, the time it was ready to run but waited for a CPU (\`/proc/PID/task/TID/schedstat\`, the thread that ran longest in each round, summed over the rounds, connection set-up included); in parentheses the share of the run's time it ran or waited, (run + wait) × TPS. pgvisor and the floor spread sessions over $WORKERS forwarding loop(s), a thread each; PgBouncer forwards on one. A share near 1 means that thread is what the row waits for."
     echo
     echo "| Workload | pgvisor | PgBouncer | floor |"
     echo "| --- | ---: | ---: | ---: |"

@@ -147,18 +147,9 @@ fn run(args: ProxyArgs) -> anyhow::Result<()> {
     if let tls @ ClientTls::Files { .. } = args.client_tls() {
         pgvisor::net::tls::acceptor(&tls).context("cannot set up TLS for clients")?;
     }
-    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cpus.div_ceil(2).clamp(1, 4)
-    });
-    // One worker: a current-thread runtime, which schedules without the work-stealing
-    // scheduler's cross-thread queues and wake-ups; more: the multi-thread one. The benchmark's
-    // floor (bench/src/bin/floor.rs) follows the same rule.
-    let runtime = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
-    };
+    // The listener's loop: a current-thread runtime, which also serves the admin port and runs
+    // the Inspector; the other forwarding loops start with the proxy (`net::loops`).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // Handlers first: a Ctrl-C during the embedded start then stops pgvisor in order once the
     // server is up, instead of killing pgvisor and orphaning the server.
     let signals = {

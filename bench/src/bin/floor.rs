@@ -7,14 +7,15 @@
 //!
 //!   floor --listen 127.0.0.1:7000 --upstream 127.0.0.1:5432
 //!
-//! The runtime has as many worker threads as pgvisor's default (proxy/src/main.rs): half the
-//! available CPUs, rounded up, between 1 and 4; with one, a current-thread runtime, as pgvisor's.
-//! It runs until killed.
+//! It forwards on as many loops as pgvisor's default (proxy/src/net/loops.rs): one
+//! current-thread runtime per CPU, from 1 to 4, sessions handed to them in turn. It runs until
+//! killed.
 
 use std::io;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 
 const USAGE: &str = "usage: floor --listen ADDR --upstream ADDR";
 
@@ -26,20 +27,27 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // The same rule as pgvisor's default `--threads`.
+    // The same rule as pgvisor's default `--threads`: one forwarding loop per CPU, 1 to 4.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cpus.div_ceil(2).clamp(1, 4);
-    // And the same runtime: a current-thread one for one worker.
-    let runtime = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
-    }
-    .expect("cannot build the tokio runtime");
-    if let Err(e) = runtime.block_on(serve(&listen, upstream)) {
+    let others: Vec<Handle> = (1..cpus.clamp(1, 4)).map(|_| start_loop()).collect();
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("cannot build the tokio runtime");
+    if let Err(e) = runtime.block_on(serve(&listen, upstream, others)) {
         eprintln!("floor: cannot listen on {listen}: {e}");
         std::process::exit(1);
     }
+}
+
+/// Another forwarding loop: a current-thread runtime on a thread of its own, as pgvisor's.
+fn start_loop() -> Handle {
+    let (started, handle) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("cannot build the tokio runtime");
+        let _ = started.send(runtime.handle().clone());
+        runtime.block_on(std::future::pending::<()>());
+    });
+    handle.recv().expect("a forwarding loop did not start")
 }
 
 /// `--listen ADDR --upstream ADDR`, in any order (also as `--flag=ADDR`).
@@ -68,8 +76,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(String, String)
     Ok((listen.ok_or("--listen is required")?, upstream.ok_or("--upstream is required")?))
 }
 
-async fn serve(listen: &str, upstream: String) -> io::Result<()> {
+/// Accepts clients and hands them to the loops in turn, the listener's own first.
+async fn serve(listen: &str, upstream: String, others: Vec<Handle>) -> io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
+    let mut next = 0usize;
     loop {
         let client = match listener.accept().await {
             Ok((client, _)) => client,
@@ -81,11 +91,27 @@ async fn serve(listen: &str, upstream: String) -> io::Result<()> {
             }
         };
         let upstream = upstream.clone();
-        tokio::spawn(async move {
-            if let Err(e) = forward(client, &upstream).await {
-                eprintln!("floor: session: {e}");
-            }
-        });
+        let on = next % (others.len() + 1);
+        next = next.wrapping_add(1);
+        match on.checked_sub(1).and_then(|i| others.get(i)) {
+            None => drop(tokio::spawn(session(client, upstream))),
+            // A socket belongs to one runtime's reactor: it moves as a plain socket.
+            Some(other) => match client.into_std() {
+                Ok(client) => drop(other.spawn(async move {
+                    match TcpStream::from_std(client) {
+                        Ok(client) => session(client, upstream).await,
+                        Err(e) => eprintln!("floor: session: {e}"),
+                    }
+                })),
+                Err(e) => eprintln!("floor: session: {e}"),
+            },
+        }
+    }
+}
+
+async fn session(client: TcpStream, upstream: String) {
+    if let Err(e) = forward(client, &upstream).await {
+        eprintln!("floor: session: {e}");
     }
 }
 

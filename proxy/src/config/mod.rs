@@ -305,9 +305,8 @@ pub struct ProxyArgs {
     #[arg(long, env = "PGVISOR_LOG_PARAMS", global = true)]
     pub log_params: bool,
 
-    /// Worker threads. Default: half the CPUs (at least 1, at most 4): pgvisor shares the machine
-    /// with the database and the application, and one thread forwards tens of thousands of
-    /// queries a second. With one, tokio's current-thread scheduler.
+    /// Forwarding loops, each a single-threaded runtime on a thread of its own; sessions are
+    /// spread over them. Default: one per CPU, at most 4 (see docs/configuration.md).
     #[arg(long, env = "PGVISOR_THREADS", value_parser = count::<u16>(1, 256, ""), global = true, allow_negative_numbers = true)]
     pub threads: Option<u16>,
 
@@ -339,4 +338,11 @@ impl ProxyArgs {
             _ => ClientTls::LikeUpstream,
         }
     }
+}
+
+/// The default number of forwarding loops (`--threads`): one per CPU, from 1 to 4. A loop with
+/// no traffic costs nothing; with many busy sessions, loops side by side forward more than one
+/// taking turns (docs/performance.md).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
 }

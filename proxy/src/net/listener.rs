@@ -28,6 +28,7 @@ use tracing::{error, info, warn};
 use crate::config::{ClientTls, LogFormat, ProxyArgs, UpstreamAddr, UpstreamTlsMode};
 use crate::counters::ProxyCounters;
 use crate::net::backlog::ObservationWorker;
+use crate::net::loops::Loops;
 use crate::net::shared::{ForceClose, Shared};
 use crate::net::tls::TlsSetupError;
 use crate::net::upstream::UpstreamConnector;
@@ -63,6 +64,8 @@ pub struct ProxySettings {
     pub inspector_dsn: Option<String>,
     /// How advice is written to the log.
     pub log_format: LogFormat,
+    /// Forwarding loops, the listener's own included (`net::loops`).
+    pub forwarding_loops: usize,
 }
 
 impl ProxySettings {
@@ -123,6 +126,7 @@ impl ProxySettings {
             },
             inspector_dsn: args.inspector_dsn.clone(),
             log_format: args.log_format,
+            forwarding_loops: args.threads.map_or_else(crate::config::default_threads, usize::from),
         }
     }
 
@@ -143,6 +147,8 @@ impl ProxySettings {
             advisor: AdvisorConfig::default(),
             inspector_dsn: None,
             log_format: LogFormat::Human,
+            // Two, so that in-process tests run sessions on a loop other than the listener's too.
+            forwarding_loops: 2,
         }
     }
 }
@@ -193,6 +199,22 @@ async fn probe_upstream(upstream: &UpstreamConnector, client_tls: &ClientTls) {
     }
 }
 
+/// One open client connection in `connections_active`, until dropped (however its task ends).
+struct Active(Arc<ProxyCounters>);
+
+impl Active {
+    fn count(stats: &Arc<ProxyCounters>) -> Self {
+        ProxyCounters::add(&stats.connections_active, 1);
+        Self(stats.clone())
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A bound proxy, ready to run.
 pub struct Proxy {
     listener: TcpListener,
@@ -204,6 +226,8 @@ pub struct Proxy {
     inspector_dsn: Option<String>,
     log_format: LogFormat,
     next_id: AtomicU64,
+    /// Where sessions are forwarded.
+    loops: Loops,
 }
 
 impl Proxy {
@@ -249,6 +273,7 @@ impl Proxy {
             inspector_dsn: settings.inspector_dsn,
             log_format: settings.log_format,
             next_id: AtomicU64::new(1),
+            loops: Loops::start(settings.forwarding_loops.max(1)),
         })
     }
 
@@ -324,11 +349,16 @@ impl Proxy {
                         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                         let shared = self.shared.clone();
                         ProxyCounters::add(&shared.stats.connections_total, 1);
-                        ProxyCounters::add(&shared.stats.connections_active, 1);
-                        sessions.spawn(async move {
-                            crate::net::session::serve(tcp, peer, id, shared.clone()).await;
-                            shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+                        let active = Active::count(&shared.stats);
+                        let placed = self.loops.place(id);
+                        let (other_loop, session) = crate::net::loops::moved_to(placed, tcp, move |tcp| async move {
+                            let _active = active;
+                            crate::net::session::serve(tcp, peer, id, shared).await;
                         });
+                        match other_loop {
+                            Some(other_loop) => sessions.spawn_on(session, &other_loop),
+                            None => sessions.spawn(session),
+                        };
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: keep serving the open sessions.

@@ -4,6 +4,7 @@
 pub mod backlog;
 pub mod error;
 pub mod listener;
+pub mod loops;
 pub mod observation;
 pub mod relay;
 pub mod session;
