@@ -421,7 +421,8 @@ CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- proxy protocol advisor bench Cargo.toml Cargo.lock 2>/dev/null ||
     COMMIT+=" (with uncommitted changes)"
-# pgvisor's default --threads (proxy/src/main.rs), which floor copies: half the CPUs, 1 to 4.
+# pgvisor's default --threads (default_threads in proxy/src/config/mod.rs), which floor copies:
+# one forwarding loop per CPU, 1 to 4 (nproc here; the binaries count a CPU quota too).
 WORKERS=$(nproc); WORKERS=$((WORKERS > 4 ? 4 : WORKERS))
 
 passed=0 checked=0 SHARE_MARGINS=()

@@ -7,8 +7,10 @@
 //!
 //!   floor --listen 127.0.0.1:7000 --upstream 127.0.0.1:5432
 //!
-//! It forwards on as many loops as pgvisor's default (proxy/src/net/loops.rs): one
-//! current-thread runtime per CPU, from 1 to 4, sessions handed to them in turn. It runs until
+//! It forwards on as many loops as pgvisor's default (`default_threads` in
+//! proxy/src/config/mod.rs; proxy/src/net/loops.rs): one current-thread runtime per CPU, from 1
+//! to 4. Sessions are handed to them in turn (pgvisor picks the loop with the fewest open
+//! sessions: the same for a benchmark's connections, all opened at the start and kept). It runs until
 //! killed.
 
 use std::io;

@@ -199,6 +199,15 @@ async fn probe_upstream(upstream: &UpstreamConnector, client_tls: &ClientTls) {
     }
 }
 
+/// Starts the forwarding loops off the runtime's thread (each start waits for its thread).
+async fn start_loops(count: usize) -> Loops {
+    let count = count.max(1);
+    tokio::task::spawn_blocking(move || Loops::start(count)).await.unwrap_or_else(|e| {
+        warn!(error = %e, "cannot start the forwarding loops; every session is forwarded on the listener's");
+        Loops::start(1)
+    })
+}
+
 /// One open client connection in `connections_active`, until dropped (however its task ends).
 struct Active(Arc<ProxyCounters>);
 
@@ -273,7 +282,7 @@ impl Proxy {
             inspector_dsn: settings.inspector_dsn,
             log_format: settings.log_format,
             next_id: AtomicU64::new(1),
-            loops: Loops::start(settings.forwarding_loops.max(1)),
+            loops: start_loops(settings.forwarding_loops).await,
         })
     }
 
@@ -351,7 +360,7 @@ impl Proxy {
                         ProxyCounters::add(&shared.stats.connections_total, 1);
                         let active = Active::count(&shared.stats);
                         let placed = self.loops.place(id);
-                        let (other_loop, session) = crate::net::loops::moved_to(placed, tcp, move |tcp| async move {
+                        let (other_loop, session) = crate::net::loops::moved_to(placed, tcp, peer, move |tcp| async move {
                             let _active = active;
                             crate::net::session::serve(tcp, peer, id, shared).await;
                         });
@@ -410,7 +419,7 @@ impl Proxy {
 }
 
 /// The engine on a thread of its own: its batches (statistics, detectors, advice) never hold up a
-/// forwarding task on the proxy's workers, whatever they cost.
+/// forwarding task on the proxy's loops, whatever they cost.
 struct EngineThread {
     stop: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,

@@ -2,14 +2,17 @@
 //!
 //! Each loop is a tokio current-thread runtime; the listener's own is the first, the others run
 //! on threads of their own (`pgvisor-fwd-N`). A new session goes to the loop with the fewest open
-//! sessions and stays there, both its legs included. Loops share nothing on the forwarding path:
-//! no work-stealing queue, no cross-thread wake-up. With one loop per CPU the sessions' forwarding
-//! runs side by side instead of taking turns on one thread, which with many busy sessions is what
-//! limits a single-threaded proxy (docs/performance.md).
+//! sessions and stays there, both its legs included. Once placed, a session's forwarding shares
+//! nothing with other loops: no work-stealing queue, no wake-up of another thread (placing it on
+//! another loop wakes that loop once). With one loop per CPU the sessions' forwarding runs side
+//! by side instead of taking turns on one thread, which with many busy sessions is what limits a
+//! single-threaded proxy (docs/performance.md).
 //!
-//! A loop that cannot start (the system refuses a thread) is logged and left out: its sessions go
-//! to the others. The loops stop when the [`Loops`] is dropped; sessions still open on them then
-//! end, as they would on the listener's loop.
+//! A loop that cannot start (the system refuses a thread or a runtime) is logged and left out:
+//! its sessions go to the others. The other loops stop when the [`Loops`] is dropped (at the end
+//! of `Proxy::run`, after the grace period and the forced close): a session still open on one of
+//! them is then dropped, its connections closed without a message. Sessions on the listener's
+//! own loop live as long as that runtime.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,8 +23,13 @@ use tokio::runtime::Handle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::warn;
 
+use crate::logging::LogLimiter;
+
 /// How long a stopping loop waits for its blocking tasks (name lookups) before it lets them go.
 const STOP_WAIT: Duration = Duration::from_secs(1);
+/// Most threads a loop starts for blocking work (the upstream's name lookup, per connection when
+/// it is given as a host name): tokio's default is 512 per runtime.
+const BLOCKING_THREADS: usize = 16;
 
 /// The forwarding loops of one proxy.
 pub struct Loops {
@@ -89,7 +97,9 @@ impl Drop for OpenOn {
 fn start_loop(n: usize, stop: CancellationToken) -> Option<Handle> {
     let (started, handle) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new().name(format!("pgvisor-fwd-{n}")).spawn(move || {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let built =
+            tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(BLOCKING_THREADS).build();
+        let runtime = match built {
             Ok(runtime) => runtime,
             Err(e) => {
                 let _ = started.send(Err(e));
@@ -117,6 +127,7 @@ fn start_loop(n: usize, stop: CancellationToken) -> Option<Handle> {
 pub fn moved_to<F, Fut>(
     placed: Placed,
     tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     session: F,
 ) -> (Option<Handle>, impl Future<Output = ()> + Send + 'static)
 where
@@ -135,7 +146,11 @@ where
         let tcp = match arrival.and_then(Arrival::into_tokio) {
             Ok(tcp) => tcp,
             Err(e) => {
-                warn!(error = %e, "cannot move a new connection to its forwarding loop; it is closed");
+                // Out of memory or file descriptors, and then for every new client: rate-limited.
+                static MOVE_FAILED: LogLimiter = LogLimiter::per_second();
+                if let Some(suppressed) = MOVE_FAILED.allow() {
+                    warn!(error = %e, client = %peer, suppressed, "cannot move a new connection to its forwarding loop; it is closed");
+                }
                 return;
             }
         };
@@ -208,13 +223,21 @@ mod tests {
         // Both loops are empty: id 1 starts looking at the other loop.
         let placed = loops.place(1);
         assert!(placed.handle.is_some());
-        let (handle, task) = moved_to(placed, tcp, |mut tcp| async move {
+        let (handle, task) = moved_to(placed, tcp, addr, |mut tcp| async move {
             use tokio::io::AsyncWriteExt;
             let name = std::thread::current().name().unwrap_or_default().to_string();
             tcp.write_all(name.as_bytes()).await.unwrap();
         });
-        handle.unwrap().spawn(task).await.unwrap();
+        let other = handle.unwrap();
+        other.spawn(task).await.unwrap();
         assert_eq!(client.await.unwrap(), "pgvisor-fwd-1");
         assert!(loops.open.iter().all(|o| o.load(Ordering::Relaxed) == 0), "the session was uncounted");
+        // Dropped, the loops stop: a task given to the other loop then never runs.
+        drop(loops);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while other.spawn(async {}).await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "the other loop still runs tasks");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

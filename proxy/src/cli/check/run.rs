@@ -155,9 +155,8 @@ pub fn run_under_pgvisor(proxy: &ProxyArgs, program: &Program, who: &str) -> Res
     for addr in [proxy.listen, proxy.admin] {
         check_port_free(addr)?;
     }
-    let threads = proxy.threads.map_or(2, usize::from);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // The proxy's first forwarding loop; `--threads` counts it (`net::loops`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CheckError::io("cannot start the async runtime"))?;

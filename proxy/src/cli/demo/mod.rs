@@ -63,7 +63,8 @@ pub fn run<F: Future<Output = ()>>(
     }
     println!("Starting a throwaway PostgreSQL (removed on exit)...");
     let pg = EmbeddedPostgres::start(EmbeddedOptions::default()).context("cannot start the embedded PostgreSQL")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The proxy's first forwarding loop, as `pgvisor`'s own (`net::loops`).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let missing = runtime.block_on(async {
         let shutdown = shutdown();
         tokio::pin!(shutdown);
