@@ -221,6 +221,10 @@ mapfile -t pgvisor_env < <(compgen -e | grep '^PGVISOR_' || true)
 PGVISOR_PID=$!
 wait_port "$PGVISOR_PORT" pgvisor "$WORK/pgvisor.log"
 in_own_session "$PGVISOR_PID" pgvisor
+# pgvisor's forwarding loops with its default --threads (one per CPU, 1 to 4), which the floor
+# copies: its listener's thread and one pgvisor-fwd-N thread per other loop, counted once it
+# listens (the loops have started by then).
+WORKERS=$(($(grep -lx 'pgvisor-fwd-[0-9]*' /proc/"$PGVISOR_PID"/task/*/comm 2>/dev/null | wc -l || true) + 1))
 
 say "starting floor (bare forwarder) on 127.0.0.1:$FLOOR_PORT"
 setsid "$FLOOR" --listen "127.0.0.1:$FLOOR_PORT" --upstream "127.0.0.1:$PG_PORT" >"$WORK/floor.log" 2>&1 &
@@ -421,9 +425,6 @@ CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- proxy protocol advisor bench Cargo.toml Cargo.lock 2>/dev/null ||
     COMMIT+=" (with uncommitted changes)"
-# pgvisor's default --threads (default_threads in proxy/src/config/mod.rs), which floor copies:
-# one forwarding loop per CPU, 1 to 4 (nproc here; the binaries count a CPU quota too).
-WORKERS=$(nproc); WORKERS=$((WORKERS > 4 ? 4 : WORKERS))
 
 passed=0 checked=0 SHARE_MARGINS=()
 {
