@@ -201,7 +201,6 @@ async fn probe_upstream(upstream: &UpstreamConnector, client_tls: &ClientTls) {
 
 /// Starts the forwarding loops off the runtime's thread (each start waits for its thread).
 async fn start_loops(count: usize) -> Loops {
-    let count = count.max(1);
     tokio::task::spawn_blocking(move || Loops::start(count)).await.unwrap_or_else(|e| {
         warn!(error = %e, "cannot start the forwarding loops; every session is forwarded on the listener's");
         Loops::start(1)

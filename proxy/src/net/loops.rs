@@ -50,16 +50,6 @@ impl Loops {
         Self { open, others, _stop: stop.drop_guard() }
     }
 
-    /// How many loops forward sessions.
-    pub fn len(&self) -> usize {
-        self.open.len()
-    }
-
-    /// Always false: there is at least the listener's own loop.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Picks the loop for session `id`: the one with the fewest open sessions, looking from a
     /// place that rotates with `id` so that ties spread. The session counts as open on it until
     /// the returned [`Placed`] is dropped (its task's end).
@@ -184,7 +174,7 @@ mod tests {
     #[test]
     fn sessions_go_to_the_loop_with_fewest_open() {
         let loops = Loops::start(3);
-        assert_eq!(loops.len(), 3);
+        assert_eq!(loops.open.len(), 3);
         let placed: Vec<Placed> = (0..6).map(|id| loops.place(id)).collect();
         let counts: Vec<usize> = loops.open.iter().map(|o| o.load(Ordering::Relaxed)).collect();
         assert_eq!(counts, [2, 2, 2]);
@@ -203,7 +193,7 @@ mod tests {
     #[test]
     fn one_loop_is_the_listeners_own() {
         let loops = Loops::start(1);
-        assert_eq!(loops.len(), 1);
+        assert_eq!(loops.open.len(), 1);
         assert!(loops.place(7).handle.is_none());
     }
 
