@@ -90,6 +90,17 @@ async fn every_series_has_help_and_advice_is_counted_by_kind_and_severity() {
     assert_eq!(metrics.types["pgvisor_advice_total"], "gauge");
     assert_eq!(metrics.types["pgvisor_statements_total"], "counter");
 
+    // The traffic counters (one lane per forwarding thread, summed when read) count both ways:
+    // the burst alone was 11 queries, each several messages each way.
+    let value = |name: &str| -> u64 {
+        let lines = metrics.samples.get(name).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+        lines[0].rsplit(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("{name}: {lines:?}"))
+    };
+    assert!(value("pgvisor_frontend_messages_total") >= 11 * 3, "{text}");
+    assert!(value("pgvisor_backend_messages_total") >= 11 * 3, "{text}");
+    assert!(value("pgvisor_bytes_to_upstream_total") > value("pgvisor_frontend_messages_total") * 4, "{text}");
+    assert!(value("pgvisor_bytes_to_client_total") > value("pgvisor_backend_messages_total") * 4, "{text}");
+
     // The advice series say what /api/advice lists, by kind and severity.
     let mut by_pair: BTreeMap<(String, String), u64> = BTreeMap::new();
     for a in &listed {

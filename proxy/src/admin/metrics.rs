@@ -14,7 +14,7 @@ use advisor::advice::{Kind, Severity};
 use advisor::stats::SortBy;
 
 use super::AdminState;
-use crate::counters::ProxyCounters;
+use crate::counters::{Flow, ProxyCounters};
 
 /// Fingerprints that get per-query latency series (by total time).
 const TOP_FINGERPRINTS: usize = 20;
@@ -95,10 +95,14 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
     with_local_recorder(&state.metrics.recorder, || {
         total("pgvisor_connections_total", &s.connections_total);
         gauge!("pgvisor_connections_active").set(ProxyCounters::get(&s.connections_active) as f64);
-        total("pgvisor_bytes_to_upstream_total", &s.bytes_to_upstream);
-        total("pgvisor_bytes_to_client_total", &s.bytes_to_client);
-        total("pgvisor_frontend_messages_total", &s.frontend_messages);
-        total("pgvisor_backend_messages_total", &s.backend_messages);
+        for (name, flow) in [
+            ("pgvisor_bytes_to_upstream_total", Flow::BytesToUpstream),
+            ("pgvisor_bytes_to_client_total", Flow::BytesToClient),
+            ("pgvisor_frontend_messages_total", Flow::FrontendMessages),
+            ("pgvisor_backend_messages_total", Flow::BackendMessages),
+        ] {
+            counter!(name).absolute(s.traffic.get(flow));
+        }
         total("pgvisor_client_protocol_errors_total", &s.client_protocol_errors);
         total("pgvisor_upstream_connect_errors_total", &s.upstream_connect_errors);
         total("pgvisor_cancel_requests_total", &s.cancel_requests);

@@ -1,7 +1,7 @@
 //! The forwarding loop: bytes go on as soon as they are read, framed beside the copy.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use protocol::backend::{Authentication, ErrorFields};
 use protocol::{parse_message, BackendTag, Frame, FrameScanner, ProtocolError, ScannedMessage, MAX_MESSAGE_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::counters::ProxyCounters;
+use crate::counters::{Flow, ProxyCounters};
 use crate::logging::LogLimiter;
 use crate::net::backlog::{Backlog, Messages, Side, OBSERVED_PREFIX};
 use crate::net::error::{fatal_error_response, SessionError};
@@ -85,12 +85,13 @@ struct Direction<'a> {
 }
 
 impl Direction<'_> {
-    /// The counter of messages this side sends.
-    fn messages(&self) -> &AtomicU64 {
-        match self.side {
-            Side::Client => &self.stats.frontend_messages,
-            Side::Server => &self.stats.backend_messages,
-        }
+    /// Counts `n` messages this side sent.
+    fn count_messages(&self, n: u64) {
+        let flow = match self.side {
+            Side::Client => Flow::FrontendMessages,
+            Side::Server => Flow::BackendMessages,
+        };
+        self.stats.traffic.add(flow, n);
     }
 }
 
@@ -161,7 +162,7 @@ where
         let (written, observed) = forward(to, chunk, &mut scanner, direction).await;
         observed.map_err(SessionError::ClientProtocol)?;
         written.map_err(SessionError::UpstreamIo)?;
-        ProxyCounters::add(&stats.bytes_to_upstream, chunk.len() as u64);
+        stats.traffic.add(Flow::BytesToUpstream, chunk.len() as u64);
     }
 }
 
@@ -191,7 +192,7 @@ where
             written.map_err(SessionError::ClientIo)?;
             observed.map_err(SessionError::UpstreamProtocol)?;
             at_boundary.store(scanner.at_boundary(), Ordering::Relaxed);
-            ProxyCounters::add(&stats.bytes_to_client, chunk.len() as u64);
+            stats.traffic.add(Flow::BytesToClient, chunk.len() as u64);
         }
         chunk = buf.read_from(from).await.map_err(SessionError::UpstreamIo)?;
         if chunk.is_empty() {
@@ -204,7 +205,7 @@ where
 fn queue(scanner: &mut FrameScanner, chunk: &[u8], direction: Direction<'_>, number: u64) -> Result<(), ProtocolError> {
     let chunk = Framed { scanner, chunk };
     let (result, messages) = direction.backlog.queue(direction.side, number, Instant::now(), chunk, direction.stats);
-    ProxyCounters::add(direction.messages(), messages);
+    direction.count_messages(messages);
     result
 }
 
@@ -254,7 +255,7 @@ where
             let number = *number.get_or_insert_with(|| direction.backlog.forwarding());
             let message = ScannedMessage { tag: frame.tag, body_len: frame.body.len(), body: frame.body };
             let (Ok(()), messages) = direction.backlog.queue(Side::Server, number, at, message, stats);
-            ProxyCounters::add(direction.messages(), messages);
+            direction.count_messages(messages);
             if BackendTag::from_byte(frame.tag) == BackendTag::ErrorResponse {
                 direction.backlog.span().in_scope(|| log_refused_login(frame.body));
             }
@@ -273,7 +274,7 @@ where
         }
         to.write_all(&out).await.map_err(SessionError::ClientIo)?;
         to.flush().await.map_err(SessionError::ClientIo)?;
-        ProxyCounters::add(&stats.bytes_to_client, out.len() as u64);
+        stats.traffic.add(Flow::BytesToClient, out.len() as u64);
         out.clear();
         if ready {
             return Ok(Some(buf.to_vec()));
