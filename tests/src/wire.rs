@@ -145,6 +145,13 @@ impl RawConnection {
         Ok(())
     }
 
+    /// Shuts down the sending side only (a TCP half-close): nothing more is sent, replies are
+    /// still read.
+    pub async fn shutdown_write(&mut self) -> anyhow::Result<()> {
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+
     /// Reads one whole backend message, or `None` when the peer closed the connection.
     pub async fn read_message(&mut self) -> anyhow::Result<Option<BackendMessage>> {
         loop {

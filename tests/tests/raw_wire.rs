@@ -95,3 +95,46 @@ async fn backend_key_data_carries_the_upstream_backend_pid() {
     let rows = conn.simple_query("select pg_backend_pid()").await.unwrap();
     assert_eq!(rows, vec![vec![Some(key.pid.to_string())]], "pg_backend_pid() is the pid in BackendKeyData");
 }
+
+/// Sends `sql` as a simple Query, shuts down the sending side (a TCP half-close, no Terminate)
+/// and reads everything until the server closes: the tags of the messages and the DataRows.
+async fn query_then_half_close(endpoint: &pgvisor_tests::Endpoint, sql: &str) -> (String, Vec<Vec<Option<String>>>) {
+    let addr = endpoint.address().parse().expect("a socket address");
+    let password = endpoint.password.as_deref().unwrap_or_default();
+    let (mut conn, _) = RawConnection::login(addr, &endpoint.user, password, &endpoint.dbname).await.unwrap();
+    let mut out = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::query(sql, &mut out).unwrap();
+    conn.send(&out).await.unwrap();
+    conn.shutdown_write().await.unwrap();
+    let (mut tags, mut rows) = (String::new(), Vec::new());
+    while let Some(message) = conn.read_message().await.unwrap() {
+        tags.push(message.tag as char);
+        if message.tag == b'D' {
+            rows.push(vec![Some(String::from_utf8_lossy(&message.body[6..]).into_owned())]);
+        }
+    }
+    (tags, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_query_still_gets_the_results() {
+    let cluster = shared_cluster();
+    let proxy = start_proxy(cluster).await;
+    // Long enough that the server is still working when the half-close arrives, short of the
+    // cluster's client_connection_check_interval (200 ms), which would cancel it, directly too.
+    let sql = "select pg_sleep(0.05)::text || 'x' union all select '42'";
+    let direct = query_then_half_close(&cluster.endpoint(), sql).await;
+    assert_eq!(direct.0, "TDDCZ", "PostgreSQL answers, then closes: {direct:?}");
+    let proxied = query_then_half_close(&proxy.endpoint(), sql).await;
+    assert_eq!(proxied, direct, "through pgvisor as directly");
+    // The session was observed to its end, and its statement counted.
+    let healthy = connect(&proxy.endpoint()).await.unwrap();
+    assert_healthy(&healthy, "after a half-closed session").await;
+    let stats = eventually(Duration::from_secs(5), || async {
+        let body = proxy.admin_get("/api/queries").await;
+        let listed = body.to_string();
+        listed.contains("pg_sleep").then_some(listed)
+    })
+    .await;
+    assert!(stats.is_some(), "the half-closed session's statement is in /api/queries");
+}

@@ -68,7 +68,7 @@ fn omissions_only(out: &[u8], edits: &[KeyEdit], key: &mut Vec<u8>) -> bool {
 /// Edits nested deeper than this are not applied (their text counts as written): each level
 /// copies what it encloses, so unbounded nesting (`GROUP BY (SELECT ... GROUP BY (...), 1), 1`
 /// a thousand deep) would cost the square of the statement's length.
-const MAX_NESTED: usize = 8;
+pub(super) const MAX_NESTED: usize = 8;
 
 /// Writes `out[from..to]` to `dst` with the edits from `edits[*next..]` that start before `to`.
 fn render(out: &[u8], edits: &[KeyEdit], next: &mut usize, from: usize, to: usize, dst: &mut Vec<u8>, depth: usize) {

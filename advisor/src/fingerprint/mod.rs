@@ -175,9 +175,17 @@ struct Clause {
     depth: usize,
     start: usize,
     group_by: bool,
+    /// GROUP BY clauses open around this one.
+    within_group_by: usize,
 }
 
 impl Fingerprinter {
+    /// Opens a clause inside those open now.
+    fn open_clause(&mut self, depth: usize, start: usize, group_by: bool) {
+        let within_group_by = self.clauses.last().map_or(0, |c| c.within_group_by + usize::from(c.group_by));
+        self.clauses.push(Clause { depth, start, group_by, within_group_by });
+    }
+
     /// Source ranges of the literal constants of the last fingerprinted statement, in order.
     pub fn constants(&self) -> &[(usize, usize)] {
         &self.constants

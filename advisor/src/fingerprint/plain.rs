@@ -12,7 +12,7 @@ use super::words::{
     LIMIT, NULL, OFFSET, ON, OUTER, PREPARE, READ, SAVEPOINT, SELECT, TABLE, TRANSACTION, TRUE, UPDATE, VALUES, WORK,
 };
 use super::writer::{canonical_operator, keyword_kind, push_slice};
-use super::{Clause, Fingerprinter, KeywordKind, Prev};
+use super::{Fingerprinter, KeywordKind, Prev};
 use crate::keywords::Known;
 use crate::lexer::{Lexer, Token};
 
@@ -161,7 +161,7 @@ impl Fingerprinter {
                         prev = self.plain_keyword(k, prev);
                     }
                     match k {
-                        SELECT => self.clauses.push(Clause { depth, start: self.out.len(), group_by: false }),
+                        SELECT => self.open_clause(depth, self.out.len(), false),
                         INNER | OUTER => join_noise = Some((before, self.out.len())),
                         _ => {}
                     }

@@ -7,7 +7,7 @@ use super::rules::{
 };
 use super::utility::{starts_role_list, StatementKind, XML};
 use super::words::*;
-use super::{writer, Clause, Fingerprinter, KeywordKind, Prev};
+use super::{writer, Fingerprinter, KeywordKind, Prev};
 use crate::keywords::Known;
 use crate::lexer::Token;
 
@@ -343,14 +343,14 @@ impl Fingerprinter {
                     self.query_seen |= k == SELECT;
                     match k {
                         SELECT if !(t.is(i + 1, DISTINCT) && t.is(i + 2, ON)) => {
-                            self.clauses.push(Clause { depth, start: self.out.len(), group_by: false });
+                            self.open_clause(depth, self.out.len(), false);
                         }
                         DISTINCT | ALL if t.is(i.wrapping_sub(1), SELECT) => {
                             if let Some(c) = self.clauses.last_mut().filter(|c| c.depth == depth && !c.group_by) {
                                 c.start = self.out.len();
                             }
                         }
-                        GROUP if t.is(i + 1, BY) => self.clauses.push(Clause { depth, start: before, group_by: true }),
+                        GROUP if t.is(i + 1, BY) => self.open_clause(depth, before, true),
                         // `INNER JOIN` is `JOIN`, `LEFT OUTER JOIN` is `LEFT JOIN`.
                         INNER | OUTER if t.is(i + 1, JOIN) => {
                             self.key.push(KeyEdit { start: before, end: self.out.len(), edit: Edit::Omit })

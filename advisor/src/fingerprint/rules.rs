@@ -89,6 +89,9 @@ const CHAR: Known = known("char");
 const NATIONAL: Known = known("national");
 const BIT: Known = known("bit");
 
+/// Names before a type's own in a qualified type name (`catalog.schema.type`).
+const MAX_TYPE_QUALIFIERS: usize = 2;
+
 /// Index just past a type name starting at `i`, or `i` when there is none: `schema.type`,
 /// multi-word types (`double precision`, `timestamp (3) with time zone`), a `(typmod)` and, when
 /// `arrays`, `[]` suffixes.
@@ -99,8 +102,12 @@ pub(super) fn type_name_end(t: &Tokens, mut i: usize, arrays: bool) -> usize {
     let first = i;
     let k = t.known(first);
     i += 1;
-    while t.at(i) == Some(Token::Punct(b'.')) && t.is_word_like(i + 1) {
+    // At most `catalog.schema.type`: a longer chain is no type name, and following it whole
+    // from every word of `int.int.int...` would cost the square of its length.
+    let mut qualifiers = 0;
+    while qualifiers < MAX_TYPE_QUALIFIERS && t.at(i) == Some(Token::Punct(b'.')) && t.is_word_like(i + 1) {
         i += 2;
+        qualifiers += 1;
     }
     if (k == DOUBLE && t.word_is(i, "precision")) || (k == NATIONAL && t.is(i, CHARACTER)) {
         i += 1;

@@ -193,6 +193,13 @@ impl Fingerprinter {
 
     /// Closes a target list or GROUP BY clause at the current end of the output.
     pub(super) fn end_clause(&mut self, clause: Clause) {
+        if clause.within_group_by >= key::MAX_NESTED {
+            // Not read inside that many GROUP BYs: each level's list holds every level inside
+            // it, so reading them all would cost the square of the text (`GROUP BY (SELECT 1
+            // GROUP BY (...))` thousands deep). `key::render` applies no edit nested that deep
+            // either, unless some of the GROUP BYs around it had nothing to drop.
+            return;
+        }
         let end = self.out.len();
         let Some(list) = self.out.get(clause.start..end) else { return };
         if clause.group_by

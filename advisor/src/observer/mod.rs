@@ -34,6 +34,11 @@ use crate::sessions::{SessionEntry, SessionRecord};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 pub const MAX_PENDING: usize = 10_000;
+/// Most statements of simple Queries a session times while requests are queued without a break
+/// (while any request awaits its response): a Query's statements past it are forwarded and
+/// answered as ever, but not timed, so `a;a;a;...` costs neither a record per two bytes nor a
+/// fingerprint per statement without end.
+const MAX_QUEUED_RUNS: usize = 10_000;
 /// Most prepared statements and portals tracked per session.
 const MAX_NAMED: usize = 10_000;
 /// Most raw statement texts whose fingerprint a session remembers.
@@ -183,6 +188,8 @@ pub struct SessionObserver {
     /// and a shrink per result).
     kept_bytes: HashMap<Fingerprint, u32>,
     pending: VecDeque<Pending>,
+    /// Statements of simple Queries queued since `pending` was last empty ([`MAX_QUEUED_RUNS`]).
+    queued_runs: usize,
     /// When the last response completed: a pipelined statement starts no earlier than this.
     last_done: Instant,
     /// Read once per chunk of bytes.
@@ -239,6 +246,7 @@ impl SessionObserver {
             descriptions: HashMap::new(),
             kept_bytes: HashMap::new(),
             pending: VecDeque::new(),
+            queued_runs: 0,
             last_done: Instant::now(),
             clock: clock::ChunkClock::default(),
             events,
@@ -384,10 +392,15 @@ impl SessionObserver {
                 // Most Queries hold one statement: the scan for its shape shows it, and the text
                 // is not split (nor scanned) again.
                 let shape = self.literals.scan(sql);
+                if self.pending.is_empty() {
+                    self.queued_runs = 0;
+                }
+                let room = MAX_QUEUED_RUNS.saturating_sub(self.queued_runs).max(1);
                 let runs: VecDeque<Run> = match shape.and_then(|_| self.literals.one_statement(sql)) {
                     Some(end) => VecDeque::from([to_run(self.parse_scanned(&sql[..end], shape))]),
-                    None => split_statements(sql).into_iter().map(|sql| to_run(self.parse(sql))).collect(),
+                    None => split_statements(sql).into_iter().take(room).map(|sql| to_run(self.parse(sql))).collect(),
                 };
+                self.queued_runs = self.queued_runs.saturating_add(runs.len());
                 if runs.len() > 1 {
                     // The server sends a multi-statement query's results only when all of it has run,
                     // so show the whole query as the current statement.
@@ -407,10 +420,10 @@ impl SessionObserver {
             FrontendTag::Close => {
                 match Target::parse(m.body, "Close") {
                     Ok(Target::Statement(name)) => {
-                        self.statements.remove(name);
+                        self.statements.remove(name_key(name));
                     }
                     Ok(Target::Portal(name)) => {
-                        self.portals.remove(name);
+                        self.portals.remove(name_key(name));
                     }
                     Err(_) => {}
                 }
@@ -473,6 +486,16 @@ fn cache<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, T>, key: K, value: T, 
         map.clear();
     }
     map.insert(key, value);
+}
+
+/// Bytes of a prepared statement's or portal's name that PostgreSQL reads (NAMEDATALEN - 1).
+const NAME_BYTES: usize = 63;
+
+/// The part of a statement's or portal's name that names it: PostgreSQL keys both by their
+/// first [`NAME_BYTES`] bytes, so longer names that start alike are one name to it, and a
+/// session's names cost at most that much each here.
+fn name_key(name: &[u8]) -> &[u8] {
+    name.get(..NAME_BYTES).unwrap_or(name)
 }
 
 fn remember<T>(map: &mut HashMap<Vec<u8>, T>, name: &[u8], value: T) {

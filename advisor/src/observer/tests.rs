@@ -135,3 +135,71 @@ fn a_query_observed_by_its_prefix_is_counted() {
     assert_eq!(statements.len(), 1, "counted from the text it starts with");
     assert!(statements[0].statement.text.starts_with("INSERT INTO t VALUES"), "{}", statements[0].statement.text);
 }
+
+/// Statements of simple Queries awaiting their results now (all pending Queries together).
+fn queued_runs(session: &Session) -> usize {
+    session
+        .observer
+        .pending
+        .iter()
+        .map(|p| match p {
+            Pending::Query { runs, .. } => runs.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn queries_of_many_tiny_statements_queue_a_bounded_number_of_runs() {
+    let mut session = Session::new(2 * MAX_QUEUED_RUNS);
+    // `a;a;a;...` as long as the observed prefix, pipelined four times without an answer: each
+    // two bytes would otherwise be a statement record (about 250 bytes) kept until answered.
+    let text = "a;".repeat(OBSERVED_PREFIX_FOR_TEST / 2);
+    for _ in 0..4 {
+        send_query(&mut session, format!("{text}\0").as_bytes(), text.len() + 1);
+    }
+    assert_eq!(session.observer.pending_requests(), 4, "every Query still awaits its answer");
+    assert_eq!(queued_runs(&session), MAX_QUEUED_RUNS + 3, "the budget, then one a Query past it");
+    // Answered in full: the statements the observer times come out, the rest are forwarded
+    // and answered as ever, and once nothing is pending the budget is whole again.
+    for _ in 0..4 {
+        answer(&mut session, text.len() / 2);
+    }
+    assert_eq!(session.observer.pending_requests(), 0);
+    assert_eq!(session.statements().len(), MAX_QUEUED_RUNS + 3, "each queued statement timed once");
+    send_query(&mut session, b"select 1; select 2\0", 19);
+    answer(&mut session, 2);
+    assert_eq!(session.statements().len(), 2, "a Query after a break is timed whole");
+}
+
+/// The relay's observed prefix (`proxy`'s `OBSERVED_PREFIX`), the longest Query text observed.
+const OBSERVED_PREFIX_FOR_TEST: usize = 64 * 1024;
+
+#[test]
+fn statement_names_are_read_as_postgresql_reads_them() {
+    // PostgreSQL keys prepared statements and portals by their first 63 bytes: a Bind naming a
+    // longer name that starts the same finds the statement, and nothing past them is kept.
+    let mut session = Session::new(64);
+    let (parsed, bound) = (format!("{}tail-one", "s".repeat(63)), format!("{}tail-two", "s".repeat(63)));
+    let client = |session: &mut Session, tag: u8, body: Vec<u8>| {
+        session.observer.frontend(ScannedMessage { tag, body_len: body.len(), body: &body });
+    };
+    let server = |session: &mut Session, tag: u8, body: &[u8]| {
+        session.observer.backend(ScannedMessage { tag, body_len: body.len(), body });
+    };
+    client(&mut session, b'P', [parsed.as_bytes(), b"\0select v from t where id = $1\0\0\0"].concat());
+    let portal = "p".repeat(100);
+    let bind = [portal.as_bytes(), b"\0", bound.as_bytes(), b"\0\0\0\0\x01\0\0\0\x017\0\0"].concat();
+    client(&mut session, b'B', bind);
+    let other_portal = format!("{}other", &portal[..63]);
+    client(&mut session, b'E', [other_portal.as_bytes(), b"\0\0\0\0\0"].concat());
+    client(&mut session, b'S', Vec::new());
+    server(&mut session, b'1', b"");
+    server(&mut session, b'2', b"");
+    server(&mut session, b'C', b"SELECT 0\0");
+    server(&mut session, b'Z', b"I");
+    let statements = session.statements();
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(&*statements[0].statement.text, "SELECT v FROM t WHERE id = $1");
+    assert!(session.observer.statements.keys().chain(session.observer.portals.keys()).all(|k| k.len() == 63));
+}

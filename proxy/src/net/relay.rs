@@ -37,7 +37,9 @@ pub enum ChannelBinding {
     Strip,
 }
 
-/// Relays a session until either side closes, a side breaks the protocol, or `close` fires.
+/// Relays a session until the server closes, the client closes (or breaks) its receiving side, a
+/// side breaks the protocol, or `close` fires. A client that closes its sending side still gets
+/// what the server answers, as it would directly.
 /// Also returns whether SCRAM-SHA-256-PLUS was removed from the server's offer.
 ///
 /// What is forwarded is queued in `backlog` for the observation worker (`net::backlog`), which
@@ -60,10 +62,29 @@ pub async fn relay(
     let to_client = Direction { backlog, side: Side::Server, stats };
     // Not biased: with a fixed order, a direction that is always ready (a bulk COPY FROM) could
     // spend the task's cooperative budget on every poll and starve the other.
-    let outcome = tokio::select! {
-        r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream) => r,
-        r = upstream_to_client(&mut upstream_rd, &mut client_wr, binding, &stripped, &client_at_boundary, to_client) => r,
-        _ = close.closed() => Err(SessionError::ShuttingDown),
+    let outcome = {
+        let mut to_client = std::pin::pin!(upstream_to_client(
+            &mut upstream_rd,
+            &mut client_wr,
+            binding,
+            &stripped,
+            &client_at_boundary,
+            to_client
+        ));
+        tokio::select! {
+            r = client_to_upstream(&mut client_rd, &mut upstream_wr, to_upstream) => match r {
+                // The client sends nothing more (it closed, or shut down only its sending side)
+                // and the server has been told so: what the server still answers goes on to the
+                // client, as it would directly, until the server closes.
+                Ok(()) => tokio::select! {
+                    r = &mut to_client => r,
+                    _ = close.closed() => Err(SessionError::ShuttingDown),
+                },
+                Err(e) => Err(e),
+            },
+            r = &mut to_client => r,
+            _ = close.closed() => Err(SessionError::ShuttingDown),
+        }
     };
     // The upstream goes first: its backend is freed even if the client has stopped reading.
     let _ = tokio::time::timeout(CLOSE_WAIT, upstream_wr.shutdown()).await;
@@ -157,6 +178,8 @@ where
     loop {
         let chunk = buf.read_from(from).await.map_err(SessionError::ClientIo)?;
         if chunk.is_empty() {
+            // Passed on: the server ends the session once it has answered what it was sent.
+            let _ = tokio::time::timeout(CLOSE_WAIT, to.shutdown()).await;
             return Ok(());
         }
         let (written, observed) = forward(to, chunk, &mut scanner, direction).await;
