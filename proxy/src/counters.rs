@@ -82,8 +82,8 @@ pub struct Traffic {
     lanes: [OwnLine<TrafficLane>; LANES],
 }
 
-/// Lanes of [`Traffic`]: more than the forwarding loops (at most 4) and the listener's thread,
-/// so every loop has one to itself; further threads share.
+/// Lanes of [`Traffic`]: more than the forwarding loops of the default `--threads` (at most 4),
+/// so every loop has one to itself; with more loops, some share one.
 const LANES: usize = 8;
 
 /// One thread's share of [`Traffic`].

@@ -34,10 +34,9 @@ use crate::sessions::{SessionEntry, SessionRecord};
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 pub const MAX_PENDING: usize = 10_000;
-/// Most statements of simple Queries a session times while requests are queued without a break
-/// (while any request awaits its response): a Query's statements past it are forwarded and
-/// answered as ever, but not timed, so `a;a;a;...` costs neither a record per two bytes nor a
-/// fingerprint per statement without end.
+/// Most statements of simple Queries a session holds awaiting their results: a Query split past
+/// it times only its first statement (the rest are forwarded and answered as ever), so
+/// `a;a;a;...` costs neither a record per two bytes nor a fingerprint per statement without end.
 const MAX_QUEUED_RUNS: usize = 10_000;
 /// Most prepared statements and portals tracked per session.
 const MAX_NAMED: usize = 10_000;
@@ -188,8 +187,6 @@ pub struct SessionObserver {
     /// and a shrink per result).
     kept_bytes: HashMap<Fingerprint, u32>,
     pending: VecDeque<Pending>,
-    /// Statements of simple Queries queued since `pending` was last empty ([`MAX_QUEUED_RUNS`]).
-    queued_runs: usize,
     /// When the last response completed: a pipelined statement starts no earlier than this.
     last_done: Instant,
     /// Read once per chunk of bytes.
@@ -246,7 +243,6 @@ impl SessionObserver {
             descriptions: HashMap::new(),
             kept_bytes: HashMap::new(),
             pending: VecDeque::new(),
-            queued_runs: 0,
             last_done: Instant::now(),
             clock: clock::ChunkClock::default(),
             events,
@@ -355,6 +351,12 @@ impl SessionObserver {
         self.raw_texts.insert(statement.text_key, raw);
     }
 
+    /// Statements of simple Queries awaiting their results (read only to split a Query: most
+    /// hold one statement).
+    fn queued_runs(&self) -> usize {
+        self.pending.iter().map(|p| if let Pending::Query { runs, .. } = p { runs.len() } else { 0 }).sum()
+    }
+
     /// Queues a request whose response is still to come (the oldest goes when the queue is full).
     fn await_response(&mut self, pending: Pending) {
         if self.pending.len() >= MAX_PENDING {
@@ -392,15 +394,13 @@ impl SessionObserver {
                 // Most Queries hold one statement: the scan for its shape shows it, and the text
                 // is not split (nor scanned) again.
                 let shape = self.literals.scan(sql);
-                if self.pending.is_empty() {
-                    self.queued_runs = 0;
-                }
-                let room = MAX_QUEUED_RUNS.saturating_sub(self.queued_runs).max(1);
                 let runs: VecDeque<Run> = match shape.and_then(|_| self.literals.one_statement(sql)) {
                     Some(end) => VecDeque::from([to_run(self.parse_scanned(&sql[..end], shape))]),
-                    None => split_statements(sql).into_iter().take(room).map(|sql| to_run(self.parse(sql))).collect(),
+                    None => {
+                        let room = MAX_QUEUED_RUNS.saturating_sub(self.queued_runs()).max(1);
+                        split_statements(sql).into_iter().take(room).map(|sql| to_run(self.parse(sql))).collect()
+                    }
                 };
-                self.queued_runs = self.queued_runs.saturating_add(runs.len());
                 if runs.len() > 1 {
                     // The server sends a multi-statement query's results only when all of it has run,
                     // so show the whole query as the current statement.

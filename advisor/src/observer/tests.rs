@@ -136,19 +136,6 @@ fn a_query_observed_by_its_prefix_is_counted() {
     assert!(statements[0].statement.text.starts_with("INSERT INTO t VALUES"), "{}", statements[0].statement.text);
 }
 
-/// Statements of simple Queries awaiting their results now (all pending Queries together).
-fn queued_runs(session: &Session) -> usize {
-    session
-        .observer
-        .pending
-        .iter()
-        .map(|p| match p {
-            Pending::Query { runs, .. } => runs.len(),
-            _ => 0,
-        })
-        .sum()
-}
-
 #[test]
 fn queries_of_many_tiny_statements_queue_a_bounded_number_of_runs() {
     let mut session = Session::new(2 * MAX_QUEUED_RUNS);
@@ -159,9 +146,9 @@ fn queries_of_many_tiny_statements_queue_a_bounded_number_of_runs() {
         send_query(&mut session, format!("{text}\0").as_bytes(), text.len() + 1);
     }
     assert_eq!(session.observer.pending_requests(), 4, "every Query still awaits its answer");
-    assert_eq!(queued_runs(&session), MAX_QUEUED_RUNS + 3, "the budget, then one a Query past it");
+    assert_eq!(session.observer.queued_runs(), MAX_QUEUED_RUNS + 3, "the budget, then one a Query past it");
     // Answered in full: the statements the observer times come out, the rest are forwarded
-    // and answered as ever, and once nothing is pending the budget is whole again.
+    // and answered as ever, and as the answers come the budget frees up.
     for _ in 0..4 {
         answer(&mut session, text.len() / 2);
     }

@@ -178,9 +178,17 @@ where
     loop {
         let chunk = buf.read_from(from).await.map_err(SessionError::ClientIo)?;
         if chunk.is_empty() {
-            // Passed on: the server ends the session once it has answered what it was sent.
-            let _ = tokio::time::timeout(CLOSE_WAIT, to.shutdown()).await;
-            return Ok(());
+            // Passed on: the server ends the session once it has answered what it was sent. A
+            // shutdown that cannot go out (a TLS leg's close_notify stuck behind a full send
+            // buffer) would leave the server waiting for ever: then both legs close at once.
+            return match tokio::time::timeout(CLOSE_WAIT, to.shutdown()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(SessionError::UpstreamIo(e)),
+                Err(_) => Err(SessionError::UpstreamIo(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the end of the client's requests could not be passed on",
+                ))),
+            };
         }
         let (written, observed) = forward(to, chunk, &mut scanner, direction).await;
         observed.map_err(SessionError::ClientProtocol)?;
