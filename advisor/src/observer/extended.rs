@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use protocol::frontend::{Bind, Execute, Parse, Target};
 
-use super::{name_key, remember, Pending, Portal, Run, SessionObserver};
+use super::{Pending, Portal, Run, SessionObserver};
 use crate::capture::{bind_param_texts, bind_params, chain_hash, Params, ResultFormats};
 use crate::events::Statement;
 
@@ -16,7 +16,7 @@ impl SessionObserver {
         if name.is_empty() {
             self.unnamed_statement.clone()
         } else {
-            self.statements.get(name_key(name)).cloned()
+            self.statements.get(name).cloned()
         }
     }
 
@@ -25,7 +25,7 @@ impl SessionObserver {
         if name.is_empty() {
             self.unnamed_portal = Some(portal);
         } else {
-            remember(&mut self.portals, name_key(name), portal);
+            self.portals.remember(name, portal);
         }
     }
 
@@ -37,7 +37,7 @@ impl SessionObserver {
             if name.is_empty() {
                 self.unnamed_statement = Some(statement.clone());
             } else {
-                remember(&mut self.statements, name_key(name), statement.clone());
+                self.statements.remember(name, statement.clone());
             }
             statement
         });
@@ -87,7 +87,7 @@ impl SessionObserver {
             if e.portal.is_empty() {
                 self.unnamed_portal.as_ref()
             } else {
-                self.portals.get(name_key(e.portal))
+                self.portals.get(e.portal)
             }
         });
         // Shared, not copied: a portal may be executed again (fetching in chunks).
@@ -106,7 +106,7 @@ impl SessionObserver {
         let statement = match Target::parse(body, "Describe") {
             Ok(Target::Statement(name)) => self.statement_named(name),
             Ok(Target::Portal(b"")) => self.unnamed_portal.as_ref().map(|p| p.statement.clone()),
-            Ok(Target::Portal(name)) => self.portals.get(name_key(name)).map(|p| p.statement.clone()),
+            Ok(Target::Portal(name)) => self.portals.get(name).map(|p| p.statement.clone()),
             Err(_) => None,
         };
         self.await_response(Pending::Describe(statement));

@@ -40,6 +40,9 @@ pub const MAX_PENDING: usize = 10_000;
 const MAX_QUEUED_RUNS: usize = 10_000;
 /// Most prepared statements and portals tracked per session.
 const MAX_NAMED: usize = 10_000;
+/// Most bytes of statement text (normalised and display) the prepared statements, or the
+/// portals, of a session hold: 10,000 statements of 64 KiB would otherwise hold over a GiB.
+const MAX_NAMED_TEXT_BYTES: usize = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 /// Most raw statement texts whose fingerprint a session remembers.
 const MAX_CACHED_TEXTS: usize = 512;
 /// Longest normalised text whose statement is shared among texts differing only in literals.
@@ -178,9 +181,9 @@ pub struct SessionObserver {
     /// Scans texts for [`Self::by_shape`].
     literals: LiteralMask,
     unnamed_statement: Option<Arc<Statement>>,
-    statements: HashMap<Vec<u8>, Arc<Statement>>,
+    statements: Named<Arc<Statement>>,
     unnamed_portal: Option<Portal>,
-    portals: HashMap<Vec<u8>, Portal>,
+    portals: Named<Portal>,
     descriptions: HashMap<Fingerprint, ColumnNames>,
     /// Bytes of rows the last result of a statement kept, when it had more than one row: the
     /// next result makes room for as many at its second row (one allocation, not a growth
@@ -237,9 +240,9 @@ impl SessionObserver {
             by_shape: HashMap::new(),
             literals: LiteralMask::default(),
             unnamed_statement: None,
-            statements: HashMap::new(),
+            statements: Named::default(),
             unnamed_portal: None,
-            portals: HashMap::new(),
+            portals: Named::default(),
             descriptions: HashMap::new(),
             kept_bytes: HashMap::new(),
             pending: VecDeque::new(),
@@ -420,10 +423,10 @@ impl SessionObserver {
             FrontendTag::Close => {
                 match Target::parse(m.body, "Close") {
                     Ok(Target::Statement(name)) => {
-                        self.statements.remove(name_key(name));
+                        self.statements.forget(name);
                     }
                     Ok(Target::Portal(name)) => {
-                        self.portals.remove(name_key(name));
+                        self.portals.forget(name);
                     }
                     Err(_) => {}
                 }
@@ -498,12 +501,67 @@ fn name_key(name: &[u8]) -> &[u8] {
     name.get(..NAME_BYTES).unwrap_or(name)
 }
 
-fn remember<T>(map: &mut HashMap<Vec<u8>, T>, name: &[u8], value: T) {
-    if map.len() >= MAX_NAMED && !map.contains_key(name) {
-        // Unbounded prepared-statement churn: forget them all rather than grow without end.
-        map.clear();
+/// Prepared statements or portals by name ([`name_key`]), at most [`MAX_NAMED`] of them holding
+/// at most [`MAX_NAMED_TEXT_BYTES`] of statement text.
+struct Named<T> {
+    by_name: HashMap<Vec<u8>, T>,
+    /// The text bytes of the statements held (a statement held twice counts twice).
+    text_bytes: usize,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Self { by_name: HashMap::new(), text_bytes: 0 }
     }
-    map.insert(name.to_vec(), value);
+}
+
+/// What [`Named`] keeps: something prepared from a statement.
+trait Prepared {
+    fn statement(&self) -> &Statement;
+}
+
+impl Prepared for Arc<Statement> {
+    fn statement(&self) -> &Statement {
+        self
+    }
+}
+
+impl Prepared for Portal {
+    fn statement(&self) -> &Statement {
+        &self.statement
+    }
+}
+
+/// The bytes of a statement's texts.
+fn text_bytes(statement: &Statement) -> usize {
+    statement.text.len().saturating_add(statement.display.len())
+}
+
+impl<T: Prepared> Named<T> {
+    fn get(&self, name: &[u8]) -> Option<&T> {
+        self.by_name.get(name_key(name))
+    }
+
+    fn remember(&mut self, name: &[u8], value: T) {
+        let key = name_key(name);
+        let bytes = text_bytes(value.statement());
+        let full = self.by_name.len() >= MAX_NAMED || self.text_bytes.saturating_add(bytes) > MAX_NAMED_TEXT_BYTES;
+        if full && !self.by_name.contains_key(key) {
+            // Unbounded prepared-statement churn: forget them all rather than grow without end.
+            self.by_name.clear();
+            self.text_bytes = 0;
+        }
+        if let Some(old) = self.by_name.insert(key.to_vec(), value) {
+            self.text_bytes = self.text_bytes.saturating_sub(text_bytes(old.statement()));
+        }
+        self.text_bytes = self.text_bytes.saturating_add(bytes);
+    }
+
+    fn forget(&mut self, name: &[u8]) {
+        if let Some(old) = self.by_name.remove(name_key(name)) {
+            self.text_bytes = self.text_bytes.saturating_sub(text_bytes(old.statement()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -188,5 +188,30 @@ fn statement_names_are_read_as_postgresql_reads_them() {
     let statements = session.statements();
     assert_eq!(statements.len(), 1, "{statements:?}");
     assert_eq!(&*statements[0].statement.text, "SELECT v FROM t WHERE id = $1");
-    assert!(session.observer.statements.keys().chain(session.observer.portals.keys()).all(|k| k.len() == 63));
+    let (statements, portals) = (&session.observer.statements.by_name, &session.observer.portals.by_name);
+    assert!(statements.keys().chain(portals.keys()).all(|k| k.len() == 63));
+}
+
+#[test]
+fn prepared_statements_hold_a_bounded_amount_of_text() {
+    // Named statements of long, distinct texts: past the budget the session forgets them all
+    // (as past the count), and a statement closed gives its bytes back.
+    let mut session = Session::new(64);
+    // Constants do not stay in a statement's texts; names do.
+    let columns: Vec<String> = (0..2_000).map(|c| format!("c{c}")).collect();
+    let long = |i: usize| format!("select {} from t{i}\0\0\0", columns.join(", "));
+    let mut most = 0;
+    for i in 0..200 {
+        let body = [format!("s{i}\0").as_bytes(), long(i).as_bytes()].concat();
+        session.observer.frontend(ScannedMessage { tag: b'P', body_len: body.len(), body: &body });
+        most = most.max(session.observer.statements.text_bytes);
+        assert!(session.observer.statements.text_bytes <= MAX_NAMED_TEXT_BYTES, "{i}");
+    }
+    assert!(most > MAX_NAMED_TEXT_BYTES / 2, "the budget was approached: {most}");
+    let held = session.observer.statements.by_name.len();
+    assert!(held > 0 && held < 200, "forgotten past the budget: {held} held");
+    let before = session.observer.statements.text_bytes;
+    session.observer.frontend(ScannedMessage { tag: b'C', body_len: 6, body: b"Ss199\0" });
+    assert!(session.observer.statements.text_bytes < before, "a Close gives its bytes back");
+    assert!(session.observer.statements.get(b"s199").is_none());
 }
