@@ -212,7 +212,8 @@ impl RawConnection {
     }
 }
 
-fn data_row(body: &[u8]) -> anyhow::Result<Vec<Option<String>>> {
+/// The text of every column of a DataRow body (`None` for NULL).
+pub fn data_row(body: &[u8]) -> anyhow::Result<Vec<Option<String>>> {
     let mut body = body;
     ensure!(body.len() >= 2, "short DataRow");
     let columns = body.get_i16();

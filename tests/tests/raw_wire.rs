@@ -113,7 +113,7 @@ async fn query_then_half_close(endpoint: &pgvisor_tests::Endpoint, sql: &str) ->
     while let Some(message) = conn.read_message().await.unwrap() {
         tags.push(message.tag as char);
         if message.tag == b'D' {
-            rows.push(vec![Some(String::from_utf8_lossy(&message.body[6..]).into_owned())]);
+            rows.push(pgvisor_tests::wire::data_row(&message.body).unwrap());
         }
     }
     (tags, rows)

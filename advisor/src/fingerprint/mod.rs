@@ -283,4 +283,6 @@ impl Fingerprinter {
 }
 
 #[cfg(test)]
+mod linear_tests;
+#[cfg(test)]
 mod tests;
