@@ -10,6 +10,7 @@ pub use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::advice::Finding;
 use crate::fingerprint::Fingerprint;
+use crate::limits::ObservationLimits;
 use crate::model::{BlockingReport, IndexCandidate};
 pub use crate::model::{Caller, SessionOrigin, SqlState, Statement, StatementEvent};
 use crate::sync::lock;
@@ -109,6 +110,7 @@ pub struct EventSender {
     queue: Arc<EventQueue>,
     dropped: Arc<AtomicU64>,
     results_dropped: Arc<AtomicU64>,
+    limits: Arc<ObservationLimits>,
 }
 
 /// The events waiting for the engine.
@@ -156,6 +158,12 @@ impl EventSender {
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The observers' per-session bounds, counted as sessions reach them: shared, like the
+    /// drops, by every observer sending here.
+    pub fn limits(&self) -> &ObservationLimits {
+        &self.limits
     }
 }
 
@@ -220,7 +228,12 @@ pub const MAX_QUEUED_RESULTS: usize = 8192;
 /// A bounded event queue holding up to `capacity` events.
 pub fn channel(capacity: usize) -> (EventSender, EventReceiver) {
     let queue = Arc::new(EventQueue { events: Mutex::new(VecDeque::new()), len: AtomicUsize::new(0), capacity });
-    let sender = EventSender { queue: queue.clone(), dropped: Arc::default(), results_dropped: Arc::default() };
+    let sender = EventSender {
+        queue: queue.clone(),
+        dropped: Arc::default(),
+        results_dropped: Arc::default(),
+        limits: Arc::default(),
+    };
     (sender, EventReceiver { queue, taken: VecDeque::new(), last_take: 0 })
 }
 

@@ -15,6 +15,7 @@ pub mod fingerprint;
 pub mod health;
 pub mod keywords;
 pub mod lexer;
+pub mod limits;
 pub mod model;
 pub mod observer;
 pub mod orm;

@@ -15,6 +15,7 @@ use advisor::detect::session_checks::SessionChecksConfig;
 use advisor::detect::unbounded_result::UnboundedResultConfig;
 use advisor::engine::{Advisor, AdvisorConfig, Engine};
 use advisor::events::{channel, Event};
+use advisor::limits::Limit;
 use advisor::observer::{SessionObserver, MAX_PENDING};
 use advisor::sessions::{SessionIdentity, MAX_TRANSACTION_STATEMENTS};
 use proptest::prelude::*;
@@ -319,6 +320,8 @@ fn eager_config() -> AdvisorConfig {
 struct Wire {
     observer: SessionObserver,
     rx: advisor::events::EventReceiver,
+    /// The observer's sending side, for the bounds it counts there.
+    tx: advisor::events::EventSender,
     engine: Engine,
     advisor: Arc<Advisor>,
     /// Requests fed that a ReadyForQuery ends (Query, Sync, FunctionCall).
@@ -341,13 +344,13 @@ impl Wire {
             connected_at: SystemTime::now(),
         });
         let (tx, rx) = channel(256);
-        let observer = SessionObserver::new(7, entry, tx, n_plus_one).with_checks(checks);
+        let observer = SessionObserver::new(7, entry, tx.clone(), n_plus_one).with_checks(checks);
         let sink = Box::new(|advice: &advisor::advice::Advice| {
             assert!(!advice.to_block().is_empty());
         });
         let (explainer, _) = tokio::sync::mpsc::channel(1);
         let engine = Engine::new(advisor.clone(), sink, None).with_explainer(explainer);
-        Self { observer, rx, engine, advisor, cycles: 0 }
+        Self { observer, rx, tx, engine, advisor, cycles: 0 }
     }
 
     fn feed(&mut self, step: &Step) {
@@ -463,4 +466,6 @@ fn pending_requests_are_capped() {
     assert_eq!(wire.observer.pending_requests(), MAX_PENDING);
     wire.feed(&parse);
     assert_eq!(wire.observer.pending_requests(), MAX_PENDING);
+    assert_eq!(wire.tx.limits().reached(Limit::PendingRequests), 51, "each request forgotten is counted");
+    assert_eq!(wire.tx.limits().reached(Limit::PreparedStatements), 0, "unnamed statements are not held");
 }

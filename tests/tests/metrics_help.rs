@@ -79,6 +79,7 @@ async fn every_series_has_help_and_advice_is_counted_by_kind_and_severity() {
         "pgvisor_connections_active",
         "pgvisor_statements_total",
         "pgvisor_analysis_failures_total",
+        "pgvisor_observation_limits_total",
         "pgvisor_query_latency_ms",
         "pgvisor_query_calls_total",
         "pgvisor_advice_total",

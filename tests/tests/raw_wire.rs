@@ -140,3 +140,48 @@ async fn a_client_that_half_closes_after_its_query_still_gets_the_results() {
     .await;
     assert!(stats.is_some(), "the half-closed session's statement is in /api/queries");
 }
+
+/// The `/metrics` line of observation bound `limit`.
+async fn limit_line(proxy: &TestProxy, limit: &str) -> String {
+    let metrics = pgvisor::cli::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
+    let series = format!("pgvisor_observation_limits_total{{limit=\"{limit}\"}} ");
+    metrics.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("no {series} in:\n{metrics}")).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_of_more_statements_than_the_observer_times_are_answered_whole_and_counted() {
+    let cluster = shared_cluster();
+    let proxy = start_proxy(cluster).await;
+    assert!(limit_line(&proxy, "query_statements").await.ends_with(" 0"), "no session has reached it yet");
+    let endpoint = proxy.endpoint();
+    let password = endpoint.password.as_deref().unwrap_or_default();
+    let (mut conn, _) = RawConnection::login(proxy.addr(), &endpoint.user, password, &endpoint.dbname).await.unwrap();
+    // Two Queries in one write: 11,000 statements await their results at once, past the
+    // observer's 10,000 (the server answers the first only once all of it has arrived).
+    let mut out = bytes::BytesMut::new();
+    for count in [9_000, 2_000] {
+        postgres_protocol::message::frontend::query(&"select;".repeat(count), &mut out).unwrap();
+    }
+    conn.send(&out).await.unwrap();
+    let (mut completed, mut ready) = (0, 0);
+    while ready < 2 {
+        let message = conn.read_message().await.unwrap().expect("the session stays open");
+        match message.tag {
+            b'C' => completed += 1,
+            b'Z' => ready += 1,
+            b'E' => panic!("{:?}", pgvisor_tests::wire::ErrorFields::parse(&message.body)),
+            _ => {}
+        }
+    }
+    assert_eq!(completed, 11_000, "every statement is forwarded and answered");
+    let counted = eventually(Duration::from_secs(5), || async {
+        let line = limit_line(&proxy, "query_statements").await;
+        line.ends_with(" 1").then_some(line)
+    })
+    .await;
+    assert!(counted.is_some(), "the Query cut short is counted: {}", limit_line(&proxy, "query_statements").await);
+    for other in ["pending_requests", "prepared_statements", "portals"] {
+        assert!(limit_line(&proxy, other).await.ends_with(" 0"), "{other}");
+    }
+    assert_eq!(conn.simple_query("select 'after'").await.unwrap(), vec![vec![Some("after".to_string())]]);
+}

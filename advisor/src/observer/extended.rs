@@ -9,6 +9,7 @@ use protocol::frontend::{Bind, Execute, Parse, Target};
 use super::{Pending, Portal, Run, SessionObserver};
 use crate::capture::{bind_param_texts, bind_params, chain_hash, Params, ResultFormats};
 use crate::events::Statement;
+use crate::limits::Limit;
 
 impl SessionObserver {
     /// The statement prepared under `name` (empty: the unnamed statement).
@@ -25,7 +26,9 @@ impl SessionObserver {
         if name.is_empty() {
             self.unnamed_portal = Some(portal);
         } else {
-            self.portals.remember(name, portal);
+            if self.portals.remember(name, portal) {
+                self.reached(Limit::Portals);
+            }
         }
     }
 
@@ -36,8 +39,8 @@ impl SessionObserver {
             let statement = self.parse(sql).statement;
             if name.is_empty() {
                 self.unnamed_statement = Some(statement.clone());
-            } else {
-                self.statements.remember(name, statement.clone());
+            } else if self.statements.remember(name, statement.clone()) {
+                self.reached(Limit::PreparedStatements);
             }
             statement
         });

@@ -29,6 +29,7 @@ use crate::detect::transactions::session_label;
 use crate::events::{Event, EventSender, SessionOrigin, SqlState, Statement};
 use crate::fingerprint::{Fingerprint, Fingerprinter, LiteralMask};
 use crate::lexer::split_statements;
+use crate::limits::Limit;
 use crate::orm::OrmStyle;
 use crate::sessions::{SessionEntry, SessionRecord};
 
@@ -364,8 +365,14 @@ impl SessionObserver {
     fn await_response(&mut self, pending: Pending) {
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
+            self.reached(Limit::PendingRequests);
         }
         self.pending.push_back(pending);
+    }
+
+    /// This session reached one of its bounds: counted for `/metrics`, logged (rate-limited).
+    fn reached(&self, limit: Limit) {
+        self.events.limits().reach(limit, self.id);
     }
 
     /// A message from the client, seen as it is forwarded.
@@ -401,7 +408,11 @@ impl SessionObserver {
                     Some(end) => VecDeque::from([to_run(self.parse_scanned(&sql[..end], shape))]),
                     None => {
                         let room = MAX_QUEUED_RUNS.saturating_sub(self.queued_runs()).max(1);
-                        split_statements(sql).into_iter().take(room).map(|sql| to_run(self.parse(sql))).collect()
+                        let statements = split_statements(sql);
+                        if statements.len() > room {
+                            self.reached(Limit::QueryStatements);
+                        }
+                        statements.into_iter().take(room).map(|sql| to_run(self.parse(sql))).collect()
                     }
                 };
                 if runs.len() > 1 {
@@ -542,11 +553,14 @@ impl<T: Prepared> Named<T> {
         self.by_name.get(name_key(name))
     }
 
-    fn remember(&mut self, name: &[u8], value: T) {
+    /// Keeps `value` under `name`; true when that meant forgetting all the others first (the
+    /// count or the text budget was reached).
+    fn remember(&mut self, name: &[u8], value: T) -> bool {
         let key = name_key(name);
         let bytes = text_bytes(value.statement());
         let full = self.by_name.len() >= MAX_NAMED || self.text_bytes.saturating_add(bytes) > MAX_NAMED_TEXT_BYTES;
-        if full && !self.by_name.contains_key(key) {
+        let forget_all = full && !self.by_name.contains_key(key);
+        if forget_all {
             // Unbounded prepared-statement churn: forget them all rather than grow without end.
             self.by_name.clear();
             self.text_bytes = 0;
@@ -555,6 +569,7 @@ impl<T: Prepared> Named<T> {
             self.text_bytes = self.text_bytes.saturating_sub(text_bytes(old.statement()));
         }
         self.text_bytes = self.text_bytes.saturating_add(bytes);
+        forget_all
     }
 
     fn forget(&mut self, name: &[u8]) {

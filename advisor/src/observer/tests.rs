@@ -33,6 +33,11 @@ impl Session {
         self.observer.backend(ScannedMessage { tag: b'Z', body_len: 1, body: b"I" });
     }
 
+    /// How many times this session's observer reached `limit`.
+    fn limit_reached(&self, limit: Limit) -> u64 {
+        self.observer.events.limits().reached(limit)
+    }
+
     /// The statement events sent so far, in order.
     fn statements(&mut self) -> Vec<StatementEvent> {
         std::iter::from_fn(|| self.events.try_recv().ok())
@@ -147,6 +152,7 @@ fn queries_of_many_tiny_statements_queue_a_bounded_number_of_runs() {
     }
     assert_eq!(session.observer.pending_requests(), 4, "every Query still awaits its answer");
     assert_eq!(session.observer.queued_runs(), MAX_QUEUED_RUNS + 3, "the budget, then one a Query past it");
+    assert_eq!(session.limit_reached(Limit::QueryStatements), 4, "each Query cut short is counted");
     // Answered in full: the statements the observer times come out, the rest are forwarded
     // and answered as ever, and as the answers come the budget frees up.
     for _ in 0..4 {
@@ -190,6 +196,7 @@ fn statement_names_are_read_as_postgresql_reads_them() {
     assert_eq!(&*statements[0].statement.text, "SELECT v FROM t WHERE id = $1");
     let (statements, portals) = (&session.observer.statements.by_name, &session.observer.portals.by_name);
     assert!(statements.keys().chain(portals.keys()).all(|k| k.len() == 63));
+    assert!(Limit::ALL.iter().all(|&l| session.limit_reached(l) == 0), "no bound reached");
 }
 
 #[test]
@@ -210,8 +217,28 @@ fn prepared_statements_hold_a_bounded_amount_of_text() {
     assert!(most > MAX_NAMED_TEXT_BYTES / 2, "the budget was approached: {most}");
     let held = session.observer.statements.by_name.len();
     assert!(held > 0 && held < 200, "forgotten past the budget: {held} held");
+    let forgotten = session.limit_reached(Limit::PreparedStatements);
+    assert!((1..20).contains(&forgotten), "each time it forgot them all counted, once: {forgotten}");
     let before = session.observer.statements.text_bytes;
     session.observer.frontend(ScannedMessage { tag: b'C', body_len: 6, body: b"Ss199\0" });
     assert!(session.observer.statements.text_bytes < before, "a Close gives its bytes back");
     assert!(session.observer.statements.get(b"s199").is_none());
+}
+
+#[test]
+fn portals_past_the_count_are_forgotten_and_counted() {
+    // A client that binds named portals without closing them (each in its own transaction they
+    // would be closed by the server, but the observer cannot know): past the count the session
+    // forgets them all, once.
+    let mut session = Session::new(64);
+    let parse = b"s\0select 1\0\0\0";
+    session.observer.frontend(ScannedMessage { tag: b'P', body_len: parse.len(), body: parse });
+    for i in 0..MAX_NAMED + 1 {
+        let bind = [format!("p{i}\0s\0").as_bytes(), b"\0\0\0\0\0\0"].concat();
+        session.observer.frontend(ScannedMessage { tag: b'B', body_len: bind.len(), body: &bind });
+        session.observer.backend(ScannedMessage { tag: b'2', body_len: 0, body: b"" });
+    }
+    assert_eq!(session.observer.portals.by_name.len(), 1, "forgotten, then the new one kept");
+    assert_eq!(session.limit_reached(Limit::Portals), 1);
+    assert_eq!(session.limit_reached(Limit::PreparedStatements), 0);
 }

@@ -20,7 +20,7 @@ use crate::counters::{Flow, ProxyCounters};
 const TOP_FINGERPRINTS: usize = 20;
 
 /// Counters and their `# HELP` text (docs/admin-api.md has the same table).
-const COUNTERS: [(&str, &str); 17] = [
+const COUNTERS: [(&str, &str); 18] = [
     ("pgvisor_connections_total", "Client connections accepted."),
     ("pgvisor_bytes_to_upstream_total", "Bytes forwarded from clients to PostgreSQL."),
     ("pgvisor_bytes_to_client_total", "Bytes forwarded from PostgreSQL to clients."),
@@ -34,6 +34,7 @@ const COUNTERS: [(&str, &str); 17] = [
     ("pgvisor_statements_total", "Statement executions recorded."),
     ("pgvisor_events_dropped_total", "Observations dropped because the analysis fell behind (forwarding never waits)."),
     ("pgvisor_results_dropped_total", "Sampled results not sent with their statements because the analysis fell behind (the statements are still counted)."),
+    ("pgvisor_observation_limits_total", "Times a session reached a bound of its observation and forgot or skipped something, by bound (docs/trust.md); forwarding is unaffected."),
     ("pgvisor_analysis_failures_total", "Failures contained in analysis, by stage; forwarding never stops."),
     ("pgvisor_fingerprints_evicted_total", "Fingerprints evicted to stay under --max-fingerprints."),
     ("pgvisor_query_calls_total", "Calls of each of the top 20 fingerprints by total time."),
@@ -113,6 +114,10 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
         counter!("pgvisor_statements_total").absolute(advisor.stats.recorded());
         counter!("pgvisor_events_dropped_total").absolute(advisor.events.dropped());
         counter!("pgvisor_results_dropped_total").absolute(advisor.events.results_dropped());
+        for limit in advisor::limits::Limit::ALL {
+            counter!("pgvisor_observation_limits_total", "limit" => limit.as_str())
+                .absolute(advisor.events.limits().reached(limit));
+        }
         for stage in advisor::health::Stage::ALL {
             counter!("pgvisor_analysis_failures_total", "stage" => stage.as_str())
                 .absolute(advisor.health.failures(stage));
