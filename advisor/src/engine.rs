@@ -244,6 +244,7 @@ impl Advisor {
         self.stats.reset();
         self.advice.reset();
         self.scopes.reset();
+        self.events.count_reset();
     }
 }
 
@@ -452,6 +453,18 @@ impl Engine {
         self
     }
 
+    /// After a reset: the watches that remember what they reported, or what they explained,
+    /// start again, so the same finding can be raised anew (a shape already reported as
+    /// unparameterized, a fingerprint explained in the last ten minutes). The watches of what is
+    /// going on now (bursts, open transactions, lock waits, DDL) keep following it.
+    fn forget_reported(&mut self) {
+        self.explain.not_before.clear();
+        self.slow_queries = SlowQueryWatch::default();
+        self.unparameterized = UnparameterizedWatch::default();
+        self.error_spikes = ErrorSpikeWatch::default();
+        self.callers = CallerLinks::default();
+    }
+
     /// Periodic checks (transactions, lock waits, slow shapes, bursts, throttled stream updates)
     /// over the sessions as published now.
     pub fn check(&mut self) {
@@ -542,7 +555,10 @@ impl Engine {
                     let _ = reply.send(());
                 }
                 Some(Request::Reset(reply)) => {
-                    self.contained(|engine| engine.advisor.forget());
+                    self.contained(|engine| {
+                        engine.advisor.forget();
+                        engine.forget_reported();
+                    });
                     let _ = reply.send(());
                 }
                 None => {}

@@ -111,6 +111,8 @@ pub struct EventSender {
     dropped: Arc<AtomicU64>,
     results_dropped: Arc<AtomicU64>,
     limits: Arc<ObservationLimits>,
+    /// `POST /api/reset`s so far: an observer that sees it change forgets what it reported.
+    resets: Arc<AtomicU64>,
 }
 
 /// The events waiting for the engine.
@@ -164,6 +166,17 @@ impl EventSender {
     /// drops, by every observer sending here.
     pub fn limits(&self) -> &ObservationLimits {
         &self.limits
+    }
+
+    /// How many resets there have been: an observer that sees the number change lets go of
+    /// what it remembers having reported, so a finding can be raised again after a reset.
+    pub fn resets(&self) -> u64 {
+        self.resets.load(Ordering::Relaxed)
+    }
+
+    /// A reset happened (statistics and advice forgotten).
+    pub(crate) fn count_reset(&self) {
+        self.resets.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -233,6 +246,7 @@ pub fn channel(capacity: usize) -> (EventSender, EventReceiver) {
         dropped: Arc::default(),
         results_dropped: Arc::default(),
         limits: Arc::default(),
+        resets: Arc::default(),
     };
     (sender, EventReceiver { queue, taken: VecDeque::new(), last_take: 0 })
 }

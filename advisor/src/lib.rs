@@ -16,6 +16,7 @@ pub mod health;
 pub mod keywords;
 pub mod lexer;
 pub mod limits;
+pub mod log_limit;
 pub mod model;
 pub mod observer;
 pub mod orm;

@@ -6,10 +6,8 @@
 //! ever closing, a pipeline that never syncs, `a;a;a;...`); forwarding is never affected.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use crate::sync::lock;
+use crate::log_limit::LogLimiter;
 
 /// A bound of a session's observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +15,7 @@ pub enum Limit {
     /// Requests awaiting their response: past it the oldest is forgotten.
     PendingRequests,
     /// Statements of simple Queries awaiting their results: a Query split past it times only
-    /// its first statement.
+    /// the statements within it (at least its first).
     QueryStatements,
     /// Prepared statements (count or text): past it the session forgets them all.
     PreparedStatements,
@@ -45,11 +43,12 @@ impl Limit {
         match self {
             Limit::PendingRequests => {
                 "a session has 10,000 requests awaiting responses: the oldest is no longer tracked, \
-                 so statements until its next Sync or Query may be timed against the wrong request"
+                 so its statements may be timed against the wrong requests until all it sent is answered"
             }
             Limit::QueryStatements => {
-                "a session has 10,000 statements of simple Queries awaiting results: the Query split \
-                 past that is timed as its first statement only (all of it is forwarded)"
+                "a session has 10,000 statements of simple Queries awaiting results: a Query split \
+                 past that is timed only for the statements within them (at least its first); all of \
+                 it is forwarded and answered"
             }
             Limit::PreparedStatements => {
                 "a session prepared 10,000 statements (or 64 MiB of their text) without closing them: \
@@ -68,33 +67,27 @@ impl Limit {
     }
 }
 
-/// How often the same bound may be logged again.
-const LOG_AGAIN_AFTER: Duration = Duration::from_secs(60);
-
 /// How many times every session together reached each bound; shared by all observers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ObservationLimits {
     reached: [AtomicU64; 4],
-    /// Per bound: when it was last logged, and how many times it was reached since unlogged.
-    logged: Mutex<[(Option<Instant>, u64); 4]>,
+    /// Per bound: at most one line a minute (a session held at a bound reaches it per message).
+    logged: [LogLimiter; 4],
+}
+
+impl Default for ObservationLimits {
+    fn default() -> Self {
+        Self { reached: Default::default(), logged: [const { LogLimiter::per_minute() }; 4] }
+    }
 }
 
 impl ObservationLimits {
     /// Session `session` reached `limit`: counted, and logged unless it was in the last minute.
     pub fn reach(&self, limit: Limit, session: u64) {
         self.reached[limit.index()].fetch_add(1, Ordering::Relaxed);
-        let suppressed = {
-            let mut logged = lock(&self.logged);
-            let (last, unlogged) = &mut logged[limit.index()];
-            let now = Instant::now();
-            if last.is_some_and(|at| now.duration_since(at) < LOG_AGAIN_AFTER) {
-                *unlogged += 1;
-                return;
-            }
-            *last = Some(now);
-            std::mem::take(unlogged)
-        };
-        tracing::warn!(session, limit = limit.as_str(), suppressed, "{}", limit.consequence());
+        if let Some(suppressed) = self.logged[limit.index()].allow() {
+            tracing::warn!(session, limit = limit.as_str(), suppressed, "{}", limit.consequence());
+        }
     }
 
     /// How many times `limit` was reached, by every session together.

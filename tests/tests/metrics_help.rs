@@ -25,7 +25,14 @@ fn parse(text: &str) -> Exposition {
             e.types.insert(name.to_string(), kind.to_string());
         } else {
             let name = line.split(['{', ' ']).next().unwrap_or_default();
-            e.samples.entry(name.to_string()).or_default().push(line.to_string());
+            // A summary's `_sum` and `_count` belong to its family (its HELP and TYPE).
+            let family = ["_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    name.strip_suffix(suffix).filter(|base| e.types.get(*base).is_some_and(|t| t == "summary"))
+                })
+                .unwrap_or(name);
+            e.samples.entry(family.to_string()).or_default().push(line.to_string());
         }
     }
     e
@@ -91,6 +98,22 @@ async fn every_series_has_help_and_advice_is_counted_by_kind_and_severity() {
     assert_eq!(metrics.types["pgvisor_advice_total"], "gauge");
     assert_eq!(metrics.types["pgvisor_statements_total"], "counter");
 
+    // Per-fingerprint latency is a summary: quantiles, then _sum and _count, whose count is the
+    // fingerprint's calls.
+    assert_eq!(metrics.types["pgvisor_query_latency_ms"], "summary");
+    let latency = &metrics.samples["pgvisor_query_latency_ms"];
+    let calls = &metrics.samples["pgvisor_query_calls_total"];
+    for line in calls {
+        let (series, n) = line.rsplit_once(' ').unwrap();
+        let fingerprint = series.strip_prefix("pgvisor_query_calls_total").unwrap();
+        let count = format!("pgvisor_query_latency_ms_count{fingerprint} {n}");
+        assert!(latency.contains(&count), "{count} missing:\n{latency:#?}");
+        let quantiles =
+            latency.iter().filter(|l| l.contains(&fingerprint[..fingerprint.len() - 1]) && l.contains("quantile="));
+        assert_eq!(quantiles.count(), 3, "{fingerprint}: {latency:#?}");
+    }
+    assert!(!calls.is_empty());
+
     // The traffic counters (one lane per forwarding thread, summed when read) count both ways:
     // the burst alone was 11 queries, each several messages each way.
     let value = |name: &str| -> u64 {
@@ -122,5 +145,10 @@ async fn every_series_has_help_and_advice_is_counted_by_kind_and_severity() {
     let text = pgvisor::cli::report::http_get(proxy.admin_addr(), "/metrics", None).await.unwrap();
     let after = parse(&text);
     assert!(after.samples["pgvisor_advice_total"].iter().all(|l| l.ends_with(" 0")), "{text}");
+    // The per-fingerprint series go with the statistics, not kept at their last values.
+    for name in ["pgvisor_query_calls_total", "pgvisor_query_latency_ms", "pgvisor_query_time_ms_total"] {
+        assert!(after.samples.get(name).is_none_or(|lines| lines.is_empty()), "{name} after reset:\n{text}");
+        assert!(after.help.contains_key(name), "{name} keeps its HELP");
+    }
     proxy.shutdown().await;
 }

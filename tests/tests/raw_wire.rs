@@ -156,11 +156,12 @@ async fn queries_of_more_statements_than_the_observer_times_are_answered_whole_a
     let endpoint = proxy.endpoint();
     let password = endpoint.password.as_deref().unwrap_or_default();
     let (mut conn, _) = RawConnection::login(proxy.addr(), &endpoint.user, password, &endpoint.dbname).await.unwrap();
-    // Two Queries in one write: 11,000 statements await their results at once, past the
-    // observer's 10,000 (the server answers the first only once all of it has arrived).
+    // Two Queries in one write: 11,001 statements await their results at once, past the
+    // observer's 10,000. The first starts with a sleep, so the server is still at it when the
+    // second has been read and observed, however slowly the proxy reads on a busy machine.
     let mut out = bytes::BytesMut::new();
-    for count in [9_000, 2_000] {
-        postgres_protocol::message::frontend::query(&"select;".repeat(count), &mut out).unwrap();
+    for sql in [format!("select pg_sleep(0.5);{}", "select;".repeat(9_000)), "select;".repeat(2_000)] {
+        postgres_protocol::message::frontend::query(&sql, &mut out).unwrap();
     }
     conn.send(&out).await.unwrap();
     let (mut completed, mut ready) = (0, 0);
@@ -173,7 +174,7 @@ async fn queries_of_more_statements_than_the_observer_times_are_answered_whole_a
             _ => {}
         }
     }
-    assert_eq!(completed, 11_000, "every statement is forwarded and answered");
+    assert_eq!(completed, 11_001, "every statement is forwarded and answered");
     let counted = eventually(Duration::from_secs(5), || async {
         let line = limit_line(&proxy, "query_statements").await;
         line.ends_with(" 1").then_some(line)

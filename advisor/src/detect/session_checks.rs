@@ -47,6 +47,11 @@ impl SessionChecks {
         self.label = label;
     }
 
+    /// Forgets which shapes were reported (after a reset: they may be reported again).
+    pub fn forget_reported(&mut self) {
+        self.select_star_reported.clear();
+    }
+
     /// Checks one statement that finished without error.
     pub fn observe(&mut self, s: &FinishedStatement) -> Vec<Finding> {
         let mut out = Vec::new();

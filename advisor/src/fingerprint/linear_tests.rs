@@ -49,3 +49,33 @@ fn nested_group_by_clauses_cost_linear_work() {
         "SELECT (SELECT a FROM u GROUP BY a, 7) FROM t GROUP BY b, 9",
     );
 }
+
+#[test]
+fn a_long_statement_leaves_no_large_buffers_once_trimmed() {
+    // 64 KiB of `1,1,1,...` is 64 K tokens, spans and constants: megabytes a session would hold
+    // for its life. Trimmed, each buffer keeps at most what a typical statement needs.
+    let mut f = super::Fingerprinter::default();
+    let long = format!("select * from t where a in ({})", "1,".repeat(32 * 1024).trim_end_matches(','));
+    f.fingerprint(long.as_bytes());
+    assert!(f.tokens.capacity() > 30_000, "the long statement grew the buffers");
+    f.trim();
+    fn bytes<T>(v: &[T], capacity: usize) -> usize {
+        let _ = v;
+        capacity * std::mem::size_of::<T>()
+    }
+    let kept = [
+        bytes(&f.tokens, f.tokens.capacity()),
+        bytes(&f.spans, f.spans.capacity()),
+        bytes(&f.known, f.known.capacity()),
+        bytes(&f.constants, f.constants.capacity()),
+        bytes(&f.key, f.key.capacity()),
+        f.out.capacity(),
+        f.display.out.capacity(),
+        f.key_text.capacity(),
+    ];
+    assert!(kept.iter().all(|&b| b <= super::KEPT_BUFFER_BYTES), "{kept:?}");
+    // A short statement after it still fingerprints as before.
+    assert_eq!(norm("SELECT a FROM t WHERE b = 5"), "SELECT a FROM t WHERE b = $1");
+    let short = f.fingerprint(b"select a from t where b = 5");
+    assert_eq!(short, super::fingerprint(b"select a from t where b = 5").fingerprint);
+}

@@ -132,7 +132,12 @@ enum KeywordKind {
     Other,
 }
 
-/// Reusable fingerprinting state (buffers are kept between calls).
+/// Most bytes a buffer of the fingerprinter keeps between statements ([`Fingerprinter::trim`]):
+/// a 200-byte statement's tokens take about 1 KiB.
+const KEPT_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Reusable fingerprinting state (buffers are kept between calls, up to [`KEPT_BUFFER_BYTES`]
+/// each once trimmed).
 #[derive(Debug, Default)]
 pub struct Fingerprinter {
     tokens: Vec<Token>,
@@ -184,6 +189,27 @@ impl Fingerprinter {
     fn open_clause(&mut self, depth: usize, start: usize, group_by: bool) {
         let within_group_by = self.clauses.last().map_or(0, |c| c.within_group_by + usize::from(c.group_by));
         self.clauses.push(Clause { depth, start, group_by, within_group_by });
+    }
+
+    /// Lets go of the buffers a long statement grew, once its texts and constants have been
+    /// read: a session that once sent a 64 KiB statement of tokens would otherwise hold a few
+    /// MiB of them for the rest of its life. Buffers a typical statement needs are kept.
+    pub fn trim(&mut self) {
+        fn trim<T>(v: &mut Vec<T>) {
+            if v.capacity().saturating_mul(std::mem::size_of::<T>()) > KEPT_BUFFER_BYTES {
+                *v = Vec::new();
+            }
+        }
+        trim(&mut self.tokens);
+        trim(&mut self.spans);
+        trim(&mut self.known);
+        trim(&mut self.display.out);
+        trim(&mut self.constants);
+        trim(&mut self.key);
+        trim(&mut self.out);
+        trim(&mut self.stack);
+        trim(&mut self.clauses);
+        trim(&mut self.key_text);
     }
 
     /// Source ranges of the literal constants of the last fingerprinted statement, in order.

@@ -161,12 +161,12 @@ impl SessionObserver {
 
     /// A completion for the statement at the front; `rows` from the command tag when it has one.
     fn finish_run(&mut self, rows: Option<u64>, error: Option<SqlState>) {
-        let run = match self.pending.front_mut() {
+        let run = match self.pending.front() {
             Some(Pending::Execute(_)) => match self.pending.pop_front() {
                 Some(Pending::Execute(run)) => run,
                 _ => unreachable!("front was an Execute"),
             },
-            Some(Pending::Query { runs, failed: false }) => match runs.pop_front() {
+            Some(Pending::Query { failed: false, .. }) => match self.pending.pop_run() {
                 Some(run) => run,
                 None => return,
             },
@@ -195,6 +195,13 @@ impl SessionObserver {
         let completed = rows.is_some();
         let rows = rows.unwrap_or(run.rows);
         let literals = run.params_hash.filter(|_| run.simple);
+        let resets = self.events.resets();
+        if resets != self.resets_seen {
+            // Statistics and advice were reset: what this session reported may be again.
+            self.resets_seen = resets;
+            self.checks.forget_reported();
+            self.explain_offered.clear();
+        }
         if error.is_none() && completed {
             let finished = FinishedStatement {
                 statement: statement.clone(),
@@ -300,12 +307,10 @@ impl SessionObserver {
     /// An ErrorResponse: the request at the front failed; in the extended protocol the server
     /// then skips everything up to the next Sync.
     fn fail(&mut self, error: Option<SqlState>) {
-        match self.pending.front_mut() {
+        match self.pending.front() {
             None | Some(Pending::Sync) | Some(Pending::FunctionCall) => {}
-            Some(Pending::Query { runs, failed }) => {
-                *failed = true;
-                if let Some(run) = runs.pop_front() {
-                    runs.clear();
+            Some(Pending::Query { .. }) => {
+                if let Some(run) = self.pending.fail_query() {
                     self.emit(run, Some(0), error);
                 }
             }

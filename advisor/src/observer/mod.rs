@@ -10,6 +10,8 @@
 mod backend;
 mod clock;
 mod extended;
+mod named;
+mod requests;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -32,6 +34,7 @@ use crate::lexer::split_statements;
 use crate::limits::Limit;
 use crate::orm::OrmStyle;
 use crate::sessions::{SessionEntry, SessionRecord};
+use named::Named;
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 pub const MAX_PENDING: usize = 10_000;
@@ -46,6 +49,9 @@ const MAX_NAMED: usize = 10_000;
 const MAX_NAMED_TEXT_BYTES: usize = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 /// Most raw statement texts whose fingerprint a session remembers.
 const MAX_CACHED_TEXTS: usize = 512;
+/// Most bytes of statement text (normalised and display) those hold: 512 texts of 64 KiB
+/// would otherwise hold 64 MiB for the session's life.
+const MAX_CACHED_TEXT_BYTES: usize = 4 << 20;
 /// Longest normalised text whose statement is shared among texts differing only in literals.
 const MAX_SHARED_TEXT: usize = 4096;
 /// Most statement descriptions (result column names) remembered per session.
@@ -172,6 +178,8 @@ pub struct SessionObserver {
     /// Fingerprints by hash of the raw text, so a statement parsed again and again (unnamed
     /// statements, `BEGIN`, health checks) is fingerprinted once.
     by_text: HashMap<u64, Parsed>,
+    /// Bytes of the statement texts `by_text` holds (a statement held twice counts twice).
+    by_text_bytes: usize,
     /// Statements by normalised and display text, untagged and at most [`MAX_SHARED_TEXT`]
     /// bytes only: texts that differ only in their literals (a load test in simple mode) share
     /// one statement.
@@ -190,7 +198,7 @@ pub struct SessionObserver {
     /// next result makes room for as many at its second row (one allocation, not a growth
     /// and a shrink per result).
     kept_bytes: HashMap<Fingerprint, u32>,
-    pending: VecDeque<Pending>,
+    pending: requests::Requests,
     /// When the last response completed: a pipelined statement starts no earlier than this.
     last_done: Instant,
     /// Read once per chunk of bytes.
@@ -218,6 +226,8 @@ pub struct SessionObserver {
     explain_min: Duration,
     /// When each fingerprint was last offered for an EXPLAIN.
     explain_offered: HashMap<u64, Instant>,
+    /// The resets of statistics and advice this observer has taken into account.
+    resets_seen: u64,
     /// The server is in copy-in mode (CopyInResponse seen, CopyDone/CopyFail not yet sent).
     copy_in: bool,
     /// An extended-protocol request failed before the client sent its Sync: the server discards
@@ -233,10 +243,12 @@ impl SessionObserver {
         let application_name = record.identity.application_name.as_str().into();
         let origin = Arc::new(SessionOrigin::of(&record.identity, None));
         let log_params = n_plus_one.log_params;
+        let resets_seen = events.resets();
         Self {
             id,
             fingerprinter: Fingerprinter::default(),
             by_text: HashMap::new(),
+            by_text_bytes: 0,
             by_normalized: HashMap::new(),
             by_shape: HashMap::new(),
             literals: LiteralMask::default(),
@@ -246,7 +258,7 @@ impl SessionObserver {
             portals: Named::default(),
             descriptions: HashMap::new(),
             kept_bytes: HashMap::new(),
-            pending: VecDeque::new(),
+            pending: requests::Requests::default(),
             last_done: Instant::now(),
             clock: clock::ChunkClock::default(),
             events,
@@ -263,6 +275,7 @@ impl SessionObserver {
             log_params,
             explain_min: crate::detect::missing_index::DEFAULT_EXPLAIN_MIN,
             explain_offered: HashMap::new(),
+            resets_seen,
             copy_in: false,
             skipping_to_sync: false,
         }
@@ -330,11 +343,24 @@ impl SessionObserver {
         self.keep_raw_text(&statement, sql);
         let constants = self.fingerprinter.constants();
         let parsed = Parsed::new(statement, sql, constants, self.log_params);
-        match shape.filter(|_| shared && self.literals.matches(constants)) {
+        let literal_shape = shape.filter(|_| shared && self.literals.matches(constants));
+        self.fingerprinter.trim();
+        match literal_shape {
             // Its literals are exactly what the fingerprint made constants of: every text with
             // this shape is this statement (fingerprint::literals).
             Some(shape) => cache(&mut self.by_shape, shape, parsed.statement.clone(), MAX_CACHED_TEXTS),
-            None => cache(&mut self.by_text, key, parsed.clone(), MAX_CACHED_TEXTS),
+            None => {
+                // Not held (looked up above). Long texts have long statements: bytes bound it too.
+                let bytes = named::text_bytes(&parsed.statement);
+                if self.by_text.len() >= MAX_CACHED_TEXTS
+                    || self.by_text_bytes.saturating_add(bytes) > MAX_CACHED_TEXT_BYTES
+                {
+                    self.by_text.clear();
+                    self.by_text_bytes = 0;
+                }
+                self.by_text.insert(key, parsed.clone());
+                self.by_text_bytes = self.by_text_bytes.saturating_add(bytes);
+            }
         }
         parsed
     }
@@ -355,10 +381,9 @@ impl SessionObserver {
         self.raw_texts.insert(statement.text_key, raw);
     }
 
-    /// Statements of simple Queries awaiting their results (read only to split a Query: most
-    /// hold one statement).
+    /// Statements of simple Queries awaiting their results.
     fn queued_runs(&self) -> usize {
-        self.pending.iter().map(|p| if let Pending::Query { runs, .. } = p { runs.len() } else { 0 }).sum()
+        self.pending.query_runs()
     }
 
     /// Queues a request whose response is still to come (the oldest goes when the queue is full).
@@ -382,6 +407,22 @@ impl SessionObserver {
         if self.skipping_to_sync && tag != FrontendTag::Sync {
             // After an error in the extended protocol the server discards everything up to the
             // next Sync, a Query included: nothing will answer these.
+            return;
+        }
+        if self.copy_in
+            && !matches!(
+                tag,
+                FrontendTag::CopyData
+                    | FrontendTag::CopyDone
+                    | FrontendTag::CopyFail
+                    | FrontendTag::Flush
+                    | FrontendTag::Sync
+            )
+        {
+            // Any other message ends the server's copy-in mode with an error, and the server
+            // consumes it (protocol document, "COPY Operations"): nothing answers it, so it must
+            // not wait for an answer (a Query would wait for ever, one more each time).
+            self.copy_in = false;
             return;
         }
         match tag {
@@ -500,83 +541,6 @@ fn cache<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, T>, key: K, value: T, 
         map.clear();
     }
     map.insert(key, value);
-}
-
-/// Bytes of a prepared statement's or portal's name that PostgreSQL reads (NAMEDATALEN - 1).
-const NAME_BYTES: usize = 63;
-
-/// The part of a statement's or portal's name that names it: PostgreSQL keys both by their
-/// first [`NAME_BYTES`] bytes, so longer names that start alike are one name to it, and a
-/// session's names cost at most that much each here.
-fn name_key(name: &[u8]) -> &[u8] {
-    name.get(..NAME_BYTES).unwrap_or(name)
-}
-
-/// Prepared statements or portals by name ([`name_key`]), at most [`MAX_NAMED`] of them holding
-/// at most [`MAX_NAMED_TEXT_BYTES`] of statement text.
-struct Named<T> {
-    by_name: HashMap<Vec<u8>, T>,
-    /// The text bytes of the statements held (a statement held twice counts twice).
-    text_bytes: usize,
-}
-
-impl<T> Default for Named<T> {
-    fn default() -> Self {
-        Self { by_name: HashMap::new(), text_bytes: 0 }
-    }
-}
-
-/// What [`Named`] keeps: something prepared from a statement.
-trait Prepared {
-    fn statement(&self) -> &Statement;
-}
-
-impl Prepared for Arc<Statement> {
-    fn statement(&self) -> &Statement {
-        self
-    }
-}
-
-impl Prepared for Portal {
-    fn statement(&self) -> &Statement {
-        &self.statement
-    }
-}
-
-/// The bytes of a statement's texts.
-fn text_bytes(statement: &Statement) -> usize {
-    statement.text.len().saturating_add(statement.display.len())
-}
-
-impl<T: Prepared> Named<T> {
-    fn get(&self, name: &[u8]) -> Option<&T> {
-        self.by_name.get(name_key(name))
-    }
-
-    /// Keeps `value` under `name`; true when that meant forgetting all the others first (the
-    /// count or the text budget was reached).
-    fn remember(&mut self, name: &[u8], value: T) -> bool {
-        let key = name_key(name);
-        let bytes = text_bytes(value.statement());
-        let full = self.by_name.len() >= MAX_NAMED || self.text_bytes.saturating_add(bytes) > MAX_NAMED_TEXT_BYTES;
-        let forget_all = full && !self.by_name.contains_key(key);
-        if forget_all {
-            // Unbounded prepared-statement churn: forget them all rather than grow without end.
-            self.by_name.clear();
-            self.text_bytes = 0;
-        }
-        if let Some(old) = self.by_name.insert(key.to_vec(), value) {
-            self.text_bytes = self.text_bytes.saturating_sub(text_bytes(old.statement()));
-        }
-        self.text_bytes = self.text_bytes.saturating_add(bytes);
-        forget_all
-    }
-
-    fn forget(&mut self, name: &[u8]) {
-        if let Some(old) = self.by_name.remove(name_key(name)) {
-            self.text_bytes = self.text_bytes.saturating_sub(text_bytes(old.statement()));
-        }
-    }
 }
 
 #[cfg(test)]

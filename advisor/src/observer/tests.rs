@@ -242,3 +242,146 @@ fn portals_past_the_count_are_forgotten_and_counted() {
     assert_eq!(session.limit_reached(Limit::Portals), 1);
     assert_eq!(session.limit_reached(Limit::PreparedStatements), 0);
 }
+
+#[test]
+fn names_prepared_again_with_longer_texts_stay_within_the_text_budget() {
+    // Every name held, then each Parsed again with a long text (the server refuses a duplicate
+    // name, but the observer has already replaced it): replacing counts against the budget.
+    let mut session = Session::new(64);
+    let parse = |session: &mut Session, name: &str, sql: &str| {
+        let body = [name.as_bytes(), b"\0", sql.as_bytes(), b"\0\0\0"].concat();
+        session.observer.frontend(ScannedMessage { tag: b'P', body_len: body.len(), body: &body });
+    };
+    for i in 0..100 {
+        parse(&mut session, &format!("s{i}"), "select 1");
+    }
+    let columns: Vec<String> = (0..2_000).map(|c| format!("c{c}")).collect();
+    for i in 0..100 {
+        parse(&mut session, &format!("s{i}"), &format!("select {} from t{i}", columns.join(", ")));
+        assert!(session.observer.statements.text_bytes <= MAX_NAMED_TEXT_BYTES, "{i}");
+    }
+    assert!(session.limit_reached(Limit::PreparedStatements) >= 1, "forgetting them is counted");
+}
+
+#[test]
+fn a_query_sent_during_copy_in_awaits_no_answer() {
+    // PostgreSQL consumes any message but CopyData, CopyDone, CopyFail, Flush and Sync during
+    // COPY FROM STDIN and fails the COPY: nothing answers the Query itself.
+    let mut session = Session::new(64);
+    for _ in 0..3 {
+        send_query(&mut session, b"copy t from stdin\0", 18);
+        session.observer.backend(ScannedMessage { tag: b'G', body_len: 3, body: b"\0\0\0" });
+        send_query(&mut session, b"select 1\0", 9);
+        assert_eq!(session.observer.pending_requests(), 1, "only the COPY awaits its answer");
+        let error = b"SERROR\0C08P01\0Munexpected message type 0x51 during COPY from stdin\0\0";
+        session.observer.backend(ScannedMessage { tag: b'E', body_len: error.len(), body: error });
+        session.observer.backend(ScannedMessage { tag: b'Z', body_len: 1, body: b"I" });
+        assert_eq!(session.observer.pending_requests(), 0, "nothing left waiting");
+    }
+    send_query(&mut session, b"select 2\0", 9);
+    answer(&mut session, 1);
+    let statements = session.statements();
+    assert_eq!(statements.last().map(|s| &*s.statement.text), Some("SELECT $1"), "{statements:?}");
+    assert!(statements.last().is_some_and(|s| s.error.is_none()), "timed against its own answer");
+}
+
+#[test]
+fn long_texts_fingerprinted_once_each_hold_a_bounded_cache() {
+    // Distinct long Queries (too long to share a statement by their normalised text) each add
+    // a cached fingerprint: the session holds at most MAX_CACHED_TEXT_BYTES of their texts.
+    let mut session = Session::new(4096);
+    let columns: Vec<String> = (0..1_500).map(|c| format!("c{c}")).collect();
+    let mut most = 0;
+    for i in 0..600 {
+        let sql = format!("select {} from t{i}", columns.join(", "));
+        send_query(&mut session, format!("{sql}\0").as_bytes(), sql.len() + 1);
+        answer(&mut session, 1);
+        most = most.max(session.observer.by_text_bytes);
+        assert!(session.observer.by_text_bytes <= MAX_CACHED_TEXT_BYTES, "{i}");
+        assert!(session.observer.by_text.len() <= MAX_CACHED_TEXTS, "{i}");
+    }
+    assert!(most > MAX_CACHED_TEXT_BYTES / 2, "the budget was approached: {most}");
+    assert_eq!(session.statements().len(), 600, "every statement still timed");
+}
+
+/// A message of the small alphabet the running count of Query statements is checked over.
+#[derive(Debug, Clone)]
+enum Step {
+    Query(usize),
+    Parse,
+    Bind,
+    Execute,
+    Sync,
+    Complete,
+    Error,
+    Ready,
+    CopyIn,
+    CopyDone,
+    ParseComplete,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (1usize..4).prop_map(Step::Query),
+        Just(Step::Parse),
+        Just(Step::Bind),
+        Just(Step::Execute),
+        Just(Step::Sync),
+        Just(Step::Complete),
+        Just(Step::Error),
+        Just(Step::Ready),
+        Just(Step::CopyIn),
+        Just(Step::CopyDone),
+        Just(Step::ParseComplete),
+    ]
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_count_of_query_statements_is_the_queue_walked(steps in proptest::collection::vec(step(), 0..80)) {
+        let mut session = Session::new(4096);
+        for step in steps {
+            let (client, server) = (
+                |s: &mut Session, tag: u8, body: &[u8]| s.observer.frontend(ScannedMessage { tag, body_len: body.len(), body }),
+                |s: &mut Session, tag: u8, body: &[u8]| s.observer.backend(ScannedMessage { tag, body_len: body.len(), body }),
+            );
+            match step {
+                Step::Query(n) => client(&mut session, b'Q', format!("{}\0", "select 1;".repeat(n)).as_bytes()),
+                Step::Parse => client(&mut session, b'P', b"\0select 1\0\0\0"),
+                Step::Bind => client(&mut session, b'B', b"\0\0\0\0\0\0\0\0"),
+                Step::Execute => client(&mut session, b'E', b"\0\0\0\0\0"),
+                Step::Sync => client(&mut session, b'S', b""),
+                Step::Complete => server(&mut session, b'C', b"SELECT 1\0"),
+                Step::Error => server(&mut session, b'E', b"SERROR\0C42P01\0Mno\0\0"),
+                Step::Ready => server(&mut session, b'Z', b"I"),
+                Step::CopyIn => server(&mut session, b'G', b"\0\0\0"),
+                Step::CopyDone => client(&mut session, b'c', b""),
+                Step::ParseComplete => server(&mut session, b'1', b""),
+            }
+            let pending = &session.observer.pending;
+            proptest::prop_assert_eq!(pending.query_runs(), pending.query_runs_walked());
+        }
+        let _ = session.statements();
+    }
+}
+
+#[test]
+fn after_a_reset_a_session_reports_again_what_it_had_reported() {
+    // `select_star` is reported once per session and shape; a reset forgets the advice, so the
+    // session must be able to report it again (and no more often than that).
+    let mut session = Session::new(64);
+    let mut row = 1u16.to_be_bytes().to_vec();
+    row.extend_from_slice(&2000i32.to_be_bytes());
+    row.extend_from_slice(&[b'x'; 2000]);
+    let reported = |session: &mut Session| {
+        session.query("select * from wide", &[&row], "SELECT 1");
+        let events: Vec<Event> = std::iter::from_fn(|| session.events.try_recv().ok()).collect();
+        events.iter().filter(|e| matches!(e, Event::Finding(f, _) if f.kind == crate::advice::Kind::SelectStar)).count()
+    };
+    assert_eq!(reported(&mut session), 1, "the first wide `select *` is reported");
+    assert_eq!(reported(&mut session), 0, "once per session and shape");
+    session.observer.events.count_reset();
+    assert_eq!(reported(&mut session), 1, "reported again after a reset");
+    assert_eq!(reported(&mut session), 0);
+}

@@ -11,7 +11,8 @@ use metrics::{counter, describe_counter, describe_gauge, gauge, with_local_recor
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use advisor::advice::{Kind, Severity};
-use advisor::stats::SortBy;
+use advisor::stats::{FingerprintSummary, SortBy};
+use advisor::Fingerprint;
 
 use super::AdminState;
 use crate::counters::{Flow, ProxyCounters};
@@ -20,7 +21,7 @@ use crate::counters::{Flow, ProxyCounters};
 const TOP_FINGERPRINTS: usize = 20;
 
 /// Counters and their `# HELP` text (docs/admin-api.md has the same table).
-const COUNTERS: [(&str, &str); 18] = [
+const COUNTERS: [(&str, &str); 16] = [
     ("pgvisor_connections_total", "Client connections accepted."),
     ("pgvisor_bytes_to_upstream_total", "Bytes forwarded from clients to PostgreSQL."),
     ("pgvisor_bytes_to_client_total", "Bytes forwarded from PostgreSQL to clients."),
@@ -37,20 +38,13 @@ const COUNTERS: [(&str, &str); 18] = [
     ("pgvisor_observation_limits_total", "Times a session reached a bound of its observation and forgot or skipped something, by bound (docs/trust.md); forwarding is unaffected."),
     ("pgvisor_analysis_failures_total", "Failures contained in analysis, by stage; forwarding never stops."),
     ("pgvisor_fingerprints_evicted_total", "Fingerprints evicted to stay under --max-fingerprints."),
-    ("pgvisor_query_calls_total", "Calls of each of the top 20 fingerprints by total time."),
-    ("pgvisor_query_errors_total", "Errors of each of the top 20 fingerprints by total time."),
 ];
 
 /// Gauges and their `# HELP` text.
-const GAUGES: [(&str, &str); 6] = [
+const GAUGES: [(&str, &str); 4] = [
     ("pgvisor_connections_active", "Client connections open now."),
     ("pgvisor_fingerprints_tracked", "Fingerprints tracked now."),
     ("pgvisor_sessions_observed", "Sessions observed now."),
-    (
-        "pgvisor_query_latency_ms",
-        "Latency quantiles (0.5, 0.95, 0.99) of the top 20 fingerprints by total time, in ms.",
-    ),
-    ("pgvisor_query_time_ms_total", "Total time of each of the top 20 fingerprints by total time, in ms."),
     (
         ADVICE,
         "Findings listed by /api/advice now (dismissed ones excluded), by kind and severity; \
@@ -69,7 +63,8 @@ pub(crate) struct Exporter {
 
 impl Exporter {
     pub(crate) fn new() -> Self {
-        // Series not refreshed for a while (fingerprints that left the top) disappear.
+        // Series not refreshed for a while disappear (every series here is set on each render;
+        // the per-fingerprint ones are written apart: `top_fingerprints`).
         let recorder = PrometheusBuilder::new()
             .idle_timeout(metrics_util::MetricKindMask::ALL, Some(std::time::Duration::from_secs(2)))
             .build_recorder();
@@ -138,16 +133,58 @@ pub(crate) async fn render(State(state): State<AdminState>) -> impl IntoResponse
                 gauge!(ADVICE, "kind" => kind.as_str(), "severity" => severity.as_str()).set(n as f64);
             }
         }
-        for (fp, q) in advisor.stats.top(SortBy::Total, TOP_FINGERPRINTS) {
-            let fp = fp.to_string();
-            for (label, us) in [("0.5", q.p50_us), ("0.95", q.p95_us), ("0.99", q.p99_us)] {
-                gauge!("pgvisor_query_latency_ms", "fingerprint" => fp.clone(), "quantile" => label)
-                    .set(us as f64 / 1000.0);
-            }
-            counter!("pgvisor_query_calls_total", "fingerprint" => fp.clone()).absolute(q.calls);
-            counter!("pgvisor_query_errors_total", "fingerprint" => fp.clone()).absolute(q.errors);
-            gauge!("pgvisor_query_time_ms_total", "fingerprint" => fp).set(q.total_us as f64 / 1000.0);
-        }
     });
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.handle.render())
+    let mut text = state.metrics.handle.render();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    top_fingerprints(&mut text, &advisor.stats.top(SortBy::Total, TOP_FINGERPRINTS));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
+
+/// The per-fingerprint series of the top fingerprints by total time, written as they are now:
+/// a reset or a fingerprint leaving the top takes its series away at once (the exporter's
+/// counters would keep their highest value), and the latency is a Prometheus summary
+/// (quantiles, `_sum` and `_count`), which the exporter cannot make from quantiles computed
+/// elsewhere.
+fn top_fingerprints(out: &mut String, top: &[(Fingerprint, FingerprintSummary)]) {
+    use std::fmt::Write;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(out, LATENCY, "summary", "Latency of each of the top 20 fingerprints by total time, in ms: quantiles 0.5, 0.95 and 0.99 (HDR histogram), sum and count.");
+    for (fp, q) in top {
+        for (quantile, us) in [("0.5", q.p50_us), ("0.95", q.p95_us), ("0.99", q.p99_us)] {
+            let _ = writeln!(out, "{LATENCY}{{fingerprint=\"{fp}\",quantile=\"{quantile}\"}} {}", ms(us));
+        }
+        let _ = writeln!(out, "{LATENCY}_sum{{fingerprint=\"{fp}\"}} {}", ms(q.total_us));
+        let _ = writeln!(out, "{LATENCY}_count{{fingerprint=\"{fp}\"}} {}", q.calls);
+    }
+    let series: [(&str, &str, &str, Value); 3] = [
+        ("pgvisor_query_calls_total", "counter", "Calls of each of the top 20 fingerprints by total time.", |q| {
+            q.calls as f64
+        }),
+        ("pgvisor_query_errors_total", "counter", "Errors of each of the top 20 fingerprints by total time.", |q| {
+            q.errors as f64
+        }),
+        (
+            "pgvisor_query_time_ms_total",
+            "gauge",
+            "Total time of each of the top 20 fingerprints by total time, in ms (as the summary's _sum).",
+            |q| q.total_us as f64 / 1000.0,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        family(out, name, kind, help);
+        for (fp, q) in top {
+            let _ = writeln!(out, "{name}{{fingerprint=\"{fp}\"}} {}", value(q));
+        }
+    }
+}
+
+/// The per-fingerprint latency summary.
+const LATENCY: &str = "pgvisor_query_latency_ms";
+
+/// A per-fingerprint series' value, read from the fingerprint's statistics.
+type Value = fn(&FingerprintSummary) -> f64;
