@@ -69,11 +69,14 @@ async fn queries_agree_with_pgbench() {
         let queries = proxy.admin_get(&format!("/api/queries?sort={sort}&limit=2")).await;
         assert!(queries["queries"].as_array().unwrap().len() <= 2);
     }
-    let bad = pgvisor::cli::report::http_get(proxy.admin_addr(), "/api/queries?sort=bogus", None).await;
-    assert!(
-        matches!(bad, Err(pgvisor::cli::report::ReportError::Http { ref status, .. }) if status.contains("400")),
-        "{bad:?}"
-    );
+    for query in ["sort=bogus", "limit=-1", "tag=route", "sort=calls&sort=mean", "limit=%zz"] {
+        let bad = pgvisor::cli::report::http_get(proxy.admin_addr(), &format!("/api/queries?{query}"), None).await;
+        let json_error = |body: &str| serde_json::from_str::<Value>(body).is_ok_and(|v| v["error"].is_string());
+        assert!(
+            matches!(&bad, Err(pgvisor::cli::report::ReportError::Http { status, body }) if status.contains("400") && json_error(body)),
+            "{query}: {bad:?}"
+        );
+    }
 
     // The terminal report shows the same query.
     let out = tokio::process::Command::new(pgvisor_binary())

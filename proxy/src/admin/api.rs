@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use advisor::sessions::SessionState;
 use advisor::stats::SortBy;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -65,7 +66,15 @@ pub(crate) fn parse_sort(s: &str) -> Option<SortBy> {
     }
 }
 
-pub(crate) async fn queries(State(state): State<AdminState>, Query(params): Query<QueriesParams>) -> Response {
+pub(crate) async fn queries(
+    State(state): State<AdminState>,
+    params: Result<Query<QueriesParams>, QueryRejection>,
+) -> Response {
+    // A malformed query string (a repeated parameter, bad escapes) gets the API's JSON error too.
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => return bad_request(format!("bad query string: {}", rejection.body_text())),
+    };
     let sort = match params.sort.as_deref().map(parse_sort) {
         None => SortBy::Total,
         Some(Some(sort)) => sort,
