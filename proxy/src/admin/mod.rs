@@ -164,11 +164,7 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
     let Some(token) = &state.token else {
         return next.run(request).await;
     };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     // Constant time: how long the comparison takes says nothing about how much of a guess was right.
     if presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.as_bytes()))) {
         next.run(request).await
@@ -177,6 +173,13 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
             Json(serde_json::json!({"error": "missing or wrong bearer token (Authorization: Bearer <--admin-token>)"}));
         (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value: the scheme's name in any case and
+/// the spaces after it, as HTTP reads them (RFC 9110, 11.1 and 11.4).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_matches(' ')).filter(|t| !t.is_empty())
 }
 
 /// Why a request that a web page on another site may have sent was refused (403).
@@ -386,6 +389,18 @@ mod tests {
         headers.append(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
         let bound = "127.0.0.1:6480".parse().unwrap();
         assert_eq!(check_site(bound, &headers), Err(OtherSite::Malformed(header::ORIGIN)));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        assert_eq!(bearer_token("Bearer t0k"), Some("t0k"));
+        assert_eq!(bearer_token("bearer t0k"), Some("t0k"));
+        assert_eq!(bearer_token("BEARER  t0k "), Some("t0k"));
+        assert_eq!(bearer_token("Basic dTpw"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearert0k"), None);
+        assert_eq!(bearer_token("Bearer é"), Some("é"));
     }
 
     #[tokio::test]
