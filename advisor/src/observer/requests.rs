@@ -16,6 +16,7 @@ pub(super) struct Requests {
 }
 
 /// The statements `pending` holds, if it is a Query.
+#[inline]
 fn runs(pending: &Pending) -> usize {
     match pending {
         Pending::Query { runs, .. } => runs.len(),
@@ -24,33 +25,40 @@ fn runs(pending: &Pending) -> usize {
 }
 
 impl Requests {
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.queue.len()
     }
 
+    #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
     /// Statements of simple Queries awaiting their results.
+    #[inline]
     pub(super) fn query_runs(&self) -> usize {
         self.query_runs
     }
 
+    #[inline]
     pub(super) fn front(&self) -> Option<&Pending> {
         self.queue.front()
     }
 
     /// The oldest request, to change in place: a Query's statements are not to be removed here.
+    #[inline]
     pub(super) fn front_mut(&mut self) -> Option<&mut Pending> {
         self.queue.front_mut()
     }
 
+    #[inline(always)]
     pub(super) fn push_back(&mut self, pending: Pending) {
         self.query_runs += runs(&pending);
         self.queue.push_back(pending);
     }
 
+    #[inline]
     pub(super) fn pop_front(&mut self) -> Option<Pending> {
         let pending = self.queue.pop_front()?;
         self.query_runs = self.query_runs.saturating_sub(runs(&pending));
@@ -58,6 +66,7 @@ impl Requests {
     }
 
     /// The next statement of the Query at the front, unless that Query failed.
+    #[inline]
     pub(super) fn pop_run(&mut self) -> Option<Run> {
         let Some(Pending::Query { runs, failed: false }) = self.queue.front_mut() else { return None };
         let run = runs.pop_front()?;
