@@ -77,6 +77,9 @@ pub struct SessionActivity {
     pub previous_transaction: Vec<Arc<str>>,
     /// When the previous transaction ended.
     pub previous_transaction_ended: Option<SystemTime>,
+    /// The client sent Terminate: the session is ending (its backend exits, then its connection
+    /// closes), and the admin API no longer lists it.
+    pub terminated: bool,
 }
 
 impl Default for SessionActivity {
@@ -91,11 +94,17 @@ impl Default for SessionActivity {
             transaction_statements: Vec::new(),
             previous_transaction: Vec::new(),
             previous_transaction_ended: None,
+            terminated: false,
         }
     }
 }
 
 impl SessionActivity {
+    /// The client sent Terminate.
+    pub fn terminate(&mut self) {
+        self.terminated = true;
+    }
+
     /// A request was sent at `now`: `statement` (when pgvisor knows which) runs; `status` is the
     /// transaction status the last ReadyForQuery reported.
     pub fn statement_started(&mut self, statement: Option<&Arc<str>>, status: TransactionStatus, now: SystemTime) {

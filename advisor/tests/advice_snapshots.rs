@@ -92,6 +92,7 @@ fn activity(
         transaction_statements: statements.iter().map(|s| Arc::from(*s)).collect(),
         previous_transaction: Vec::new(),
         previous_transaction_ended: None,
+        terminated: false,
     }
 }
 

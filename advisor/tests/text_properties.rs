@@ -207,6 +207,7 @@ fn session(id: u64, state: SessionState, statements: &[&str]) -> (SessionIdentit
         transaction_statements: statements.iter().map(|s| Arc::from(*s)).collect(),
         previous_transaction: statements.iter().map(|s| Arc::from(*s)).collect(),
         previous_transaction_ended: Some(now),
+        terminated: false,
     };
     (identity(id), activity)
 }

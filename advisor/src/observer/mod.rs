@@ -33,7 +33,7 @@ use crate::fingerprint::{Fingerprint, Fingerprinter, LiteralMask};
 use crate::lexer::split_statements;
 use crate::limits::Limit;
 use crate::orm::OrmStyle;
-use crate::sessions::{SessionEntry, SessionRecord};
+use crate::sessions::{SessionActivity, SessionEntry, SessionRecord};
 use named::Named;
 
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
@@ -407,6 +407,12 @@ impl SessionObserver {
     pub fn frontend(&mut self, m: ScannedMessage<'_>) {
         let now = self.clock.now();
         let tag = FrontendTag::from_byte(m.tag);
+        if tag == FrontendTag::Terminate {
+            // The session ends: the admin API stops listing it now, not once its backend has
+            // exited ("a closed session leaves the list at once").
+            self.entry.update(&mut self.record, SessionActivity::terminate);
+            return;
+        }
         if self.skipping_to_sync && tag != FrontendTag::Sync {
             // After an error in the extended protocol the server discards everything up to the
             // next Sync, a Query included: nothing will answer these.

@@ -385,3 +385,14 @@ fn after_a_reset_a_session_reports_again_what_it_had_reported() {
     assert_eq!(reported(&mut session), 1, "reported again after a reset");
     assert_eq!(reported(&mut session), 0);
 }
+
+#[test]
+fn a_terminate_marks_the_session_as_ended_at_once() {
+    // The API lists a session until its client sends Terminate, not until its backend has exited.
+    let mut session = Session::new(64);
+    session.query("select 1", &[], "SELECT 1");
+    assert!(!session.observer.entry.record().activity.terminated);
+    session.observer.frontend(ScannedMessage { tag: b'X', body_len: 0, body: b"" });
+    assert!(session.observer.entry.record().activity.terminated, "published as ended");
+    assert_eq!(session.observer.pending_requests(), 0, "nothing awaits an answer");
+}

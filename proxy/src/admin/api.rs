@@ -143,6 +143,8 @@ pub(crate) async fn sessions(State(state): State<AdminState>) -> Json<serde_json
         .sessions
         .snapshot()
         .into_iter()
+        // A session whose client sent Terminate has closed, as far as its client knows.
+        .filter(|(_, activity)| !activity.terminated)
         .map(|(identity, activity)| SessionRow {
             id: identity.id,
             pid: activity.backend_pid,
