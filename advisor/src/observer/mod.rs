@@ -39,7 +39,8 @@ use named::Named;
 /// Most requests awaiting a response we track per session; past it the oldest are forgotten.
 pub const MAX_PENDING: usize = 10_000;
 /// Most statements of simple Queries a session holds awaiting their results: a Query split past
-/// it times only its first statement (the rest are forwarded and answered as ever), so
+/// it times only the statements within it, at least its first (all are forwarded and answered
+/// as ever), so
 /// `a;a;a;...` costs neither a record per two bytes nor a fingerprint per statement without end.
 const MAX_QUEUED_RUNS: usize = 10_000;
 /// Most prepared statements and portals tracked per session.
@@ -177,9 +178,7 @@ pub struct SessionObserver {
     fingerprinter: Fingerprinter,
     /// Fingerprints by hash of the raw text, so a statement parsed again and again (unnamed
     /// statements, `BEGIN`, health checks) is fingerprinted once.
-    by_text: HashMap<u64, Parsed>,
-    /// Bytes of the statement texts `by_text` holds (a statement held twice counts twice).
-    by_text_bytes: usize,
+    by_text: named::Held<u64, Parsed>,
     /// Statements by normalised and display text, untagged and at most [`MAX_SHARED_TEXT`]
     /// bytes only: texts that differ only in their literals (a load test in simple mode) share
     /// one statement.
@@ -247,8 +246,7 @@ impl SessionObserver {
         Self {
             id,
             fingerprinter: Fingerprinter::default(),
-            by_text: HashMap::new(),
-            by_text_bytes: 0,
+            by_text: named::Held::new(MAX_CACHED_TEXTS, MAX_CACHED_TEXT_BYTES),
             by_normalized: HashMap::new(),
             by_shape: HashMap::new(),
             literals: LiteralMask::default(),
@@ -349,17 +347,9 @@ impl SessionObserver {
             // Its literals are exactly what the fingerprint made constants of: every text with
             // this shape is this statement (fingerprint::literals).
             Some(shape) => cache(&mut self.by_shape, shape, parsed.statement.clone(), MAX_CACHED_TEXTS),
+            // A cache: starting it again costs fingerprinting again, not analysis (not counted).
             None => {
-                // Not held (looked up above). Long texts have long statements: bytes bound it too.
-                let bytes = named::text_bytes(&parsed.statement);
-                if self.by_text.len() >= MAX_CACHED_TEXTS
-                    || self.by_text_bytes.saturating_add(bytes) > MAX_CACHED_TEXT_BYTES
-                {
-                    self.by_text.clear();
-                    self.by_text_bytes = 0;
-                }
-                self.by_text.insert(key, parsed.clone());
-                self.by_text_bytes = self.by_text_bytes.saturating_add(bytes);
+                self.by_text.remember(key, parsed.clone());
             }
         }
         parsed
@@ -379,11 +369,6 @@ impl SessionObserver {
         let raw: Arc<str> = String::from_utf8_lossy(sql).into();
         self.raw_text_bytes += raw.len();
         self.raw_texts.insert(statement.text_key, raw);
-    }
-
-    /// Statements of simple Queries awaiting their results.
-    fn queued_runs(&self) -> usize {
-        self.pending.query_runs()
     }
 
     /// Queues a request whose response is still to come (the oldest goes when the queue is full).
@@ -457,7 +442,7 @@ impl SessionObserver {
                 let runs: VecDeque<Run> = match shape.and_then(|_| self.literals.one_statement(sql)) {
                     Some(end) => VecDeque::from([to_run(self.parse_scanned(&sql[..end], shape))]),
                     None => {
-                        let room = MAX_QUEUED_RUNS.saturating_sub(self.queued_runs()).max(1);
+                        let room = MAX_QUEUED_RUNS.saturating_sub(self.pending.query_runs()).max(1);
                         let statements = split_statements(sql);
                         if statements.len() > room {
                             self.reached(Limit::QueryStatements);

@@ -151,7 +151,7 @@ fn queries_of_many_tiny_statements_queue_a_bounded_number_of_runs() {
         send_query(&mut session, format!("{text}\0").as_bytes(), text.len() + 1);
     }
     assert_eq!(session.observer.pending_requests(), 4, "every Query still awaits its answer");
-    assert_eq!(session.observer.queued_runs(), MAX_QUEUED_RUNS + 3, "the budget, then one a Query past it");
+    assert_eq!(session.observer.pending.query_runs(), MAX_QUEUED_RUNS + 3, "the budget, then one a Query past it");
     assert_eq!(session.limit_reached(Limit::QueryStatements), 4, "each Query cut short is counted");
     // Answered in full: the statements the observer times come out, the rest are forwarded
     // and answered as ever, and as the answers come the budget frees up.
@@ -194,7 +194,7 @@ fn statement_names_are_read_as_postgresql_reads_them() {
     let statements = session.statements();
     assert_eq!(statements.len(), 1, "{statements:?}");
     assert_eq!(&*statements[0].statement.text, "SELECT v FROM t WHERE id = $1");
-    let (statements, portals) = (&session.observer.statements.by_name, &session.observer.portals.by_name);
+    let (statements, portals) = (&session.observer.statements.held.entries, &session.observer.portals.held.entries);
     assert!(statements.keys().chain(portals.keys()).all(|k| k.len() == 63));
     assert!(Limit::ALL.iter().all(|&l| session.limit_reached(l) == 0), "no bound reached");
 }
@@ -211,17 +211,17 @@ fn prepared_statements_hold_a_bounded_amount_of_text() {
     for i in 0..200 {
         let body = [format!("s{i}\0").as_bytes(), long(i).as_bytes()].concat();
         session.observer.frontend(ScannedMessage { tag: b'P', body_len: body.len(), body: &body });
-        most = most.max(session.observer.statements.text_bytes);
-        assert!(session.observer.statements.text_bytes <= MAX_NAMED_TEXT_BYTES, "{i}");
+        most = most.max(session.observer.statements.held.text_bytes);
+        assert!(session.observer.statements.held.text_bytes <= MAX_NAMED_TEXT_BYTES, "{i}");
     }
     assert!(most > MAX_NAMED_TEXT_BYTES / 2, "the budget was approached: {most}");
-    let held = session.observer.statements.by_name.len();
+    let held = session.observer.statements.held.entries.len();
     assert!(held > 0 && held < 200, "forgotten past the budget: {held} held");
     let forgotten = session.limit_reached(Limit::PreparedStatements);
     assert!((1..20).contains(&forgotten), "each time it forgot them all counted, once: {forgotten}");
-    let before = session.observer.statements.text_bytes;
+    let before = session.observer.statements.held.text_bytes;
     session.observer.frontend(ScannedMessage { tag: b'C', body_len: 6, body: b"Ss199\0" });
-    assert!(session.observer.statements.text_bytes < before, "a Close gives its bytes back");
+    assert!(session.observer.statements.held.text_bytes < before, "a Close gives its bytes back");
     assert!(session.observer.statements.get(b"s199").is_none());
 }
 
@@ -238,7 +238,7 @@ fn portals_past_the_count_are_forgotten_and_counted() {
         session.observer.frontend(ScannedMessage { tag: b'B', body_len: bind.len(), body: &bind });
         session.observer.backend(ScannedMessage { tag: b'2', body_len: 0, body: b"" });
     }
-    assert_eq!(session.observer.portals.by_name.len(), 1, "forgotten, then the new one kept");
+    assert_eq!(session.observer.portals.held.entries.len(), 1, "forgotten, then the new one kept");
     assert_eq!(session.limit_reached(Limit::Portals), 1);
     assert_eq!(session.limit_reached(Limit::PreparedStatements), 0);
 }
@@ -258,7 +258,7 @@ fn names_prepared_again_with_longer_texts_stay_within_the_text_budget() {
     let columns: Vec<String> = (0..2_000).map(|c| format!("c{c}")).collect();
     for i in 0..100 {
         parse(&mut session, &format!("s{i}"), &format!("select {} from t{i}", columns.join(", ")));
-        assert!(session.observer.statements.text_bytes <= MAX_NAMED_TEXT_BYTES, "{i}");
+        assert!(session.observer.statements.held.text_bytes <= MAX_NAMED_TEXT_BYTES, "{i}");
     }
     assert!(session.limit_reached(Limit::PreparedStatements) >= 1, "forgetting them is counted");
 }
@@ -296,9 +296,9 @@ fn long_texts_fingerprinted_once_each_hold_a_bounded_cache() {
         let sql = format!("select {} from t{i}", columns.join(", "));
         send_query(&mut session, format!("{sql}\0").as_bytes(), sql.len() + 1);
         answer(&mut session, 1);
-        most = most.max(session.observer.by_text_bytes);
-        assert!(session.observer.by_text_bytes <= MAX_CACHED_TEXT_BYTES, "{i}");
-        assert!(session.observer.by_text.len() <= MAX_CACHED_TEXTS, "{i}");
+        most = most.max(session.observer.by_text.text_bytes);
+        assert!(session.observer.by_text.text_bytes <= MAX_CACHED_TEXT_BYTES, "{i}");
+        assert!(session.observer.by_text.entries.len() <= MAX_CACHED_TEXTS, "{i}");
     }
     assert!(most > MAX_CACHED_TEXT_BYTES / 2, "the budget was approached: {most}");
     assert_eq!(session.statements().len(), 600, "every statement still timed");
